@@ -1,0 +1,22 @@
+/** Every default of Cost Guard in one place (the original specification's values where it has one). */
+export const DEFAULTS = {
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/costguard',
+  redisUrl: 'redis://127.0.0.1:6379',
+  redisKeyPrefix: 'costguard:',
+  temporalAddress: '127.0.0.1:7233',
+  temporalNamespace: 'default',
+  taskQueue: 'costguard',
+  apiHost: '127.0.0.1',
+  apiPort: 8080,
+  logLevel: 'info',
+  timezone: 'UTC',
+  currency: 'USD',
+  /** Budgets: system daily $100 (80/95%), system monthly $2000 (85/98%), per-user daily $10 (90/98%). */
+  budgets: [
+    { scope: 'system', period: 'day', amount: '100', currency: 'USD', thresholds: { warning: 0.8, critical: 0.95 } },
+    { scope: 'system', period: 'month', amount: '2000', currency: 'USD', thresholds: { warning: 0.85, critical: 0.98 } },
+    { scope: 'user', period: 'day', amount: '10', currency: 'USD', thresholds: { warning: 0.9, critical: 0.98 } },
+  ],
+  /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
+  alerts: { repeatIntervalMs: 60 * 60 * 1000, spike: { windowMinutes: 60, factor: 3, floorUsd: '1' } },
+} as const;

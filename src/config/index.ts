@@ -1,0 +1,221 @@
+/**
+ * Configuration: environment variables plus an optional YAML or JSON file (COSTGUARD_CONFIG),
+ * validated once at start-up by one zod schema and passed down as one object. Nothing else in the
+ * code reads process.env. A bad value stops start-up with the key, the value and what was expected.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
+import { DEFAULTS } from './defaults.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const decimalAmount = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx): string => {
+    const s = typeof v === 'number' ? String(v) : v.trim();
+    if (!isDecimalString(s) || s.startsWith('-')) {
+      ctx.addIssue({ code: 'custom', message: `expected ${what} as a non-negative decimal like "12.50"` });
+      return z.NEVER;
+    }
+    return s;
+  });
+
+const positiveAmount = (what: string) =>
+  decimalAmount(what).refine((s) => /[1-9]/.test(s), { message: `expected ${what} greater than zero` });
+
+const currency = z.enum(SUPPORTED_CURRENCIES, { error: `expected one of ${SUPPORTED_CURRENCIES.join(', ')}` });
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const timeZone = z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "UTC" or "Europe/Paris"' });
+
+/** `day`, `month`, or a fixed length: a number and s, m, h or d ("30s", "10m", "1h", "7d"). */
+export const PERIOD_RE = /^(day|month|\d+[smhd])$/;
+const period = z.string().regex(PERIOD_RE, 'expected "day", "month" or a fixed length like "30s", "10m", "1h", "7d"');
+const ratio = z.number({ error: 'expected a ratio such as 0.8' }).gt(0, 'expected a ratio above 0').max(10, 'expected a ratio of at most 10');
+
+export const budgetSchema = z
+  .object({
+    scope: z.string().regex(/^(system|user|team|project)(:[^\s]+)?$/, 'expected "system", "user", "team", "project" or one of them with ":<id>"'),
+    period,
+    amount: positiveAmount('a budget amount'),
+    currency: currency.default('USD'),
+    timezone: timeZone.optional(),
+    thresholds: z
+      .object({ warning: ratio, critical: ratio })
+      .strict()
+      .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' }),
+  })
+  .strict();
+export type BudgetRule = z.infer<typeof budgetSchema>;
+
+const per1k = (what: string) => decimalAmount(`${what} (USD per 1K tokens)`).optional();
+export const priceOverrideSchema = z
+  .object({
+    provider: z.string().trim().min(1, 'expected a provider id such as "openai"'),
+    model: z.string().trim().min(1, 'expected a model id such as "gpt-4o"'),
+    effectiveFrom: z
+      .string()
+      .refine((s) => /^\d{4}-\d{2}-\d{2}(T.*)?$/.test(s) && !Number.isNaN(Date.parse(s)), {
+        message: 'expected an ISO date such as "2025-01-01"',
+      })
+      .optional(),
+    inputPer1k: decimalAmount('inputPer1k (USD per 1K tokens)'),
+    outputPer1k: decimalAmount('outputPer1k (USD per 1K tokens)'),
+    cacheReadPer1k: per1k('cacheReadPer1k'),
+    cacheWritePer1k: per1k('cacheWritePer1k'),
+    cacheWrite1hPer1k: per1k('cacheWrite1hPer1k'),
+    reasoningPer1k: per1k('reasoningPer1k'),
+  })
+  .strict();
+
+const exchangeRates = z
+  .record(z.string(), positiveAmount('a rate (units of the currency per 1 USD)'))
+  .superRefine((rates, ctx) => {
+    for (const code of Object.keys(rates)) {
+      if (!(SUPPORTED_CURRENCIES as readonly string[]).includes(code)) {
+        ctx.addIssue({ code: 'custom', path: [code], message: `unsupported currency; expected one of ${SUPPORTED_CURRENCIES.join(', ')}` });
+      }
+    }
+    if (rates.USD !== undefined && rates.USD !== '1') ctx.addIssue({ code: 'custom', path: ['USD'], message: 'expected 1 (rates are per 1 USD)' });
+  })
+  .transform((rates): ExchangeRates => ({ ...DEFAULT_EXCHANGE_RATES, ...rates, USD: '1' }));
+
+/** The optional file. Channels are kept as given here; the alerting code validates its own part. */
+export const fileSchema = z
+  .object({
+    timezone: timeZone.default(DEFAULTS.timezone),
+    currency: currency.default(DEFAULTS.currency),
+    exchangeRates: exchangeRates.default({ ...DEFAULT_EXCHANGE_RATES }),
+    budgets: z.array(budgetSchema).default(DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
+    pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
+    channels: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+const port = z.coerce.number({ error: 'expected a port number' }).int('expected a whole port number').min(1).max(65535);
+
+export const envSchema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL').default(DEFAULTS.databaseUrl),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'expected a redis:// URL').default(DEFAULTS.redisUrl),
+  REDIS_KEY_PREFIX: z.string().min(1).default(DEFAULTS.redisKeyPrefix),
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default(DEFAULTS.temporalAddress),
+  TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULTS.temporalNamespace),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
+  API_HOST: z.string().min(1).default(DEFAULTS.apiHost),
+  API_PORT: port.default(DEFAULTS.apiPort),
+  API_KEYS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .refine((keys) => keys.every((k) => k.length >= 16), { message: 'expected comma-separated keys of at least 16 characters' }),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  COSTGUARD_CONFIG: z.string().optional(),
+  COSTGUARD_DATA_DIR: z.string().default('.data'),
+});
+
+export interface Config {
+  databaseUrl: string;
+  redis: { url: string; keyPrefix: string };
+  temporal: { address: string; namespace: string; taskQueue: string };
+  api: { host: string; port: number; keys: string[] };
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  dataDir: string;
+  configFile: string | null;
+  timezone: string;
+  currency: z.infer<typeof currency>;
+  exchangeRates: ExchangeRates;
+  budgets: BudgetRule[];
+  pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
+  channels: Record<string, unknown>;
+}
+
+const SECRET_KEYS = /key|secret|token|password|url/i;
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+function showValue(path: readonly PropertyKey[], value: unknown): string {
+  if (value === undefined) return '(missing)';
+  // Never echo a secret back: connection URLs carry passwords, keys are keys.
+  if (path.some((p) => typeof p === 'string' && SECRET_KEYS.test(p)) && typeof value === 'string') return '(redacted)';
+  const s = JSON.stringify(value);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+}
+
+function fail(source: string, error: z.ZodError, input: unknown): never {
+  const lines = error.issues.map((issue) => {
+    const path = issue.code === 'unrecognized_keys' ? issue.path : issue.path;
+    const where = formatPath(path) || '(root)';
+    if (issue.code === 'unrecognized_keys') return `  ${where}: unknown key(s) ${issue.keys.join(', ')}`;
+    return `  ${where} = ${showValue(path, valueAt(input, path))}: ${issue.message}`;
+  });
+  throw new ConfigError(`Invalid configuration in ${source}:\n${lines.join('\n')}`);
+}
+
+/** Parses a config file's text (YAML, of which JSON is a subset). */
+export function parseConfigFile(text: string, source: string): z.infer<typeof fileSchema> {
+  let raw: unknown;
+  try {
+    raw = text.trim() === '' ? {} : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration in ${source}: not valid YAML/JSON: ${(err as Error).message}`);
+  }
+  const parsed = fileSchema.safeParse(raw ?? {});
+  if (!parsed.success) fail(source, parsed.error, raw);
+  return parsed.data;
+}
+
+/** Loads and validates the whole configuration. `env` is injected so tests never touch process.env. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsedEnv = envSchema.safeParse(env);
+  if (!parsedEnv.success) fail('the environment', parsedEnv.error, env);
+  const e = parsedEnv.data;
+  let file = fileSchema.parse({});
+  if (e.COSTGUARD_CONFIG) {
+    let text: string;
+    try {
+      text = readFileSync(e.COSTGUARD_CONFIG, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`Cannot read COSTGUARD_CONFIG=${JSON.stringify(e.COSTGUARD_CONFIG)}: ${(err as Error).message}`);
+    }
+    file = parseConfigFile(text, e.COSTGUARD_CONFIG);
+  }
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    api: { host: e.API_HOST, port: e.API_PORT, keys: e.API_KEYS },
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.COSTGUARD_DATA_DIR,
+    configFile: e.COSTGUARD_CONFIG ?? null,
+    timezone: file.timezone,
+    currency: file.currency,
+    exchangeRates: file.exchangeRates,
+    budgets: file.budgets,
+    pricing: file.pricing,
+    channels: file.channels,
+  };
+}

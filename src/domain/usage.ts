@@ -1,0 +1,311 @@
+/**
+ * Usage events and the one token-counting convention Cost Guard enforces.
+ *
+ * THE CONVENTION (inclusive totals, the same as OpenAI's usage and the genai-prices catalog):
+ *   - `inputTokens` is ALL input tokens of the call, INCLUDING tokens read from the prompt cache
+ *     (`cacheReadTokens`) and tokens written to it (`cacheWriteTokens`);
+ *   - `cacheWrite1hTokens` is the part of `cacheWriteTokens` written with the 1-hour TTL (the rest
+ *     used the 5-minute TTL);
+ *   - `outputTokens` is ALL output tokens, INCLUDING `reasoningTokens`.
+ * So cacheRead + cacheWrite <= input, cacheWrite1h <= cacheWrite and reasoning <= output, and an
+ * event that breaks this is rejected rather than guessed at. Anthropic reports `input_tokens`
+ * WITHOUT its cache tokens: convert with `fromAnthropicUsage`, which adds them back. Passing
+ * Anthropic's `input_tokens` straight through would under-count; adding OpenAI's `cached_tokens`
+ * on top of `prompt_tokens` would double-count. Both adapters are tested against the catalog's own
+ * usage extractors.
+ */
+import { z } from 'zod';
+import { type FieldIssue, ValidationError } from './errors.js';
+
+export const MAX_TOKENS = 1_000_000_000;
+/** Events may be stamped up to a day ahead (clock skew between services), no further. */
+export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
+
+export interface TokenUsage {
+  inputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  cacheWrite1hTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+}
+
+export const TOKEN_KINDS = [
+  'inputTokens',
+  'cacheReadTokens',
+  'cacheWriteTokens',
+  'cacheWrite1hTokens',
+  'outputTokens',
+  'reasoningTokens',
+] as const satisfies readonly (keyof TokenUsage)[];
+
+export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
+  inputTokens: 0,
+  cacheReadTokens: 0,
+  cacheWriteTokens: 0,
+  cacheWrite1hTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+});
+
+/** A usage event after validation: every field present and checked. */
+export interface UsageEvent {
+  requestId: string;
+  occurredAt: string; // ISO-8601 UTC, millisecond precision
+  provider: string;
+  model: string;
+  userId: string;
+  taskType: string;
+  team: string | null;
+  project: string | null;
+  tags: Record<string, string>;
+  usage: TokenUsage;
+  metadata: Record<string, unknown>;
+}
+
+/** What callers send: `requestId`, `occurredAt`, `taskType` and the optional token kinds may be omitted. */
+export interface UsageEventInput {
+  requestId?: string;
+  occurredAt?: string | Date;
+  provider: string;
+  model: string;
+  userId: string;
+  taskType?: string;
+  team?: string | null;
+  project?: string | null;
+  tags?: Record<string, string>;
+  usage: Partial<TokenUsage>;
+  metadata?: Record<string, unknown>;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : typeof value;
+}
+
+const tokenCount = z.unknown().transform((value, ctx): number => {
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    ctx.addIssue({ code: 'custom', message: `must be a number of tokens, got ${describe(value)}` });
+    return z.NEVER;
+  }
+  if (!Number.isInteger(value) || value < 0 || value > MAX_TOKENS) {
+    ctx.addIssue({ code: 'custom', message: `must be a whole number from 0 to ${MAX_TOKENS}, got ${describe(value)}` });
+    return z.NEVER;
+  }
+  return value;
+});
+
+const label = (what: string, max: number) =>
+  z
+    .string({ error: (i) => `${what} must be a string, got ${describe(i.input)}` })
+    .transform((s) => s.trim())
+    .refine((s) => s.length > 0, { message: `${what} must not be empty` })
+    .refine((s) => s.length <= max, { message: `${what} must be at most ${max} characters` });
+
+const requestIdSchema = z
+  .string({ error: (i) => `must be a string, got ${describe(i.input)}` })
+  .regex(/^[A-Za-z0-9._:@/+=-]{1,200}$/, 'must be 1-200 characters of letters, digits and ._:@/+=-');
+
+const usageSchema = z
+  .object(
+    {
+      inputTokens: tokenCount,
+      cacheReadTokens: tokenCount,
+      cacheWriteTokens: tokenCount,
+      cacheWrite1hTokens: tokenCount,
+      outputTokens: tokenCount,
+      reasoningTokens: tokenCount,
+    },
+    { error: (i) => `must be an object of token counts, got ${describe(i.input)}` },
+  )
+  .strict()
+  .superRefine((u, ctx) => {
+    if (u.cacheReadTokens + u.cacheWriteTokens > u.inputTokens) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cacheReadTokens'],
+        message:
+          `cacheReadTokens (${u.cacheReadTokens}) + cacheWriteTokens (${u.cacheWriteTokens}) exceed inputTokens (${u.inputTokens}); ` +
+          'inputTokens must include cached tokens (see the usage convention; Anthropic usage needs fromAnthropicUsage)',
+      });
+    }
+    if (u.cacheWrite1hTokens > u.cacheWriteTokens) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cacheWrite1hTokens'],
+        message: `cacheWrite1hTokens (${u.cacheWrite1hTokens}) exceeds cacheWriteTokens (${u.cacheWriteTokens}), which must include it`,
+      });
+    }
+    if (u.reasoningTokens > u.outputTokens) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reasoningTokens'],
+        message: `reasoningTokens (${u.reasoningTokens}) exceeds outputTokens (${u.outputTokens}), which must include it`,
+      });
+    }
+  });
+
+const tagsSchema = z
+  .record(z.string().max(100), z.string().max(500), { error: 'must be an object of string values' })
+  .refine((t) => Object.keys(t).length <= 50, { message: 'at most 50 tags' });
+
+const metadataSchema = z
+  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+  .refine((m) => JSON.stringify(m).length <= 16_384, { message: 'must serialise to at most 16 KiB of JSON' });
+
+function eventSchema(now: number) {
+  return z
+    .object(
+      {
+        requestId: requestIdSchema.optional(),
+        occurredAt: z
+          .union([z.string(), z.date()], { error: (i) => `must be an ISO-8601 time, got ${describe(i.input)}` })
+          .optional()
+          .transform((v, ctx): string => {
+            if (v === undefined) return new Date(now).toISOString();
+            const ms = v instanceof Date ? v.getTime() : parseIsoTime(v);
+            if (Number.isNaN(ms)) {
+              ctx.addIssue({ code: 'custom', message: `must be an ISO-8601 time with a time zone, got ${describe(v)}` });
+              return z.NEVER;
+            }
+            if (ms > now + MAX_FUTURE_MS) {
+              ctx.addIssue({ code: 'custom', message: `is more than a day in the future (${new Date(ms).toISOString()})` });
+              return z.NEVER;
+            }
+            return new Date(ms).toISOString();
+          }),
+        provider: label('provider', 100).transform((s) => s.toLowerCase()),
+        model: label('model', 200),
+        userId: label('userId', 200),
+        taskType: label('taskType', 100).optional().default('default'),
+        team: label('team', 200).nullish().transform((v) => v ?? null),
+        project: label('project', 200).nullish().transform((v) => v ?? null),
+        tags: tagsSchema.optional().default({}),
+        usage: usageSchema,
+        metadata: metadataSchema.optional().default({}),
+      },
+      { error: (i) => `must be a usage event object, got ${describe(i.input)}` },
+    )
+    .strict();
+}
+
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
+
+/** Milliseconds since the epoch, or NaN: only full ISO-8601 date-times with an explicit offset. */
+export function parseIsoTime(value: string): number {
+  return ISO_RE.test(value) ? Date.parse(value) : Number.NaN;
+}
+
+export function zodIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join('.'),
+    message: issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message,
+  }));
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: FieldIssue[] };
+
+/**
+ * Validates one event. `generateId` supplies a request id when the caller gave none (the client
+ * library does this before sending so a retry reuses it). `now` is injected: this module has no clock.
+ */
+export function parseUsageEvent(
+  input: unknown,
+  opts: { now: number; generateId?: () => string; path?: string },
+): ParseResult<UsageEvent> {
+  const parsed = eventSchema(opts.now).safeParse(input);
+  if (!parsed.success) return { ok: false, issues: zodIssues(parsed.error, opts.path) };
+  const v = parsed.data;
+  let requestId = v.requestId;
+  if (requestId === undefined) {
+    if (!opts.generateId) {
+      return { ok: false, issues: [{ path: [opts.path, 'requestId'].filter(Boolean).join('.'), message: 'is required' }] };
+    }
+    requestId = opts.generateId();
+  }
+  return {
+    ok: true,
+    value: {
+      requestId,
+      occurredAt: v.occurredAt,
+      provider: v.provider,
+      model: v.model,
+      userId: v.userId,
+      taskType: v.taskType,
+      team: v.team,
+      project: v.project,
+      tags: v.tags,
+      usage: v.usage,
+      metadata: v.metadata,
+    },
+  };
+}
+
+/** Validates every event of a batch; all or nothing, with each bad field named as `[i].field`. */
+export function parseUsageEvents(
+  inputs: readonly unknown[],
+  opts: { now: number; generateId?: () => string },
+): ParseResult<UsageEvent[]> {
+  const events: UsageEvent[] = [];
+  const issues: FieldIssue[] = [];
+  inputs.forEach((input, i) => {
+    const r = parseUsageEvent(input, { ...opts, path: `[${i}]` });
+    if (r.ok) events.push(r.value);
+    else issues.push(...r.issues);
+  });
+  return issues.length > 0 ? { ok: false, issues } : { ok: true, value: events };
+}
+
+export function assertUsageEvents(inputs: readonly unknown[], opts: { now: number; generateId?: () => string }): UsageEvent[] {
+  const r = parseUsageEvents(inputs, opts);
+  if (!r.ok) throw new ValidationError(r.issues, 'invalid usage event');
+  return r.value;
+}
+
+/** Validates token counts alone (the `costguard price` command). */
+export function parseTokenUsage(input: unknown, path = 'usage'): ParseResult<TokenUsage> {
+  const parsed = usageSchema.safeParse(input);
+  return parsed.success ? { ok: true, value: parsed.data } : { ok: false, issues: zodIssues(parsed.error, path) };
+}
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+const obj = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+
+/**
+ * OpenAI's usage (Chat Completions or Responses): `prompt_tokens`/`input_tokens` already include
+ * `cached_tokens`, and `completion_tokens`/`output_tokens` already include `reasoning_tokens`.
+ */
+export function fromOpenAIUsage(raw: unknown): Partial<TokenUsage> {
+  const u = obj(raw);
+  const inDetails = obj(u.prompt_tokens_details ?? u.input_tokens_details);
+  const outDetails = obj(u.completion_tokens_details ?? u.output_tokens_details);
+  return {
+    inputTokens: num(u.prompt_tokens ?? u.input_tokens),
+    cacheReadTokens: num(inDetails.cached_tokens),
+    outputTokens: num(u.completion_tokens ?? u.output_tokens),
+    reasoningTokens: num(outDetails.reasoning_tokens),
+  };
+}
+
+/**
+ * Anthropic's Messages usage: `input_tokens` EXCLUDES `cache_read_input_tokens` and
+ * `cache_creation_input_tokens`, so they are added back to get the inclusive total.
+ */
+export function fromAnthropicUsage(raw: unknown): Partial<TokenUsage> {
+  const u = obj(raw);
+  const cacheRead = num(u.cache_read_input_tokens);
+  const cacheWrite = num(u.cache_creation_input_tokens);
+  const creation = obj(u.cache_creation);
+  return {
+    inputTokens: num(u.input_tokens) + cacheRead + cacheWrite,
+    cacheReadTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+    cacheWrite1hTokens: num(creation.ephemeral_1h_input_tokens),
+    outputTokens: num(u.output_tokens),
+    reasoningTokens: num(obj(u.output_tokens_details).thinking_tokens),
+  };
+}
