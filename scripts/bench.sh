@@ -8,5 +8,6 @@
 costguard_setup
 [[ -f bench/run.ts ]] || die "bench/run.ts does not exist (yet) in $COSTGUARD_ROOT"
 log "running the benchmark: npx tsx bench/run.ts $*"
+# `npx --no`: only the locally installed tsx, never a registry download.
 # exec: signals (Ctrl-C) go straight to the benchmark and its exit code is ours.
-exec npx tsx bench/run.ts "$@"
+exec npx --no -- tsx bench/run.ts "$@"

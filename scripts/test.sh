@@ -25,10 +25,12 @@ step() {
 # whether/how alert rules get validated is a separate, later decision. Tests that need promtool should
 # skip themselves when `command -v promtool` fails.
 
+# `npx --no`: use only the versions pinned in package-lock.json; never let npx fetch a missing tool
+# from the registry (it would silently run whatever version is latest).
 costguard_prepare # exports TEMPORAL_CLI_PATH, DATABASE_URL, REDIS_URL, TEMPORAL_ADDRESS for the tests
 
-step "lint" npx eslint .
-step "typecheck" npx tsc --noEmit
+step "lint" npx --no -- eslint .
+step "typecheck" npx --no -- tsc --noEmit
 step "build" npm run build
-step "tests" npx vitest run "$@"
+step "tests" npx --no -- vitest run "$@"
 log "all checks passed"

@@ -85,7 +85,7 @@ function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : typeof value;
 }
 
-const tokenCount = z.unknown().transform((value, ctx): number => {
+const tokenCount = z.unknown().optional().transform((value, ctx): number => {
   if (value === undefined || value === null) return 0;
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     ctx.addIssue({ code: 'custom', message: `must be a number of tokens, got ${describe(value)}` });

@@ -1,0 +1,77 @@
+/**
+ * The pricing + ledger activity: validates a batch of raw usage events, prices each one and
+ * persists them in one transaction. One activity call per flush, never per event.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import { ConflictError } from '../src/domain/errors.js';
+import type { PricingEngine } from '../src/domain/pricing.js';
+import { type UsageEvent, parseUsageEvents } from '../src/domain/usage.js';
+import { type BatchResult, type PricedEvent, persistBatch } from '../src/db/ledger.js';
+import type { Logger } from '../src/lib/logger.js';
+
+/** A batch as services send it: raw events (validated here) under a batch id chosen by the sender. */
+export interface UsageBatchInput {
+  batchId: string;
+  events: unknown[];
+}
+
+export interface LedgerActivityDeps {
+  pool: Pool;
+  pricing: PricingEngine;
+  /** Calendar time zone of the rollups. */
+  timezone: string;
+  clock: () => number;
+  logger: Logger;
+}
+
+/** Error types the workflow must not retry: the same input would fail the same way. */
+export const NON_RETRYABLE_LEDGER_ERRORS = ['ValidationError', 'ConflictError'];
+
+export function priceEvents(pricing: PricingEngine, events: readonly UsageEvent[]): PricedEvent[] {
+  return events.map((event) => ({
+    event,
+    price: pricing.price({
+      provider: event.provider,
+      model: event.model,
+      occurredAtMs: Date.parse(event.occurredAt),
+      usage: event.usage,
+    }),
+  }));
+}
+
+export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
+  /**
+   * Prices and persists a batch; returns what it newly counted. Safe to retry: a retry after the
+   * commit returns the first attempt's result (see src/db/ledger.ts).
+   */
+  async recordUsageBatch(batch: UsageBatchInput): Promise<BatchResult> {
+    if (typeof batch?.batchId !== 'string' || batch.batchId.length === 0 || !Array.isArray(batch.events)) {
+      throw ApplicationFailure.nonRetryable('batch must have a non-empty batchId and an events array', 'ValidationError');
+    }
+    // Every event must carry its idempotency key by now: the client or the API assigned it.
+    const parsed = parseUsageEvents(batch.events, { now: deps.clock() });
+    if (!parsed.ok) {
+      deps.logger.warn({ batchId: batch.batchId, issues: parsed.issues }, 'rejected invalid usage batch');
+      throw ApplicationFailure.nonRetryable(
+        `invalid usage batch ${batch.batchId}: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        'ValidationError',
+        parsed.issues,
+      );
+    }
+    const priced = priceEvents(deps.pricing, parsed.value);
+    for (const p of priced) {
+      if (!p.price.priced) {
+        deps.logger.warn({ requestId: p.event.requestId, provider: p.event.provider, model: p.event.model, reason: p.price.reason }, 'unpriced usage recorded');
+      }
+    }
+    try {
+      return await persistBatch(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone });
+    } catch (err) {
+      if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
+      throw err;
+    }
+  },
+});
+
+export type LedgerActivities = ReturnType<typeof createLedgerActivities>;

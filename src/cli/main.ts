@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/**
+ * `costguard`: the command line. Every command takes --json for machine output and exits non-zero
+ * on error: 2 bad input, 3 not found, 4 conflict, 5 unavailable, 1 anything else.
+ */
+import { Command, Option } from 'commander';
+import { ConfigError, type Config, loadConfig } from '../config/index.js';
+import { CostGuardError, ValidationError } from '../domain/errors.js';
+import { migrate } from '../db/migrate.js';
+import { createLogger } from '../lib/logger.js';
+import { renderPriceText, runPriceCommand } from './price.js';
+
+const EXIT = { validation: 2, not_found: 3, conflict: 4, unavailable: 5 } as const;
+
+function config(): Config {
+  return loadConfig(process.env);
+}
+
+function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+}
+
+function handleError(err: unknown, json: boolean): never {
+  let code = 1;
+  let body: Record<string, unknown>;
+  if (err instanceof ConfigError) {
+    code = EXIT.validation;
+    body = { error: 'config', message: err.message };
+  } else if (err instanceof ValidationError) {
+    code = EXIT.validation;
+    body = { error: 'validation', message: err.message, issues: err.issues };
+  } else if (err instanceof CostGuardError) {
+    code = EXIT[err.code];
+    body = { error: err.code, message: err.message };
+  } else {
+    body = { error: 'internal', message: err instanceof Error ? err.message : String(err) };
+  }
+  if (json) process.stderr.write(`${JSON.stringify(body)}\n`);
+  else process.stderr.write(`costguard: ${String(body.message)}\n`);
+  process.exit(code);
+}
+
+const program = new Command()
+  .name('costguard')
+  .description('Cost Guard: exact LLM cost metering, durable budgets and alerts')
+  .showHelpAfterError();
+
+program
+  .command('price')
+  .description('price one LLM call and print the cost breakdown')
+  .requiredOption('--provider <id>', 'provider id, e.g. openai, anthropic, google')
+  .requiredOption('--model <id>', 'model id as the provider reports it, e.g. gpt-4o-2024-08-06')
+  .requiredOption('--usage <json>', 'token usage as JSON, e.g. \'{"inputTokens":1000,"outputTokens":200}\'')
+  .addOption(
+    new Option('--usage-format <format>', 'shape of --usage: Cost Guard fields, or the provider\'s own usage object')
+      .choices(['costguard', 'openai', 'anthropic'])
+      .default('costguard'),
+  )
+  .option('--at <iso-time>', 'when the call happened (prices change over time); default now')
+  .option('--currency <code>', 'also convert to USD, EUR, GBP, JPY or CNY', 'USD')
+  .option('--json', 'machine-readable output')
+  .action((opts: { provider: string; model: string; usage: string; usageFormat: 'costguard'; at?: string; currency: string; json?: boolean }) => {
+    try {
+      const out = runPriceCommand(config(), opts, Date.now());
+      print(Boolean(opts.json), out, renderPriceText(out));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+program
+  .command('migrate')
+  .description('apply database migrations (idempotent; waits for a concurrent run)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { json?: boolean }) => {
+    try {
+      const cfg = config();
+      const logger = createLogger(cfg.logLevel);
+      const { applied } = await migrate(cfg.databaseUrl, logger);
+      print(Boolean(opts.json), { applied }, applied.length ? `applied: ${applied.join(', ')}` : 'database schema is up to date');
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+program
+  .command('start')
+  .description('run the worker and the HTTP API until SIGINT/SIGTERM')
+  .action(async () => {
+    try {
+      const { startAll } = await import('./start.js');
+      await startAll(config());
+    } catch (err) {
+      handleError(err, false);
+    }
+  });
+
+await program.parseAsync(process.argv).catch((err: unknown) => handleError(err, false));
+

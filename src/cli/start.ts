@@ -1,0 +1,49 @@
+import pg from 'pg';
+import type { Config } from '../config/index.js';
+import { resolveApiKeys } from '../api/auth.js';
+import { buildApi } from '../api/server.js';
+import { createLogger } from '../lib/logger.js';
+import { createPricingEngine } from '../pricing/index.js';
+import { createWorker } from '../worker/index.js';
+
+/** Runs the worker and the API in one process until SIGINT/SIGTERM, then shuts both down cleanly. */
+export async function startAll(config: Config): Promise<void> {
+  const logger = createLogger(config.logLevel);
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
+  pool.on('error', (err) => logger.error({ err }, 'idle PostgreSQL client error'));
+  const pricing = createPricingEngine(config);
+  const { worker, connection } = await createWorker({ config, pool, pricing, logger });
+  const { keys, keyFile } = resolveApiKeys(config.api.keys, config.dataDir);
+  const api = buildApi({ pool, apiKeys: keys, logger });
+  await api.listen({ host: config.api.host, port: config.api.port });
+
+  const base = `http://${config.api.host}:${config.api.port}`;
+  process.stdout.write(
+    [
+      'Cost Guard is running.',
+      `  API:         ${base}  (health: ${base}/healthz)`,
+      `  API key:     ${keyFile ? `in ${keyFile} (send it as the x-api-key header)` : 'from API_KEYS'}`,
+      `  Temporal:    ${config.temporal.address}, namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`,
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    worker.shutdown();
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await worker.run();
+  } finally {
+    await api.close();
+    await connection.close();
+    await pool.end();
+    logger.info('stopped');
+  }
+}
