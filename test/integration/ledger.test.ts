@@ -1,0 +1,247 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createLedgerActivities } from '../../activities/ledger.js';
+import { persistBatch, type PricedEvent } from '../../src/db/ledger.js';
+import { migrate } from '../../src/db/migrate.js';
+import { addAmounts, normalizeAmount } from '../../src/domain/money.js';
+import { PricingEngine } from '../../src/domain/pricing.js';
+import { type UsageEvent, assertUsageEvents } from '../../src/domain/usage.js';
+import { createLogger } from '../../src/lib/logger.js';
+import { loadCatalog } from '../../src/pricing/genai-catalog.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+const NOW = Date.parse('2026-03-15T12:00:00Z');
+const TZ = 'UTC';
+let db: TestDatabase;
+const pricing = new PricingEngine(loadCatalog(), [{ provider: 'openai', model: 'gpt-4', inputPer1k: '0.03', outputPer1k: '0.06' }]);
+
+function event(requestId: string, over: Partial<Record<string, unknown>> = {}): Record<string, unknown> {
+  return {
+    requestId,
+    occurredAt: '2026-03-15T10:00:00Z',
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    userId: 'alice',
+    usage: { inputTokens: 1000, outputTokens: 100 },
+    ...over,
+  };
+}
+
+function priced(raw: Record<string, unknown>[]): PricedEvent[] {
+  return assertUsageEvents(raw, { now: NOW }).map((e: UsageEvent) => ({
+    event: e,
+    price: pricing.price({ provider: e.provider, model: e.model, occurredAtMs: Date.parse(e.occurredAt), usage: e.usage }),
+  }));
+}
+
+async function ledgerSum(where = 'true', params: unknown[] = []) {
+  const r = await db.pool.query<{ cost: string | null; calls: string }>(
+    `SELECT sum(cost_usd)::text AS cost, count(*)::text AS calls FROM usage_ledger WHERE ${where}`,
+    params,
+  );
+  return { cost: normalizeAmount(r.rows[0]!.cost ?? '0'), calls: Number(r.rows[0]!.calls) };
+}
+
+async function rollup(scope: string, kind: string, start: string) {
+  const r = await db.pool.query<{ cost_usd: string; calls: string }>(
+    `SELECT cost_usd::text, calls::text FROM usage_rollups WHERE scope = $1 AND period_kind = $2 AND period_start = $3 AND timezone = $4`,
+    [scope, kind, start, TZ],
+  );
+  return r.rows[0] ? { cost: normalizeAmount(r.rows[0].cost_usd), calls: Number(r.rows[0].calls) } : null;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+describe('migrations', () => {
+  it('apply from empty, and a second run is a no-op', async () => {
+    const first = await migrate(db.url);
+    expect(first.applied).toEqual(['0001_usage_ledger']);
+    const second = await migrate(db.url);
+    expect(second.applied).toEqual([]);
+    const tables = await db.pool.query<{ table_name: string }>(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+    );
+    expect(tables.rows.map((r) => r.table_name)).toEqual(['schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollups']);
+  });
+
+  it('two concurrent runs wait for each other under the advisory lock', async () => {
+    const results = await Promise.all([migrate(db.url), migrate(db.url)]);
+    expect(results.map((r) => r.applied)).toEqual([[], []]);
+  });
+});
+
+describe('persistBatch', () => {
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE usage_ledger, usage_rollups, usage_batches');
+  });
+
+  it('inserts a batch and returns the exact totals of what it counted', async () => {
+    const result = await persistBatch(db.pool, {
+      batchId: 'b1',
+      timezone: TZ,
+      events: priced([event('r1'), event('r2', { model: 'gpt-4', usage: { inputTokens: 2000, outputTokens: 500 } })]),
+    });
+    expect(result).toMatchObject({ batchId: 'b1', received: 2, counted: 2, duplicates: 0 });
+    // gpt-4o-mini: 1000 x 0.15/M + 100 x 0.6/M = 0.00021; gpt-4 override: 2 x 0.03 + 0.5 x 0.06 = 0.09
+    expect(result.totals.costUsd).toBe('0.09021');
+    expect(result.totals.tokens).toMatchObject({ inputTokens: 3000, outputTokens: 600 });
+    expect(await ledgerSum()).toEqual({ cost: '0.09021', calls: 2 });
+    const row = await db.pool.query('SELECT * FROM usage_ledger WHERE request_id = $1', ['r2']);
+    expect(row.rows[0]).toMatchObject({ price_source: 'override', matched_model: 'gpt-4', catalog_version: 'config', unpriced: false });
+  });
+
+  it('counts a duplicate within a batch once', async () => {
+    const result = await persistBatch(db.pool, { batchId: 'b2', timezone: TZ, events: priced([event('dup'), event('dup'), event('x')]) });
+    expect(result).toMatchObject({ received: 3, counted: 2, duplicates: 1 });
+    expect(await ledgerSum()).toEqual({ cost: '0.00042', calls: 2 });
+    expect(await rollup('system', 'day', '2026-03-15T00:00:00Z')).toEqual({ cost: '0.00042', calls: 2 });
+  });
+
+  it('counts an event repeated across batches once, and the second batch reports only what is new', async () => {
+    await persistBatch(db.pool, { batchId: 'b3', timezone: TZ, events: priced([event('a'), event('b')]) });
+    const second = await persistBatch(db.pool, { batchId: 'b4', timezone: TZ, events: priced([event('b'), event('c')]) });
+    expect(second).toMatchObject({ received: 2, counted: 1, duplicates: 1 });
+    expect(second.events.map((e) => e.requestId)).toEqual(['c']);
+    expect(second.totals.costUsd).toBe('0.00021');
+    expect(await ledgerSum()).toEqual({ cost: '0.00063', calls: 3 });
+    expect(await rollup('user:alice', 'month', '2026-03-01T00:00:00Z')).toEqual({ cost: '0.00063', calls: 3 });
+  });
+
+  it('returns the first result again when the same batch is retried after its commit', async () => {
+    // The activity committed, then its completion was lost; Temporal retries it with the same input.
+    const events = priced([event('p'), event('q'), event('p')]);
+    const first = await persistBatch(db.pool, { batchId: 'retry-me', timezone: TZ, events });
+    const retry = await persistBatch(db.pool, { batchId: 'retry-me', timezone: TZ, events });
+    expect(retry).toEqual(first);
+    expect(retry.counted).toBe(2);
+    expect(await ledgerSum()).toEqual({ cost: '0.00042', calls: 2 });
+    expect(await rollup('system', 'hour', '2026-03-15T10:00:00Z')).toEqual({ cost: '0.00042', calls: 2 });
+  });
+
+  it('returns the same result to two concurrent attempts of one batch, counting it once', async () => {
+    const events = priced(Array.from({ length: 50 }, (_, i) => event(`c${i}`)));
+    const [a, b] = await Promise.all([
+      persistBatch(db.pool, { batchId: 'concurrent', timezone: TZ, events }),
+      persistBatch(db.pool, { batchId: 'concurrent', timezone: TZ, events }),
+    ]);
+    expect(a).toEqual(b);
+    expect(a.counted).toBe(50);
+    expect(await ledgerSum()).toEqual({ cost: '0.0105', calls: 50 });
+  });
+
+  it('refuses a batch id reused for different events, and writes nothing', async () => {
+    await persistBatch(db.pool, { batchId: 'reused', timezone: TZ, events: priced([event('m1')]) });
+    await expect(persistBatch(db.pool, { batchId: 'reused', timezone: TZ, events: priced([event('m2')]) })).rejects.toThrow(
+      /already used for a different set of events/,
+    );
+    expect(await ledgerSum()).toEqual({ cost: '0.00021', calls: 1 });
+  });
+
+  it('records an unknown model as unpriced with its reason, never dropped', async () => {
+    const result = await persistBatch(db.pool, {
+      batchId: 'unpriced',
+      timezone: TZ,
+      events: priced([event('u1', { model: 'no-such-model-9000' }), event('u2')]),
+    });
+    expect(result.totals).toMatchObject({ calls: 2, unpricedCalls: 1, costUsd: '0.00021' });
+    const row = await db.pool.query('SELECT unpriced, unpriced_reason, cost_usd::text FROM usage_ledger WHERE request_id = $1', ['u1']);
+    expect(row.rows[0]).toMatchObject({ unpriced: true, cost_usd: '0' });
+    expect(row.rows[0].unpriced_reason).toMatch(/unknown model "no-such-model-9000"/);
+    const r = await db.pool.query(`SELECT unpriced_calls::int FROM usage_rollups WHERE scope = 'system' AND period_kind = 'day'`);
+    expect(r.rows[0]).toEqual({ unpriced_calls: 1 });
+  });
+
+  it('keeps every rollup equal to the sum of its ledger rows under concurrent overlapping batches', async () => {
+    const users = ['u1', 'u2', 'u3'];
+    const models = ['gpt-4o-mini', 'gpt-4o', 'gpt-4', 'claude-3-5-sonnet-20241022'];
+    const providers: Record<string, string> = { 'claude-3-5-sonnet-20241022': 'anthropic' };
+    const batches = Array.from({ length: 12 }, (_, b) =>
+      priced(
+        Array.from({ length: 40 }, (_, i) => {
+          const n = b * 25 + i; // batches overlap by 15 events
+          const model = models[n % models.length]!;
+          return event(`ev${n}`, {
+            userId: users[n % users.length],
+            model,
+            provider: providers[model] ?? 'openai',
+            team: n % 2 ? 'search' : undefined,
+            occurredAt: new Date(Date.parse('2026-02-27T20:00:00Z') + n * 47 * 60_000).toISOString(),
+            usage: { inputTokens: 1000 + n, cacheReadTokens: n % 500, outputTokens: 10 + n },
+          });
+        }),
+      ),
+    );
+    const results = await Promise.all(batches.map((events, b) => persistBatch(db.pool, { batchId: `ov${b}`, timezone: TZ, events })));
+    const distinct = 11 * 25 + 40;
+    expect(results.reduce((s, r) => s + r.counted, 0)).toBe(distinct);
+    expect(addAmounts('0', ...results.map((r) => r.totals.costUsd))).toBe((await ledgerSum()).cost);
+
+    // Every rollup row equals the ledger sum over its scope and period, exactly.
+    const mismatches = await db.pool.query(`
+      WITH expected AS (
+        SELECT s.scope, k.kind, date_trunc(k.kind, l.occurred_at, '${TZ}') AS period_start, sum(l.cost_usd) AS cost, count(*) AS calls,
+               sum(l.input_tokens) AS input_tokens
+        FROM usage_ledger l
+        CROSS JOIN LATERAL (VALUES ('system'), ('user:' || l.user_id), ('team:' || l.team), ('project:' || l.project)) s(scope)
+        CROSS JOIN (VALUES ('hour'), ('day'), ('month')) k(kind)
+        WHERE s.scope IS NOT NULL GROUP BY 1, 2, 3)
+      SELECT * FROM expected e FULL JOIN usage_rollups r
+        ON r.scope = e.scope AND r.period_kind = e.kind AND r.period_start = e.period_start AND r.timezone = '${TZ}'
+      WHERE r.cost_usd IS DISTINCT FROM e.cost OR r.calls IS DISTINCT FROM e.calls OR r.input_tokens IS DISTINCT FROM e.input_tokens`);
+    expect(mismatches.rows).toEqual([]);
+    const months = await db.pool.query(`SELECT count(*)::int AS n FROM usage_rollups WHERE scope = 'system' AND period_kind = 'month'`);
+    expect(months.rows[0].n).toBe(2); // the data spans February and March
+  });
+
+  it('puts periods on calendar boundaries of the configured time zone', async () => {
+    // 2025-10-25 22:30 UTC is 00:30 on the 26th in Paris (UTC+2 until 03:00 that night, when
+    // clocks go back): the event belongs to Paris' 26th, which began at 22:00 UTC and lasts 25 hours.
+    await persistBatch(db.pool, {
+      batchId: 'tz',
+      timezone: 'Europe/Paris',
+      events: priced([event('tz1', { occurredAt: '2025-10-25T22:30:00Z' }), event('tz2', { occurredAt: '2025-10-26T22:59:00Z' })]),
+    });
+    const r = await db.pool.query<{ period_start: Date }>(
+      `SELECT period_start FROM usage_rollups WHERE scope = 'system' AND period_kind = 'day' AND timezone = 'Europe/Paris'`,
+    );
+    expect(r.rows.map((x) => x.period_start.toISOString())).toEqual(['2025-10-25T22:00:00.000Z']); // Paris midnight, UTC+2
+  });
+});
+
+describe('recordUsageBatch activity', () => {
+  const logger = createLogger('silent');
+  const activities = () => createLedgerActivities({ pool: db.pool, pricing, timezone: TZ, clock: () => NOW, logger });
+
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE usage_ledger, usage_rollups, usage_batches');
+  });
+
+  it('prices and persists raw events', async () => {
+    const result = await activities().recordUsageBatch({ batchId: 'act1', events: [event('a1'), event('a2')] });
+    expect(result.totals.costUsd).toBe('0.00042');
+  });
+
+  it.each([
+    ['negative tokens', { usage: { inputTokens: -1 } }, '[0].usage.inputTokens'],
+    ['fractional tokens', { usage: { inputTokens: 1.5 } }, '[0].usage.inputTokens'],
+    ['NaN tokens', { usage: { outputTokens: Number.NaN } }, '[0].usage.outputTokens'],
+    ['absurd tokens', { usage: { inputTokens: 2e9 } }, '[0].usage.inputTokens'],
+    ['cache above input', { usage: { inputTokens: 10, cacheReadTokens: 20 } }, '[0].usage.cacheReadTokens'],
+    ['empty provider', { provider: '  ' }, '[0].provider'],
+    ['empty model', { model: '' }, '[0].model'],
+    ['unparseable time', { occurredAt: 'yesterday' }, '[0].occurredAt'],
+    ['time two days ahead', { occurredAt: '2026-03-17T12:00:00Z' }, '[0].occurredAt'],
+  ])('rejects %s as non-retryable, naming the field, and writes nothing', async (_name, over, path) => {
+    const err = await activities()
+      .recordUsageBatch({ batchId: `bad-${_name}`, events: [event('bad', over)] })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'ValidationError', nonRetryable: true });
+    expect((err as Error).message).toContain(path);
+    expect(await ledgerSum()).toEqual({ cost: '0', calls: 0 });
+    expect((await db.pool.query('SELECT count(*)::int AS n FROM usage_batches')).rows[0].n).toBe(0);
+  });
+});
