@@ -83,7 +83,19 @@ CREATE TABLE usage_batches (
 );
 CREATE INDEX usage_batches_created_at ON usage_batches (created_at);
 
+-- Lets one SQL statement abort itself (and so roll back everything it did) when a check fails.
+CREATE FUNCTION costguard_check(ok boolean, message text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT ok THEN
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = message, HINT = 'costguard_check';
+  END IF;
+  RETURN true;
+END;
+$$;
+
 -- Down Migration
+DROP FUNCTION costguard_check(boolean, text);
 DROP TABLE usage_batches;
 DROP TABLE usage_rollups;
 DROP TABLE usage_ledger;

@@ -11,11 +11,11 @@
  *    running totals miss the batch.
  */
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors.js';
-import { addAmounts } from '../domain/money.js';
+import { normalizeAmount } from '../domain/money.js';
 import type { PriceResult } from '../domain/pricing.js';
-import { type TokenUsage, ZERO_USAGE } from '../domain/usage.js';
+import type { TokenUsage } from '../domain/usage.js';
 import type { UsageEvent } from '../domain/usage.js';
 
 export interface PricedEvent {
@@ -50,8 +50,23 @@ export interface BatchResult {
 /** Scopes each event's rollups go to: the system, its user, and its team and project when given. */
 const SCOPES_SQL = `(VALUES ('system'), ('user:' || n.user_id), ('team:' || n.team), ('project:' || n.project)) AS s(scope)`;
 
-const INSERT_SQL = `
-WITH new_rows AS (
+/**
+ * One statement does the whole batch, so it is atomic without an explicit transaction and costs a
+ * single round trip:
+ *  - `existing`: the batch's stored result, if this batch id was already persisted;
+ *  - `new_rows`: the ledger insert (skipped entirely for a known batch), sorted by request id so
+ *    concurrent batches take index locks in the same order; duplicates are skipped by the key;
+ *  - `rollup`: hour/day/month rollups of exactly the rows inserted, upserted in key order;
+ *  - `batch`: the batch's result, stored under its id.
+ * A concurrent attempt of the same batch blocks on the first one's uncommitted ledger keys, then
+ * finds them committed and inserts nothing; its `batch` insert then conflicts and the caller reads
+ * the stored result. The final check aborts the statement (rolling everything back) in the one
+ * case that must not commit: new rows inserted while the batch id was taken by other events.
+ */
+export const PERSIST_SQL = `
+WITH existing AS (
+  SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1
+), new_rows AS (
   INSERT INTO usage_ledger (
     request_id, batch_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type,
     team, project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
@@ -69,6 +84,7 @@ WITH new_rows AS (
             project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
             reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from, catalog_version, unpriced,
             unpriced_reason, metadata)
+  WHERE NOT EXISTS (SELECT 1 FROM existing)
   ORDER BY r.request_id
   ON CONFLICT (request_id) DO NOTHING
   RETURNING request_id, occurred_at, user_id, team, project, cost_usd, unpriced, input_tokens, cache_read_tokens,
@@ -97,11 +113,32 @@ WITH new_rows AS (
     output_tokens = u.output_tokens + EXCLUDED.output_tokens,
     reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
     updated_at = now()
+), summary AS (
+  SELECT json_build_object(
+    'counted', count(*),
+    'unpricedCalls', count(*) FILTER (WHERE unpriced),
+    'costUsd', coalesce(sum(cost_usd), 0)::text,
+    'inputTokens', coalesce(sum(input_tokens), 0),
+    'cacheReadTokens', coalesce(sum(cache_read_tokens), 0),
+    'cacheWriteTokens', coalesce(sum(cache_write_tokens), 0),
+    'cacheWrite1hTokens', coalesce(sum(cache_write_1h_tokens), 0),
+    'outputTokens', coalesce(sum(output_tokens), 0),
+    'reasoningTokens', coalesce(sum(reasoning_tokens), 0),
+    'events', coalesce(json_agg(json_build_array(request_id, occurred_at, cost_usd::text, unpriced) ORDER BY request_id), '[]'::json)
+  ) AS result
+  FROM new_rows
+), batch AS (
+  INSERT INTO usage_batches (batch_id, fingerprint, event_count, result)
+  SELECT $1, $28, $29, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
+  ON CONFLICT (batch_id) DO NOTHING
+  RETURNING result
 )
-SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced, input_tokens::text, cache_read_tokens::text,
-       cache_write_tokens::text, cache_write_1h_tokens::text, output_tokens::text, reasoning_tokens::text
-FROM new_rows
-ORDER BY request_id`;
+SELECT (SELECT result FROM batch) AS stored,
+       (SELECT fingerprint FROM existing) AS existing_fingerprint,
+       (SELECT result FROM existing) AS existing_result,
+       costguard_check(
+         EXISTS (SELECT 1 FROM batch) OR NOT EXISTS (SELECT 1 FROM new_rows),
+         'batch id ' || $1 || ' was already used for a different set of events') AS checked`;
 
 /** sha256 of the batch's sorted request ids: the same batch id with other events is a caller bug. */
 export function batchFingerprint(requestIds: readonly string[]): string {
@@ -110,7 +147,7 @@ export function batchFingerprint(requestIds: readonly string[]): string {
   return h.digest('hex');
 }
 
-function columns(batch: readonly PricedEvent[]): unknown[] {
+export function columns(batch: readonly PricedEvent[]): unknown[] {
   const cols: unknown[][] = Array.from({ length: 25 }, () => new Array<unknown>(batch.length));
   batch.forEach(({ event: e, price: p }, i) => {
     const priced = p.priced ? p : null;
@@ -148,57 +185,47 @@ function columns(batch: readonly PricedEvent[]): unknown[] {
   return cols;
 }
 
-interface ReturnedRow {
-  request_id: string;
-  occurred_at: Date;
-  cost_usd: string;
-  unpriced: boolean;
-  input_tokens: string;
-  cache_read_tokens: string;
-  cache_write_tokens: string;
-  cache_write_1h_tokens: string;
-  output_tokens: string;
-  reasoning_tokens: string;
+/** The stored form of a batch result (jsonb): compact, then expanded by `toBatchResult`. */
+interface StoredResult {
+  counted: number;
+  unpricedCalls: number;
+  costUsd: string;
+  inputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  cacheWrite1hTokens: number;
+  outputTokens: number;
+  reasoningTokens: number;
+  events: [string, string, string, boolean][];
 }
 
-function summarise(batchId: string, received: number, rows: readonly ReturnedRow[]): BatchResult {
-  const tokens: TokenUsage = { ...ZERO_USAGE };
-  const costs: string[] = [];
-  let unpricedCalls = 0;
-  const events = rows.map((r): CountedEvent => {
-    tokens.inputTokens += Number(r.input_tokens);
-    tokens.cacheReadTokens += Number(r.cache_read_tokens);
-    tokens.cacheWriteTokens += Number(r.cache_write_tokens);
-    tokens.cacheWrite1hTokens += Number(r.cache_write_1h_tokens);
-    tokens.outputTokens += Number(r.output_tokens);
-    tokens.reasoningTokens += Number(r.reasoning_tokens);
-    if (r.unpriced) unpricedCalls++;
-    costs.push(r.cost_usd);
-    return { requestId: r.request_id, occurredAt: r.occurred_at.toISOString(), costUsd: r.cost_usd, unpriced: r.unpriced };
-  });
+/** The same stored row gives the same result on every attempt: first time and every retry alike. */
+function toBatchResult(batchId: string, received: number, stored: StoredResult): BatchResult {
   return {
     batchId,
     received,
-    counted: rows.length,
-    duplicates: received - rows.length,
-    totals: { calls: rows.length, unpricedCalls, costUsd: addAmounts('0', ...costs), tokens },
-    events,
+    counted: stored.counted,
+    duplicates: received - stored.counted,
+    totals: {
+      calls: stored.counted,
+      unpricedCalls: stored.unpricedCalls,
+      costUsd: normalizeAmount(stored.costUsd),
+      tokens: {
+        inputTokens: Number(stored.inputTokens),
+        cacheReadTokens: Number(stored.cacheReadTokens),
+        cacheWriteTokens: Number(stored.cacheWriteTokens),
+        cacheWrite1hTokens: Number(stored.cacheWrite1hTokens),
+        outputTokens: Number(stored.outputTokens),
+        reasoningTokens: Number(stored.reasoningTokens),
+      },
+    },
+    events: stored.events.map(([requestId, occurredAt, costUsd, unpriced]) => ({
+      requestId,
+      occurredAt: new Date(occurredAt).toISOString(),
+      costUsd: normalizeAmount(costUsd),
+      unpriced,
+    })),
   };
-}
-
-async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await fn(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
 }
 
 export interface PersistBatchInput {
@@ -214,32 +241,34 @@ export interface PersistBatchInput {
  * was already used for a different set of events.
  */
 export async function persistBatch(pool: Pool, input: PersistBatchInput): Promise<BatchResult> {
-  const fingerprint = batchFingerprint(input.events.map((e) => e.event.requestId));
-  return inTransaction(pool, async (client) => {
-    // Claims the batch id. A concurrent attempt of the same batch waits here on the primary key
-    // until the first commits (then finds its result) or rolls back (then proceeds itself).
-    const claim = await client.query(
-      `INSERT INTO usage_batches (batch_id, fingerprint, event_count) VALUES ($1, $2, $3)
-       ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id`,
-      [input.batchId, fingerprint, input.events.length],
+  // First occurrence of a request id within the batch wins; later copies are duplicates.
+  const seen = new Set<string>();
+  const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
+  const fingerprint = batchFingerprint([...seen]);
+  const conflict = () => new ConflictError(`batch id ${input.batchId} was already used for a different set of events`);
+  let row: { stored: StoredResult | null; existing_fingerprint: string | null; existing_result: StoredResult | null };
+  try {
+    // Named: each connection parses and plans the statement once.
+    const res = await pool.query({
+      name: 'costguard_persist_batch_v1',
+      text: PERSIST_SQL,
+      values: [input.batchId, ...columns(unique), input.timezone, fingerprint, input.events.length],
+    });
+    row = res.rows[0];
+  } catch (err) {
+    if ((err as { hint?: string }).hint === 'costguard_check') throw conflict();
+    throw err;
+  }
+  if (row.stored) return toBatchResult(input.batchId, input.events.length, row.stored);
+  let existing = row.existing_fingerprint !== null ? { fingerprint: row.existing_fingerprint, result: row.existing_result } : null;
+  if (!existing) {
+    // A concurrent attempt committed the batch after this statement's snapshot was taken.
+    const again = await pool.query<{ fingerprint: string; result: StoredResult }>(
+      'SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1',
+      [input.batchId],
     );
-    if (claim.rowCount === 0) {
-      const stored = await client.query<{ fingerprint: string; result: BatchResult }>(
-        'SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1',
-        [input.batchId],
-      );
-      const row = stored.rows[0]!;
-      if (row.fingerprint !== fingerprint) {
-        throw new ConflictError(`batch id ${input.batchId} was already used for a different set of events`);
-      }
-      return row.result;
-    }
-    // First occurrence of a request id within the batch wins; later copies are duplicates.
-    const seen = new Set<string>();
-    const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
-    const inserted = await client.query<ReturnedRow>(INSERT_SQL, [input.batchId, ...columns(unique), input.timezone]);
-    const result = summarise(input.batchId, input.events.length, inserted.rows);
-    await client.query('UPDATE usage_batches SET result = $2 WHERE batch_id = $1', [input.batchId, JSON.stringify(result)]);
-    return result;
-  });
+    existing = again.rows[0] ?? null;
+  }
+  if (!existing || existing.fingerprint !== fingerprint || !existing.result) throw conflict();
+  return toBatchResult(input.batchId, input.events.length, existing.result);
 }

@@ -109,12 +109,11 @@ export function expandDateSuffix(id: string): string {
 export function scaledToDecimal(value: bigint): string {
   if (value === 0n) return '0';
   const negative = value < 0n;
-  const abs = negative ? -value : value;
-  const whole = abs / SCALE_DIVISOR;
-  let frac = (abs % SCALE_DIVISOR).toString().padStart(PRICE_SCALE, '0');
-  let end = frac.length;
-  while (end > 0 && frac.charCodeAt(end - 1) === 48) end--;
-  frac = frac.slice(0, end);
+  const digits = (negative ? -value : value).toString().padStart(PRICE_SCALE + 1, '0');
+  const whole = digits.slice(0, digits.length - PRICE_SCALE);
+  let end = digits.length;
+  while (end > whole.length && digits.charCodeAt(end - 1) === 48) end--;
+  const frac = digits.slice(whole.length, end);
   return `${negative ? '-' : ''}${whole}${frac ? `.${frac}` : ''}`;
 }
 
@@ -159,18 +158,6 @@ function selectCatalogPrice(model: CatalogModel, atMs: number): CatalogPrice {
     }
   }
   return prices[0]!;
-}
-
-function unitPrice(price: UnitPrice, inputTokens: number): { value: bigint; tierStart: number | null } {
-  let value = price.base;
-  let tierStart: number | null = null;
-  for (const tier of price.tiers) {
-    if (inputTokens > tier.start) {
-      value = tier.price;
-      tierStart = tier.start;
-    }
-  }
-  return { value, tierStart };
 }
 
 export interface PricingInput {
@@ -306,38 +293,94 @@ export class PricingEngine {
   }
 }
 
+/** The price of one unit for this call: its tier is chosen by the call's total input tokens. */
+function priceFor(price: UnitPrice, inputTokens: number): bigint {
+  let value = price.base;
+  for (const tier of price.tiers) if (inputTokens > tier.start) value = tier.price;
+  return value;
+}
+
+const tieredTables = new WeakMap<PriceTable, boolean>();
+
+/** The threshold of the highest tier this call reached in any unit's price, or null. */
+function tierStartFor(table: PriceTable, inputTokens: number): number | null {
+  let tiered = tieredTables.get(table);
+  if (tiered === undefined) {
+    tiered = Object.values(table).some((p) => p.tiers.length > 0);
+    tieredTables.set(table, tiered);
+  }
+  if (!tiered) return null;
+  let start: number | null = null;
+  for (const price of Object.values(table)) {
+    for (const tier of price.tiers) if (inputTokens > tier.start && (start === null || tier.start > start)) start = tier.start;
+  }
+  return start;
+}
+
 /** Cost of one call under one price table (see the module comment for the leaf rule). */
 export function computeCost(table: PriceTable, usage: TokenUsage, source: PriceSource): PricedResult {
-  const has = (u: UnitName) => table[u] !== undefined;
-  const cacheWrite1h = has('cacheWrite1h') ? usage.cacheWrite1hTokens : 0;
-  const cacheWrite5m = has('cacheWrite5m') ? usage.cacheWriteTokens - usage.cacheWrite1hTokens : 0;
-  const cacheWrite = has('cacheWrite') ? usage.cacheWriteTokens - cacheWrite1h - cacheWrite5m : 0;
-  const cacheRead = has('cacheRead') ? usage.cacheReadTokens : 0;
-  const input = has('input') ? usage.inputTokens - cacheRead - cacheWrite - cacheWrite5m - cacheWrite1h : 0;
-  const reasoning = has('reasoning') ? usage.reasoningTokens : 0;
-  const output = has('output') ? usage.outputTokens - reasoning : 0;
+  const input = usage.inputTokens;
+  const pInput = table.input;
+  const pCacheRead = table.cacheRead;
+  const pCacheWrite = table.cacheWrite;
+  const pCacheWrite5m = table.cacheWrite5m;
+  const pCacheWrite1h = table.cacheWrite1h;
+  const pOutput = table.output;
+  const pReasoning = table.reasoning;
+  const pRequest = table.request;
+
+  // Leaf counts: a unit with its own price is charged at that price and taken out of its parent.
+  const cacheWrite1h = pCacheWrite1h ? usage.cacheWrite1hTokens : 0;
+  const cacheWrite5m = pCacheWrite5m ? usage.cacheWriteTokens - usage.cacheWrite1hTokens : 0;
+  const cacheWrite = pCacheWrite ? usage.cacheWriteTokens - cacheWrite1h - cacheWrite5m : 0;
+  const cacheRead = pCacheRead ? usage.cacheReadTokens : 0;
+  const plainInput = pInput ? input - cacheRead - cacheWrite - cacheWrite5m - cacheWrite1h : 0;
+  const reasoning = pReasoning ? usage.reasoningTokens : 0;
+  const output = pOutput ? usage.outputTokens - reasoning : 0;
 
   const components: PricedResult['components'] = {};
   let total = 0n;
-  let tierStart: number | null = null;
-  const charge = (name: CostComponent, unit: UnitName, units: number, existing = 0n): bigint => {
-    const price = table[unit];
-    if (!price) return existing;
-    const chosen = unitPrice(price, usage.inputTokens);
-    if (chosen.tierStart !== null) tierStart = Math.max(tierStart ?? 0, chosen.tierStart);
-    const cost = chosen.value * BigInt(units);
-    const sum = existing + cost;
-    components[name] = { units: (components[name]?.units ?? 0) + units, costUsd: scaledToDecimal(sum) };
+  if (pInput) {
+    const cost = priceFor(pInput, input) * BigInt(plainInput);
+    components.input = { units: plainInput, costUsd: scaledToDecimal(cost) };
     total += cost;
-    return sum;
+  }
+  if (pCacheRead) {
+    const cost = priceFor(pCacheRead, input) * BigInt(cacheRead);
+    components.cacheRead = { units: cacheRead, costUsd: scaledToDecimal(cost) };
+    total += cost;
+  }
+  if (pCacheWrite || pCacheWrite5m) {
+    const cost =
+      (pCacheWrite ? priceFor(pCacheWrite, input) * BigInt(cacheWrite) : 0n) +
+      (pCacheWrite5m ? priceFor(pCacheWrite5m, input) * BigInt(cacheWrite5m) : 0n);
+    components.cacheWrite = { units: cacheWrite + cacheWrite5m, costUsd: scaledToDecimal(cost) };
+    total += cost;
+  }
+  if (pCacheWrite1h) {
+    const cost = priceFor(pCacheWrite1h, input) * BigInt(cacheWrite1h);
+    components.cacheWrite1h = { units: cacheWrite1h, costUsd: scaledToDecimal(cost) };
+    total += cost;
+  }
+  if (pOutput) {
+    const cost = priceFor(pOutput, input) * BigInt(output);
+    components.output = { units: output, costUsd: scaledToDecimal(cost) };
+    total += cost;
+  }
+  if (pReasoning) {
+    const cost = priceFor(pReasoning, input) * BigInt(reasoning);
+    components.reasoning = { units: reasoning, costUsd: scaledToDecimal(cost) };
+    total += cost;
+  }
+  if (pRequest) {
+    const cost = priceFor(pRequest, input);
+    components.request = { units: 1, costUsd: scaledToDecimal(cost) };
+    total += cost;
+  }
+  return {
+    priced: true,
+    costUsd: scaledToDecimal(total),
+    components,
+    price: { ...source, tierStart: input > 0 ? tierStartFor(table, input) : null },
   };
-  charge('input', 'input', input);
-  charge('cacheRead', 'cacheRead', cacheRead);
-  const cw = charge('cacheWrite', 'cacheWrite', cacheWrite);
-  charge('cacheWrite', 'cacheWrite5m', cacheWrite5m, cw);
-  charge('cacheWrite1h', 'cacheWrite1h', cacheWrite1h);
-  charge('output', 'output', output);
-  charge('reasoning', 'reasoning', reasoning);
-  charge('request', 'request', 1);
-  return { priced: true, costUsd: scaledToDecimal(total), components, price: { ...source, tierStart } };
 }

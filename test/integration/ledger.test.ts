@@ -68,9 +68,14 @@ describe('migrations', () => {
     expect(tables.rows.map((r) => r.table_name)).toEqual(['schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollups']);
   });
 
-  it('two concurrent runs wait for each other under the advisory lock', async () => {
-    const results = await Promise.all([migrate(db.url), migrate(db.url)]);
-    expect(results.map((r) => r.applied)).toEqual([[], []]);
+  it('two concurrent runs on an empty database apply each migration exactly once', async () => {
+    const fresh = await createTestDatabase({ migrate: false });
+    try {
+      const results = await Promise.all([migrate(fresh.url), migrate(fresh.url)]);
+      expect(results.flatMap((r) => r.applied)).toEqual(['0001_usage_ledger']);
+    } finally {
+      await fresh.drop();
+    }
   });
 });
 
@@ -139,6 +144,19 @@ describe('persistBatch', () => {
       /already used for a different set of events/,
     );
     expect(await ledgerSum()).toEqual({ cost: '0.00021', calls: 1 });
+  });
+
+  it('lets only one of two concurrent batches sharing an id but not events commit', async () => {
+    const outcomes = await Promise.allSettled([
+      persistBatch(db.pool, { batchId: 'race', timezone: TZ, events: priced([event('k1'), event('k2')]) }),
+      persistBatch(db.pool, { batchId: 'race', timezone: TZ, events: priced([event('k3')]) }),
+    ]);
+    const ok = outcomes.filter((o) => o.status === 'fulfilled');
+    const failed = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(ok).toHaveLength(1);
+    expect(String(failed[0]?.reason)).toMatch(/already used for a different set of events/);
+    const winner = (ok[0] as PromiseFulfilledResult<{ counted: number; totals: { costUsd: string } }>).value;
+    expect(await ledgerSum()).toEqual({ cost: winner.totals.costUsd, calls: winner.counted });
   });
 
   it('records an unknown model as unpriced with its reason, never dropped', async () => {

@@ -30,6 +30,7 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   const url = withDatabase(BASE_URL, name);
   if (opts.migrate !== false) await migrate(url);
   const pool = new pg.Pool({ connectionString: url, max: 8 });
+  pool.on('error', () => undefined); // sessions are terminated when the database is dropped
   return {
     name,
     url,

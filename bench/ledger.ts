@@ -1,0 +1,119 @@
+/**
+ * Ledger insert throughput: priced events persisted by persistBatch (one transaction per batch,
+ * rollups in the same statement) into a fresh database, batches of 100 and of 1,000, with a few
+ * batches in flight as the worker would have.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { persistBatch, type PricedEvent } from '../src/db/ledger.js';
+import { migrate } from '../src/db/migrate.js';
+import { PricingEngine } from '../src/domain/pricing.js';
+import type { UsageEvent } from '../src/domain/usage.js';
+import { loadCatalog } from '../src/pricing/genai-catalog.js';
+import { progress, rng } from './lib.js';
+
+export interface LedgerBenchResult {
+  batchSize: number;
+  /** 'per-user': each batch holds one user's events, as a budget workflow flushes them; 'mixed': 200 users per batch. */
+  shape: 'per-user' | 'mixed';
+  concurrency: number;
+  events: number;
+  eventsPerSec: number;
+  ledgerMatchesRollups: boolean;
+}
+
+const MODELS = [
+  ['openai', 'gpt-4o-mini'],
+  ['openai', 'gpt-4o-2024-08-06'],
+  ['anthropic', 'claude-3-5-sonnet-20241022'],
+  ['google', 'gemini-2.5-pro'],
+] as const;
+
+function makeEvents(count: number, prefix: string, pricing: PricingEngine, usersPerBatch: (i: number) => number): PricedEvent[] {
+  const random = rng(7);
+  const start = Date.parse('2026-06-01T00:00:00Z');
+  return Array.from({ length: count }, (_, i) => {
+    const [provider, model] = MODELS[i % MODELS.length]!;
+    const occurredAt = new Date(start + Math.floor((i / count) * 3_600_000)).toISOString(); // live traffic: one hour
+    const event: UsageEvent = {
+      requestId: `${prefix}-${i}`,
+      occurredAt,
+      provider,
+      model,
+      userId: `user-${usersPerBatch(i)}`,
+      taskType: ['chat', 'summarise', 'embed'][i % 3]!,
+      team: null,
+      project: null,
+      tags: {},
+      metadata: {},
+      usage: {
+        inputTokens: 500 + Math.floor(random() * 5000),
+        cacheReadTokens: 0,
+        cacheWriteTokens: 0,
+        cacheWrite1hTokens: 0,
+        outputTokens: Math.floor(random() * 800),
+        reasoningTokens: 0,
+      },
+    };
+    return { event, price: pricing.price({ provider, model, occurredAtMs: Date.parse(occurredAt), usage: event.usage }) };
+  });
+}
+
+async function withBenchDatabase<T>(baseUrl: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const name = `costguard_bench_${randomBytes(4).toString('hex')}`;
+  const adminUrl = new URL(baseUrl);
+  adminUrl.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: adminUrl.toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 8 });
+  // Dropping the database at the end terminates its sessions; an idle client's error is expected then.
+  pool.on('error', () => undefined);
+  try {
+    await migrate(url.toString());
+    return await fn(pool);
+  } finally {
+    await pool.end();
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+export async function runLedgerBench(
+  baseUrl: string,
+  batchSize: number,
+  events: number,
+  shape: LedgerBenchResult['shape'],
+  concurrency = 4,
+): Promise<LedgerBenchResult> {
+  const pricing = new PricingEngine(loadCatalog());
+  return withBenchDatabase(baseUrl, async (pool) => {
+    const random = rng(11);
+    const user = shape === 'per-user' ? (i: number) => Math.floor(i / batchSize) % 200 : () => Math.floor(random() * 200);
+    const all = makeEvents(events, `b${batchSize}`, pricing, user);
+    const batches: PricedEvent[][] = [];
+    for (let i = 0; i < all.length; i += batchSize) batches.push(all.slice(i, i + batchSize));
+    let next = 0;
+    let done = 0;
+    const label = `  ledger, ${shape} batches of ${batchSize}`;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < batches.length) {
+          const index = next++;
+          await persistBatch(pool, { batchId: `bench-${batchSize}-${index}`, events: batches[index]!, timezone: 'UTC' });
+          done += batches[index]!.length;
+          if (index % Math.max(1, Math.floor(batches.length / 10)) === 0) progress(label, done, events);
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    progress(label, events, events);
+    const check = await pool.query<{ ok: boolean }>(`
+      SELECT (SELECT sum(cost_usd) FROM usage_ledger) = (SELECT sum(cost_usd) FROM usage_rollups WHERE scope = 'system' AND period_kind = 'day')
+         AND (SELECT count(*) FROM usage_ledger) = ${events} AS ok`);
+    return { batchSize, shape, concurrency, events, eventsPerSec: events / seconds, ledgerMatchesRollups: check.rows[0]!.ok };
+  });
+}

@@ -1,0 +1,64 @@
+import { cpus, totalmem } from 'node:os';
+import type { MatchLogic, RawProvider } from '../src/domain/catalog.js';
+
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} x ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${process.platform}`;
+}
+
+/** A model id the match logic accepts, when one is easy to build (equals / starts_with / or of them). */
+export function exampleModelId(logic: MatchLogic): string | undefined {
+  if ('equals' in logic) return logic.equals;
+  if ('starts_with' in logic) return logic.starts_with;
+  if ('or' in logic) {
+    for (const part of logic.or) {
+      const id = exampleModelId(part);
+      if (id) return id;
+    }
+  }
+  if ('and' in logic) return logic.and.map(exampleModelId).find((id) => id !== undefined);
+  return undefined;
+}
+
+export interface CatalogSample {
+  provider: string;
+  model: string;
+}
+
+/** (provider, model id) pairs across the whole catalog, one per model with an easy example id. */
+export function catalogSamples(providers: readonly RawProvider[]): CatalogSample[] {
+  const out: CatalogSample[] = [];
+  for (const p of providers) {
+    for (const m of p.models) {
+      const id = exampleModelId(m.match);
+      if (id) out.push({ provider: p.id, model: id });
+    }
+  }
+  return out;
+}
+
+/** A deterministic PRNG (mulberry32) so every run prices the same events. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** One-line progress on stderr (overwritten in place on a terminal). */
+export function progress(label: string, done: number, total: number): void {
+  const pct = Math.floor((done / total) * 100);
+  const width = 30;
+  const filled = Math.round((pct / 100) * width);
+  const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% (${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')})`;
+  if (process.stderr.isTTY) process.stderr.write(`\r${line}${done >= total ? '\n' : ''}`);
+  else if (done >= total || pct % 25 === 0) process.stderr.write(`${line}\n`);
+}
+
+export function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
