@@ -93,7 +93,6 @@ type Resolution =
 const DATE_SUFFIX_RE = /(-)(20\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?=-|:|$)/g;
 const VERSION_SUFFIX_RE = /-(?:\d{4}-?\d{2}-?\d{2}|latest)$/;
 const RESOLUTION_CACHE_LIMIT = 10_000;
-const SCALE_DIVISOR = 10n ** BigInt(PRICE_SCALE);
 
 /** `-20240806` -> `-2024-08-06` when it is a real calendar date (the catalog's own rule). */
 export function expandDateSuffix(id: string): string {
