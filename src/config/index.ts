@@ -98,8 +98,8 @@ export const fileSchema = z
   .object({
     timezone: timeZone.default(DEFAULTS.timezone),
     currency: currency.default(DEFAULTS.currency),
-    exchangeRates: exchangeRates.default({ ...DEFAULT_EXCHANGE_RATES }),
-    budgets: z.array(budgetSchema).default(DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
+    exchangeRates: exchangeRates.default(() => ({ ...DEFAULT_EXCHANGE_RATES })),
+    budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
     pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
     channels: z.record(z.string(), z.unknown()).default({}),
   })
@@ -181,7 +181,12 @@ export function parseConfigFile(text: string, source: string): z.infer<typeof fi
   try {
     raw = text.trim() === '' ? {} : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`Invalid configuration in ${source}: not valid YAML/JSON: ${(err as Error).message}`);
+    // The parser's own message quotes the offending line, which may hold a secret: give the position only.
+    const pos = (err as { linePos?: { line: number; col: number }[] }).linePos?.[0];
+    const code = (err as { code?: string }).code ?? 'syntax error';
+    throw new ConfigError(
+      `Invalid configuration in ${source}: not valid YAML/JSON${pos ? ` at line ${pos.line}, column ${pos.col}` : ''} (${code})`,
+    );
   }
   const parsed = fileSchema.safeParse(raw ?? {});
   if (!parsed.success) fail(source, parsed.error, raw);

@@ -15,7 +15,8 @@
  *     again with a compact date suffix rewritten (`-20240806` -> `-2024-08-06`); then the provider's
  *     fallback providers. Of the model's prices, the last whose constraint holds at `occurredAt`
  *     (a start date not after it, or a UTC time-of-day window containing it), else the first.
- *  4. No match: an explicit UNPRICED result with the reason. Never an exception, never a silent 0.
+ *  4. No match, or a catalog price only in units Cost Guard does not meter (audio seconds, document
+ *     pages): an explicit UNPRICED result with the reason. Never an exception, never a silent 0.
  *
  * Arithmetic: each metered unit's "leaf" count (input minus the cached input that has its own price,
  * output minus separately priced reasoning, and so on; see UNITS) times its integer price in
@@ -73,7 +74,7 @@ export interface UnpricedResult {
   priced: false;
   costUsd: '0';
   reason: string;
-  code: 'unknown_provider' | 'unknown_model';
+  code: 'unknown_provider' | 'unknown_model' | 'unmetered_units';
 }
 
 export type PriceResult = PricedResult | UnpricedResult;
@@ -202,6 +203,17 @@ export class PricingEngine {
     const resolution = this.resolve(providerKey, modelKey);
     if (resolution.kind === 'none') return { priced: false, costUsd: '0', code: resolution.code, reason: resolution.reason };
     const chosen = selectCatalogPrice(resolution.model, input.occurredAtMs);
+    if (chosen.unmetered.length > 0 && Object.keys(chosen.table).length === 0) {
+      // Priced only in units Cost Guard does not meter (audio seconds, pages...): a $0 here would be a lie.
+      return {
+        priced: false,
+        costUsd: '0',
+        code: 'unmetered_units',
+        reason:
+          `model "${resolution.model.id}" of provider "${resolution.provider.id}" is priced only per ` +
+          `${chosen.unmetered.join(', ')} in ${this.catalog.version}, which Cost Guard does not meter; add an override`,
+      };
+    }
     const c = chosen.constraint;
     return computeCost(chosen.table, input.usage, {
       source: 'catalog',

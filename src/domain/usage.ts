@@ -192,11 +192,21 @@ function eventSchema(now: number) {
     .strict();
 }
 
-const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):?(\d{2}))$/i;
 
-/** Milliseconds since the epoch, or NaN: only full ISO-8601 date-times with an explicit offset. */
+/**
+ * Milliseconds since the epoch, or NaN: only full ISO-8601 date-times with an explicit offset, and
+ * only real ones (Date.parse would quietly turn 2025-02-30 into March 2nd).
+ */
 export function parseIsoTime(value: string): number {
-  return ISO_RE.test(value) ? Date.parse(value) : Number.NaN;
+  const m = ISO_RE.exec(value);
+  if (!m) return Number.NaN;
+  const [year, month, day, hour, minute, second = 0, offH = 0, offM = 0] = m.slice(1).map((x) => (x === undefined ? undefined : Number(x)));
+  const date = new Date(Date.UTC(year!, month! - 1, day!));
+  const real =
+    date.getUTCFullYear() === year && date.getUTCMonth() === month! - 1 && date.getUTCDate() === day &&
+    hour! <= 23 && minute! <= 59 && second <= 59 && offH <= 23 && offM <= 59;
+  return real ? Date.parse(value) : Number.NaN;
 }
 
 export function zodIssues(error: z.ZodError, prefix = ''): FieldIssue[] {
@@ -277,7 +287,7 @@ const obj = (v: unknown): Record<string, unknown> =>
 
 /**
  * OpenAI's usage (Chat Completions or Responses): `prompt_tokens`/`input_tokens` already include
- * `cached_tokens`, and `completion_tokens`/`output_tokens` already include `reasoning_tokens`.
+ * `cached_tokens` and `cache_write_tokens`, and `completion_tokens`/`output_tokens` already include `reasoning_tokens`.
  */
 export function fromOpenAIUsage(raw: unknown): Partial<TokenUsage> {
   const u = obj(raw);
@@ -286,6 +296,7 @@ export function fromOpenAIUsage(raw: unknown): Partial<TokenUsage> {
   return {
     inputTokens: num(u.prompt_tokens ?? u.input_tokens),
     cacheReadTokens: num(inDetails.cached_tokens),
+    cacheWriteTokens: num(inDetails.cache_write_tokens),
     outputTokens: num(u.completion_tokens ?? u.output_tokens),
     reasoningTokens: num(outDetails.reasoning_tokens),
   };

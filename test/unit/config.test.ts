@@ -1,0 +1,266 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { DEFAULTS } from '../../src/config/defaults.js';
+import { createPricingEngine } from '../../src/pricing/index.js';
+import { DEFAULT_AT, costOf } from './helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'costguard-config-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+function configFile(text: string, ext = 'yaml'): string {
+  const path = join(dir, `config-${++fileCount}.${ext}`);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The ConfigError message loadConfig stops with (fails the test if it does not stop). */
+function configError(env: Record<string, string | undefined>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  return expect.fail('expected loadConfig to throw a ConfigError');
+}
+
+const fileError = (yaml: string) => {
+  const path = configFile(yaml);
+  return { path, message: configError({ COSTGUARD_CONFIG: path }) };
+};
+
+const budget = (over: string) =>
+  `budgets:\n  - scope: system\n    period: day\n    amount: 100\n    thresholds: { warning: 0.8, critical: 0.95 }\n${over}`;
+
+describe('loadConfig({}): the defaults', () => {
+  const config = loadConfig({});
+
+  it('has the specified budgets: system daily $100 (80/95%), system monthly $2000 (85/98%), per-user daily $10 (90/98%)', () => {
+    expect(config.budgets).toEqual([
+      { scope: 'system', period: 'day', amount: '100', currency: 'USD', thresholds: { warning: 0.8, critical: 0.95 } },
+      { scope: 'system', period: 'month', amount: '2000', currency: 'USD', thresholds: { warning: 0.85, critical: 0.98 } },
+      { scope: 'user', period: 'day', amount: '10', currency: 'USD', thresholds: { warning: 0.9, critical: 0.98 } },
+    ]);
+  });
+
+  it('has the specified exchange rates (units per 1 USD)', () => {
+    expect(config.exchangeRates).toEqual({ USD: '1', EUR: '0.92', GBP: '0.79', JPY: '149.50', CNY: '7.24' });
+  });
+
+  it('has the documented service defaults and no overrides', () => {
+    expect(config).toMatchObject({
+      databaseUrl: DEFAULTS.databaseUrl,
+      redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'costguard:' },
+      temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'costguard' },
+      api: { host: '127.0.0.1', port: 8080, keys: [] },
+      logLevel: 'info',
+      dataDir: '.data',
+      configFile: null,
+      timezone: 'UTC',
+      currency: 'USD',
+      pricing: { overrides: [] },
+      channels: {},
+    });
+  });
+
+  it('gives each load its own copy of the defaults (changing one config does not change the next)', () => {
+    // e.g. a test or a CLI command that adjusts a loaded budget must not change every later load
+    const first = loadConfig({});
+    const budget0 = first.budgets[0]!;
+    const saved = { amount: budget0.amount, warning: budget0.thresholds.warning };
+    budget0.thresholds.warning = 0.1;
+    budget0.amount = '1';
+    try {
+      const second = loadConfig({});
+      expect(second.budgets[0]).toEqual({ scope: 'system', period: 'day', amount: '100', currency: 'USD', thresholds: { warning: 0.8, critical: 0.95 } });
+    } finally {
+      // undo, so a shared default cannot leak into the other tests of this file
+      budget0.amount = saved.amount;
+      budget0.thresholds.warning = saved.warning;
+    }
+  });
+});
+
+describe('loadConfig: the environment', () => {
+  it('reads and coerces the variables', () => {
+    const config = loadConfig({
+      API_PORT: '9090',
+      API_HOST: '0.0.0.0',
+      API_KEYS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbb ',
+      LOG_LEVEL: 'debug',
+      DATABASE_URL: 'postgresql://cg:pw@db:5432/cg',
+      REDIS_URL: 'rediss://cache:6380',
+      TEMPORAL_ADDRESS: 'temporal:7233',
+    });
+    expect(config.api).toEqual({ host: '0.0.0.0', port: 9090, keys: ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'] });
+    expect(config.logLevel).toBe('debug');
+    expect(config.databaseUrl).toBe('postgresql://cg:pw@db:5432/cg');
+    expect(config.redis.url).toBe('rediss://cache:6380');
+    expect(config.temporal.address).toBe('temporal:7233');
+  });
+
+  it('API_PORT=abc stops with the key, the value and what was expected', () => {
+    const message = configError({ API_PORT: 'abc' });
+    expect(message).toBe('Invalid configuration in the environment:\n  API_PORT = "abc": expected a port number');
+  });
+
+  it.each(['0', '65536', '80.5'])('API_PORT=%s is refused', (port) => {
+    expect(configError({ API_PORT: port })).toContain(`API_PORT = "${port}"`);
+  });
+
+  it('a wrong DATABASE_URL is named but its (secret) value is not echoed', () => {
+    const message = configError({ DATABASE_URL: 'mysql://admin:s3cr3t-pw@db.internal/costguard' });
+    expect(message).toContain('DATABASE_URL');
+    expect(message).toContain('expected a postgres:// URL');
+    expect(message).not.toContain('s3cr3t-pw');
+    expect(message).not.toContain('db.internal');
+  });
+
+  it('short API keys are refused without echoing them', () => {
+    const message = configError({ API_KEYS: 'tooShortKey1' });
+    expect(message).toContain('API_KEYS');
+    expect(message).toContain('at least 16 characters');
+    expect(message).not.toContain('tooShortKey1');
+  });
+
+  it('reports every bad variable at once', () => {
+    const message = configError({ API_PORT: 'abc', LOG_LEVEL: 'loud', TEMPORAL_ADDRESS: 'no-port' });
+    expect(message).toContain('API_PORT = "abc"');
+    expect(message).toContain('LOG_LEVEL = "loud"');
+    expect(message).toContain('TEMPORAL_ADDRESS = "no-port": expected host:port');
+  });
+});
+
+describe('loadConfig: the config file', () => {
+  it('loads budgets, overrides and exchange rates from YAML', () => {
+    const path = configFile(`
+timezone: Europe/Paris
+currency: EUR
+exchangeRates:
+  EUR: "0.95"
+  JPY: 150
+budgets:
+  - scope: system
+    period: day
+    amount: "250.50"
+    timezone: America/New_York
+    thresholds: { warning: 0.7, critical: 0.9 }
+  - scope: user:alice
+    period: 1h
+    amount: 5
+    currency: GBP
+    thresholds: { warning: 0.5, critical: 1.2 }
+pricing:
+  overrides:
+    - provider: openai
+      model: gpt-4
+      inputPer1k: "0.03"
+      outputPer1k: 0.06
+    - provider: anthropic
+      model: claude-3-opus
+      effectiveFrom: "2025-01-01"
+      inputPer1k: "0.015"
+      outputPer1k: "0.075"
+channels:
+  slack: { webhookUrl: "https://hooks.example/x" }
+`);
+    const config = loadConfig({ COSTGUARD_CONFIG: path });
+    expect(config.configFile).toBe(path);
+    expect(config.timezone).toBe('Europe/Paris');
+    expect(config.currency).toBe('EUR');
+    expect(config.exchangeRates).toEqual({ USD: '1', EUR: '0.95', GBP: '0.79', JPY: '150', CNY: '7.24' });
+    expect(config.budgets).toEqual([
+      { scope: 'system', period: 'day', amount: '250.50', currency: 'USD', timezone: 'America/New_York', thresholds: { warning: 0.7, critical: 0.9 } },
+      { scope: 'user:alice', period: '1h', amount: '5', currency: 'GBP', thresholds: { warning: 0.5, critical: 1.2 } },
+    ]);
+    expect(config.pricing.overrides).toEqual([
+      { provider: 'openai', model: 'gpt-4', inputPer1k: '0.03', outputPer1k: '0.06' },
+      { provider: 'anthropic', model: 'claude-3-opus', effectiveFrom: '2025-01-01', inputPer1k: '0.015', outputPer1k: '0.075' },
+    ]);
+    expect(config.channels).toEqual({ slack: { webhookUrl: 'https://hooks.example/x' } });
+
+    // and the overrides reach the pricing engine: gpt-4 1000 in + 1000 out = 0.03 + 0.06
+    const engine = createPricingEngine(config);
+    expect(costOf(engine, 'openai', 'gpt-4', { inputTokens: 1000, outputTokens: 1000 })).toBe('0.09');
+    expect(engine.price({ provider: 'anthropic', model: 'claude-3-opus-20240229', occurredAtMs: DEFAULT_AT, usage: { inputTokens: 1000, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 0, reasoningTokens: 0 } })).toMatchObject({
+      costUsd: '0.015',
+      price: { source: 'override', effectiveFrom: '2025-01-01' },
+    });
+  });
+
+  it('loads JSON too, and an empty file means all defaults', () => {
+    const json = loadConfig({ COSTGUARD_CONFIG: configFile('{"timezone": "Asia/Tokyo"}', 'json') });
+    expect(json.timezone).toBe('Asia/Tokyo');
+    expect(json.budgets).toHaveLength(3);
+    const empty = loadConfig({ COSTGUARD_CONFIG: configFile('') });
+    expect(empty.budgets).toEqual(loadConfig({}).budgets);
+  });
+
+  it('a missing file stops start-up, naming the path', () => {
+    const missing = join(dir, 'nope.yaml');
+    expect(configError({ COSTGUARD_CONFIG: missing })).toContain(`Cannot read COSTGUARD_CONFIG=${JSON.stringify(missing)}`);
+  });
+
+  it('budgets[0].amount: -5 names the key, the value and what was expected', () => {
+    const { path, message } = fileError(budget('').replace('amount: 100', 'amount: -5'));
+    expect(message).toBe(
+      `Invalid configuration in ${path}:\n  budgets[0].amount = -5: expected a budget amount as a non-negative decimal like "12.50"`,
+    );
+  });
+
+  it('a zero budget amount is refused', () => {
+    expect(fileError(budget('').replace('amount: 100', 'amount: "0.00"')).message).toContain(
+      'budgets[0].amount = "0.00": expected a budget amount greater than zero',
+    );
+  });
+
+  it('an unknown currency in exchangeRates is named', () => {
+    const { message } = fileError('exchangeRates:\n  XYZ: "1.5"\n');
+    expect(message).toContain('exchangeRates.XYZ = "1.5": unsupported currency; expected one of USD, EUR, GBP, JPY, CNY');
+  });
+
+  it('a USD rate other than 1 is refused', () => {
+    expect(fileError('exchangeRates:\n  USD: 2\n').message).toContain('exchangeRates.USD = 2: expected 1 (rates are per 1 USD)');
+  });
+
+  it('timezone Mars/Olympus is refused, at the top level and in a budget', () => {
+    expect(fileError('timezone: Mars/Olympus\n').message).toContain(
+      'timezone = "Mars/Olympus": expected an IANA time zone such as "UTC" or "Europe/Paris"',
+    );
+    expect(fileError(budget('    timezone: Mars/Olympus\n')).message).toContain('budgets[0].timezone = "Mars/Olympus"');
+  });
+
+  it.each([
+    ['0.95', '0.9'],
+    ['0.9', '0.9'],
+  ])('warning %s >= critical %s is refused', (warning, critical) => {
+    const { message } = fileError(budget('').replace('{ warning: 0.8, critical: 0.95 }', `{ warning: ${warning}, critical: ${critical} }`));
+    expect(message).toContain(`budgets[0].thresholds = {"warning":${warning},"critical":${critical}}: expected warning below critical`);
+  });
+
+  it('an unknown top-level key is named', () => {
+    expect(fileError('budget: []\n').message).toContain('(root): unknown key(s) budget');
+  });
+
+  it('an unknown key in an override is named, with its bad neighbour', () => {
+    const { message } = fileError('pricing:\n  overrides:\n    - provider: openai\n      model: gpt-4\n      inputPer1k: abc\n      outputPer1k: 0.06\n      extra: 1\n');
+    expect(message).toContain('pricing.overrides[0].inputPer1k = "abc": expected inputPer1k (USD per 1K tokens) as a non-negative decimal');
+    expect(message).toContain('pricing.overrides[0]: unknown key(s) extra');
+  });
+
+  it('invalid YAML stops start-up, naming the file', () => {
+    const { path, message } = fileError('budgets: [\n');
+    expect(message).toContain(`Invalid configuration in ${path}: not valid YAML/JSON`);
+  });
+
+  it('invalid YAML does not echo a secret from the broken line', () => {
+    // The YAML parser quotes the offending source line; a config file holds channel credentials.
+    const { message } = fileError('channels:\n  smtp:\n    password: "hunter2-secret\n');
+    expect(message).toContain('not valid YAML/JSON');
+    expect(message).not.toContain('hunter2-secret');
+  });
+});
