@@ -9,6 +9,7 @@ import type { PricingEngine } from '../src/domain/pricing.js';
 import { type UsageEvent, parseUsageEvents } from '../src/domain/usage.js';
 import { type BatchResult, type PricedEvent, persistBatch } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
+import type { RealtimeView } from './realtime.js';
 
 /** A batch as services send it: raw events (validated here) under a batch id chosen by the sender. */
 export interface UsageBatchInput {
@@ -23,6 +24,8 @@ export interface LedgerActivityDeps {
   timezone: string;
   clock: () => number;
   logger: Logger;
+  /** The Redis real-time view, updated after the commit (idempotently) when given. */
+  realtime?: RealtimeView;
 }
 
 /** Error types the workflow must not retry: the same input would fail the same way. */
@@ -65,12 +68,16 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
         deps.logger.warn({ requestId: p.event.requestId, provider: p.event.provider, model: p.event.model, reason: p.price.reason }, 'unpriced usage recorded');
       }
     }
+    let result: BatchResult;
     try {
-      return await persistBatch(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone });
+      result = await persistBatch(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone });
     } catch (err) {
       if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
       throw err;
     }
+    // After the commit: if Redis fails, the retry finds the stored result and writes the same values.
+    await deps.realtime?.recordBatch(batch.batchId, parsed.value, result, deps.clock());
+    return result;
   },
 });
 

@@ -14,7 +14,7 @@ export interface ApiDeps {
 }
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger, disableRequestLogging: false });
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger });
   app.addHook('onRequest', async (request, reply) => {
     if (request.url === '/healthz') return;
     const header = request.headers['x-api-key'];

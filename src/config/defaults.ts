@@ -17,6 +17,8 @@ export const DEFAULTS = {
     { scope: 'system', period: 'month', amount: '2000', currency: 'USD', thresholds: { warning: 0.85, critical: 0.98 } },
     { scope: 'user', period: 'day', amount: '10', currency: 'USD', thresholds: { warning: 0.9, critical: 0.98 } },
   ],
+  /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
+  budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
   /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
   alerts: { repeatIntervalMs: 60 * 60 * 1000, spike: { windowMinutes: 60, factor: 3, floorUsd: '1' } },
 } as const;

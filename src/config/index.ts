@@ -102,6 +102,13 @@ export const fileSchema = z
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
     pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
     channels: z.record(z.string(), z.unknown()).default({}),
+    budgetWorkflow: z
+      .object({
+        ledgerPollMs: z.number().int().min(200, 'expected at least 200 ms').max(600_000).default(DEFAULTS.budgetWorkflow.ledgerPollMs),
+        maxFlushEvents: z.number().int().min(1).max(10_000).default(DEFAULTS.budgetWorkflow.maxFlushEvents),
+      })
+      .strict()
+      .default(() => ({ ...DEFAULTS.budgetWorkflow })),
   })
   .strict();
 
@@ -140,6 +147,7 @@ export interface Config {
   budgets: BudgetRule[];
   pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: Record<string, unknown>;
+  budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
 }
 
 const SECRET_KEYS = /key|secret|token|password|url/i;
@@ -222,5 +230,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     budgets: file.budgets,
     pricing: file.pricing,
     channels: file.channels,
+    budgetWorkflow: file.budgetWorkflow,
   };
 }

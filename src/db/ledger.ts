@@ -14,41 +14,18 @@ import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors.js';
 import { normalizeAmount } from '../domain/money.js';
-import type { PriceResult } from '../domain/pricing.js';
-import type { TokenUsage } from '../domain/usage.js';
-import type { UsageEvent } from '../domain/usage.js';
+import type { BatchResult, PricedEvent } from '../domain/ledger.js';
 
-export interface PricedEvent {
-  event: UsageEvent;
-  price: PriceResult;
-}
+export type { BatchResult, BatchTotals, CountedEvent, PricedEvent } from '../domain/ledger.js';
 
-/** One newly counted event, as the ledger stored it. */
-export interface CountedEvent {
-  requestId: string;
-  occurredAt: string;
-  costUsd: string;
-  unpriced: boolean;
-}
-
-export interface BatchTotals {
-  calls: number;
-  unpricedCalls: number;
-  costUsd: string;
-  tokens: TokenUsage;
-}
-
-export interface BatchResult {
-  batchId: string;
-  received: number;
-  counted: number;
-  duplicates: number;
-  totals: BatchTotals;
-  events: CountedEvent[];
-}
-
-/** Scopes each event's rollups go to: the system, its user, and its team and project when given. */
-const SCOPES_SQL = `(VALUES ('system'), ('user:' || n.user_id), ('team:' || n.team), ('project:' || n.project)) AS s(scope)`;
+/**
+ * Rollup rows each new ledger row adds to: the system, its user, its team and project when given
+ * (hour, day and month), and the system-wide breakdown facets `system|provider:<p>`,
+ * `system|model:<m>` and `system|task:<t>` (day and month only).
+ */
+const SCOPES_SQL = `(VALUES ('system', false), ('user:' || n.user_id, false), ('team:' || n.team, false),
+                    ('project:' || n.project, false), ('system|provider:' || n.provider, true),
+                    ('system|model:' || n.model, true), ('system|task:' || n.task_type, true)) AS s(scope, facet)`;
 
 /**
  * One statement does the whole batch, so it is atomic without an explicit transaction and costs a
@@ -87,7 +64,7 @@ WITH existing AS (
   WHERE NOT EXISTS (SELECT 1 FROM existing)
   ORDER BY r.request_id
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING request_id, occurred_at, user_id, team, project, cost_usd, unpriced, input_tokens, cache_read_tokens,
+  RETURNING request_id, occurred_at, user_id, team, project, provider, model, task_type, cost_usd, unpriced, input_tokens, cache_read_tokens,
             cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens
 ), rollup AS (
   INSERT INTO usage_rollups AS u (
@@ -99,7 +76,7 @@ WITH existing AS (
   FROM new_rows n
   CROSS JOIN LATERAL ${SCOPES_SQL}
   CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS k(kind)
-  WHERE s.scope IS NOT NULL
+  WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour')
   GROUP BY 1, 2, 4
   ORDER BY 1, 2, 4
   ON CONFLICT (scope, period_kind, timezone, period_start) DO UPDATE SET

@@ -1,9 +1,13 @@
 /**
- * The worker: builds the clients once and hands them to the activity factories.
+ * The worker: builds the clients once and hands them to the activity factories; runs the workflows
+ * from workflows/ (bundled once at start).
  */
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { createLedgerActivities } from '../../activities/ledger.js';
+import { createActivities } from '../../activities/index.js';
 import type { Config } from '../config/index.js';
 import type { PricingEngine } from '../domain/pricing.js';
 import type { Logger } from '../lib/logger.js';
@@ -11,25 +15,37 @@ import type { Logger } from '../lib/logger.js';
 export interface WorkerDeps {
   config: Config;
   pool: Pool;
+  redis: Redis;
   pricing: PricingEngine;
   logger: Logger;
   clock?: () => number;
+  /** A pre-built bundle (tests build one per file); otherwise workflows/ is bundled at start. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  connection?: NativeConnection;
+}
+
+/** workflows/index.js next to the compiled code, or workflows/index.ts when running from source. */
+export function workflowsPath(): string {
+  const js = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
+  return existsSync(js) ? js : js.replace(/\.js$/, '.ts');
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
-  const connection = await NativeConnection.connect({ address: deps.config.temporal.address });
-  const activities = createLedgerActivities({
+  const connection = deps.connection ?? (await NativeConnection.connect({ address: deps.config.temporal.address }));
+  const activities = createActivities({
     pool: deps.pool,
+    redis: deps.redis,
+    config: deps.config,
     pricing: deps.pricing,
-    timezone: deps.config.timezone,
-    clock: deps.clock ?? Date.now,
     logger: deps.logger.child({ component: 'activities' }),
+    clock: deps.clock ?? Date.now,
   });
   const worker = await Worker.create({
     connection,
     namespace: deps.config.temporal.namespace,
     taskQueue: deps.config.temporal.taskQueue,
     activities,
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
   });
   return { worker, connection };
 }

@@ -204,9 +204,11 @@ describe('persistBatch', () => {
         SELECT s.scope, k.kind, date_trunc(k.kind, l.occurred_at, '${TZ}') AS period_start, sum(l.cost_usd) AS cost, count(*) AS calls,
                sum(l.input_tokens) AS input_tokens
         FROM usage_ledger l
-        CROSS JOIN LATERAL (VALUES ('system'), ('user:' || l.user_id), ('team:' || l.team), ('project:' || l.project)) s(scope)
+        CROSS JOIN LATERAL (VALUES ('system', false), ('user:' || l.user_id, false), ('team:' || l.team, false),
+          ('project:' || l.project, false), ('system|provider:' || l.provider, true), ('system|model:' || l.model, true),
+          ('system|task:' || l.task_type, true)) s(scope, facet)
         CROSS JOIN (VALUES ('hour'), ('day'), ('month')) k(kind)
-        WHERE s.scope IS NOT NULL GROUP BY 1, 2, 3)
+        WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour') GROUP BY 1, 2, 3)
       SELECT * FROM expected e FULL JOIN usage_rollups r
         ON r.scope = e.scope AND r.period_kind = e.kind AND r.period_start = e.period_start AND r.timezone = '${TZ}'
       WHERE r.cost_usd IS DISTINCT FROM e.cost OR r.calls IS DISTINCT FROM e.calls OR r.input_tokens IS DISTINCT FROM e.input_tokens`);

@@ -1,0 +1,333 @@
+/**
+ * The budget workflow's state as a plain class: no Temporal, no I/O, so it is unit-tested directly.
+ * The workflow function (workflows/budget.ts) only wires messages, timers and activities to it.
+ */
+import type {
+  BreakdownEntry,
+  BudgetPeriodStatus,
+  BudgetStatus,
+  CarriedState,
+  PeriodTotals,
+  UsageBatch,
+} from '../messages.js';
+import { type Budget, type Scope, scopeKind } from './budget.js';
+import type { FieldIssue } from './errors.js';
+import type { BatchResult } from './ledger.js';
+import { Dec, type ExchangeRates, normalizeAmount, parseAmount, toUsd } from './money.js';
+import { type Period, periodAt } from './periods.js';
+import { type TokenUsage, type UsageEvent, ZERO_USAGE, parseUsageEvents } from './usage.js';
+
+export const BREAKDOWN_KEYS_KEPT = 50;
+export const BREAKDOWN_KEYS_SHOWN = 10;
+export const RECENT_BATCH_IDS = 2000;
+export const OTHER = '(other)';
+
+/** True when `key` (a period key of the same budget) names a period after `current`. */
+function periodIsAfter(key: string, current: Period): boolean {
+  return key !== current.key && key > current.key;
+}
+
+export type AlertLevel = BudgetPeriodStatus['level'];
+
+export function emptyTotals(): PeriodTotals {
+  return { costUsd: '0', calls: 0, unpricedCalls: 0, tokens: { ...ZERO_USAGE }, byProvider: [], byModel: [], byTaskType: [] };
+}
+
+/** Adds one call to a bounded breakdown: at most BREAKDOWN_KEYS_KEPT keys, the rest folded into "(other)". */
+export function addToBreakdown(list: BreakdownEntry[], key: string, costUsd: string, calls = 1): BreakdownEntry[] {
+  const existing = list.find((e) => e.key === key);
+  if (existing) {
+    existing.costUsd = normalizeAmount(parseAmount(existing.costUsd).plus(parseAmount(costUsd)));
+    existing.calls += calls;
+  } else {
+    list.push({ key, costUsd: normalizeAmount(costUsd), calls });
+  }
+  if (list.length > BREAKDOWN_KEYS_KEPT) {
+    list.sort((a, b) => (a.key === OTHER ? -1 : b.key === OTHER ? 1 : parseAmount(b.costUsd).comparedTo(parseAmount(a.costUsd))));
+    const other = list.find((e) => e.key === OTHER);
+    const smallest = list.pop()!;
+    if (other) {
+      other.costUsd = normalizeAmount(parseAmount(other.costUsd).plus(parseAmount(smallest.costUsd)));
+      other.calls += smallest.calls;
+    } else {
+      list.unshift({ key: OTHER, costUsd: smallest.costUsd, calls: smallest.calls });
+    }
+  }
+  return list;
+}
+
+export function topBreakdown(list: readonly BreakdownEntry[], n = BREAKDOWN_KEYS_SHOWN): BreakdownEntry[] {
+  return [...list].sort((a, b) => parseAmount(b.costUsd).comparedTo(parseAmount(a.costUsd)) || a.key.localeCompare(b.key)).slice(0, n);
+}
+
+function addTokens(into: TokenUsage, add: TokenUsage): void {
+  into.inputTokens += add.inputTokens;
+  into.cacheReadTokens += add.cacheReadTokens;
+  into.cacheWriteTokens += add.cacheWriteTokens;
+  into.cacheWrite1hTokens += add.cacheWrite1hTokens;
+  into.outputTokens += add.outputTokens;
+  into.reasoningTokens += add.reasoningTokens;
+}
+
+export function levelFor(ratio: number, thresholds: Budget['thresholds']): AlertLevel {
+  if (ratio >= 1) return 'emergency';
+  if (ratio >= thresholds.critical) return 'critical';
+  if (ratio >= thresholds.warning) return 'warning';
+  return 'ok';
+}
+
+export interface BudgetStateOptions {
+  scope: Scope;
+  budgets: Budget[];
+  rates: ExchangeRates;
+}
+
+interface TrackedPeriod {
+  period: Period;
+  totals: PeriodTotals;
+  /** Totals already counted for the next period (events stamped slightly in the future). */
+  next: { key: string; totals: PeriodTotals } | null;
+}
+
+export type AcceptOutcome = { outcome: 'accepted'; events: number } | { outcome: 'duplicate' } | { outcome: 'dropped'; issues: FieldIssue[] };
+
+export class BudgetState {
+  readonly scope: Scope;
+  budgets: Budget[];
+  private rates: ExchangeRates;
+  private tracked = new Map<string, TrackedPeriod>(); // by budget period spec
+  private pending: UsageEvent[] = [];
+  private recentBatchIds: string[] = [];
+  private recentBatchSet = new Set<string>();
+  flushSeq = 0;
+  counters: BudgetStatus['counters'] = {
+    batchesApplied: 0,
+    duplicateBatches: 0,
+    droppedBatches: 0,
+    eventsCounted: 0,
+    duplicateEvents: 0,
+    lateEvents: 0,
+  };
+  lastMaterial: Record<string, string> = {};
+  updatedAtMs = 0;
+
+  constructor(opts: BudgetStateOptions, now: number, carried?: CarriedState) {
+    this.scope = opts.scope;
+    this.budgets = carried?.budgets ?? opts.budgets;
+    this.rates = opts.rates;
+    if (carried) {
+      this.flushSeq = carried.flushSeq;
+      this.counters = { ...carried.counters };
+      this.lastMaterial = { ...carried.lastMaterial };
+      for (const id of carried.recentBatchIds) this.rememberBatch(id);
+    }
+    this.updatedAtMs = now;
+    this.syncPeriods(now, carried?.periods ?? {});
+  }
+
+  /** Starts tracking each budget's current period; keeps totals whose period is still current. */
+  private syncPeriods(now: number, previous: Record<string, { key: string; totals: PeriodTotals }>): void {
+    const next = new Map<string, TrackedPeriod>();
+    for (const b of this.budgets) {
+      const period = periodAt(b.period, b.timezone, now);
+      const old = this.tracked.get(b.period);
+      let totals = emptyTotals();
+      if (old && old.period.key === period.key) totals = old.totals;
+      else if (old?.next && old.next.key === period.key) totals = old.next.totals;
+      else if (previous[b.period]?.key === period.key) totals = previous[b.period]!.totals;
+      else if (previous[`${b.period}#next`]?.key === period.key) totals = previous[`${b.period}#next`]!.totals;
+      const carriedNext = previous[`${b.period}#next`];
+      const keepNext = old?.next && old.next.key !== period.key ? old.next : carriedNext && carriedNext.key !== period.key && carriedNext.key !== previous[b.period]?.key ? carriedNext : null;
+      next.set(b.period, { period, totals, next: keepNext && periodIsAfter(keepNext.key, period) ? keepNext : null });
+    }
+    this.tracked = next;
+  }
+
+  get source(): BudgetStatus['source'] {
+    return scopeKind(this.scope) === 'user' ? 'events' : 'ledger';
+  }
+
+  hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  pendingCount(): number {
+    return this.pending.length;
+  }
+
+  private rememberBatch(id: string): void {
+    if (this.recentBatchSet.has(id)) return;
+    this.recentBatchIds.push(id);
+    this.recentBatchSet.add(id);
+    while (this.recentBatchIds.length > RECENT_BATCH_IDS) this.recentBatchSet.delete(this.recentBatchIds.shift()!);
+  }
+
+  /**
+   * A usage signal. Never throws: a malformed batch is dropped (and reported), a batch id seen
+   * recently is ignored. Events are validated here so one bad batch cannot poison a flush.
+   */
+  acceptBatch(batch: unknown, now: number): AcceptOutcome {
+    const b = batch as Partial<UsageBatch> | null;
+    if (typeof b !== 'object' || b === null || typeof b.batchId !== 'string' || b.batchId === '' || !Array.isArray(b.events)) {
+      this.counters.droppedBatches++;
+      return { outcome: 'dropped', issues: [{ path: '', message: 'expected { batchId: string, events: [...] }' }] };
+    }
+    if (this.recentBatchSet.has(b.batchId)) {
+      this.counters.duplicateBatches++;
+      return { outcome: 'duplicate' };
+    }
+    const parsed = parseUsageEvents(b.events, { now });
+    if (!parsed.ok) {
+      this.counters.droppedBatches++;
+      return { outcome: 'dropped', issues: parsed.issues };
+    }
+    const foreign = parsed.value.find((e) => this.source === 'events' && `user:${e.userId}` !== this.scope);
+    if (foreign) {
+      this.counters.droppedBatches++;
+      return { outcome: 'dropped', issues: [{ path: 'events', message: `event ${foreign.requestId} belongs to user:${foreign.userId}, not ${this.scope}` }] };
+    }
+    this.rememberBatch(b.batchId);
+    this.pending.push(...parsed.value);
+    return { outcome: 'accepted', events: parsed.value.length };
+  }
+
+  /** Takes up to `max` pending events for one flush, with a batch id unique to this workflow chain. */
+  takeFlush(chainId: string, max: number): { batchId: string; events: UsageEvent[] } {
+    const events = this.pending.splice(0, max);
+    this.flushSeq++;
+    return { batchId: `${chainId}/flush-${this.flushSeq}`, events };
+  }
+
+  /** Counts what the ledger newly counted (and only that) into the periods the events belong to. */
+  applyFlush(events: readonly UsageEvent[], result: BatchResult, now: number): void {
+    const byId = new Map(events.map((e) => [e.requestId, e]));
+    this.counters.batchesApplied++;
+    this.counters.duplicateEvents += result.duplicates;
+    for (const counted of result.events) {
+      const event = byId.get(counted.requestId);
+      if (!event) continue;
+      this.counters.eventsCounted++;
+      const at = Date.parse(event.occurredAt);
+      let late = false;
+      for (const [spec, t] of this.tracked) {
+        const budget = this.budgets.find((b) => b.period === spec)!;
+        if (at >= t.period.startMs && at < t.period.endMs) {
+          this.addEvent(t.totals, event, counted.costUsd, counted.unpriced);
+        } else if (at >= t.period.endMs) {
+          const p = periodAt(spec, budget.timezone, at);
+          if (!t.next || t.next.key !== p.key) t.next = { key: p.key, totals: emptyTotals() };
+          this.addEvent(t.next.totals, event, counted.costUsd, counted.unpriced);
+        } else {
+          late = true; // in the ledger and reports; a closed period is not reopened
+        }
+      }
+      if (late) this.counters.lateEvents++;
+    }
+    this.updatedAtMs = now;
+  }
+
+  private addEvent(t: PeriodTotals, e: UsageEvent, costUsd: string, unpriced: boolean): void {
+    t.costUsd = normalizeAmount(parseAmount(t.costUsd).plus(parseAmount(costUsd)));
+    t.calls++;
+    if (unpriced) t.unpricedCalls++;
+    addTokens(t.tokens, e.usage);
+    addToBreakdown(t.byProvider, e.provider, costUsd);
+    addToBreakdown(t.byModel, e.model, costUsd);
+    addToBreakdown(t.byTaskType, e.taskType, costUsd);
+  }
+
+  /** Ledger-sourced scopes: replace a period's totals with the exact figures read from the ledger. */
+  setTotals(spec: string, periodKey: string, totals: PeriodTotals, now: number): void {
+    const t = this.tracked.get(spec);
+    if (t && t.period.key === periodKey) {
+      t.totals = totals;
+      this.updatedAtMs = now;
+    }
+  }
+
+  /** The current periods, for the ledger reader. */
+  currentPeriods(): { spec: string; timezone: string; key: string; startMs: number; endMs: number }[] {
+    return [...this.tracked].map(([spec, t]) => ({
+      spec,
+      timezone: this.budgets.find((b) => b.period === spec)!.timezone,
+      key: t.period.key,
+      startMs: t.period.startMs,
+      endMs: t.period.endMs,
+    }));
+  }
+
+  /** The earliest end of a current period: when the workflow must roll over. */
+  nextRolloverMs(): number {
+    return Math.min(...[...this.tracked.values()].map((t) => t.period.endMs));
+  }
+
+  /** Moves every period whose end has passed to the period containing `now`. Returns the keys closed. */
+  rollover(now: number): string[] {
+    const closed = [...this.tracked.values()].filter((t) => now >= t.period.endMs).map((t) => t.period.key);
+    if (closed.length > 0) this.syncPeriods(now, {});
+    return closed;
+  }
+
+  setBudgets(budgets: Budget[], now: number): void {
+    this.budgets = budgets;
+    this.syncPeriods(now, {});
+    this.updatedAtMs = now;
+  }
+
+  status(now: number): BudgetStatus {
+    return {
+      scope: this.scope,
+      scopeKind: scopeKind(this.scope),
+      source: this.source,
+      budgets: this.budgets.map((b) => this.periodStatus(b)),
+      updatedAt: new Date(this.updatedAtMs || now).toISOString(),
+      counters: { ...this.counters },
+    };
+  }
+
+  private periodStatus(b: Budget): BudgetPeriodStatus {
+    const t = this.tracked.get(b.period)!;
+    const amountUsd = toUsd(b.amount, b.currency, this.rates);
+    const spent = parseAmount(t.totals.costUsd);
+    const ratio = spent.dividedBy(parseAmount(amountUsd));
+    const remaining = Dec.max(parseAmount(amountUsd).minus(spent), 0);
+    return {
+      period: b.period,
+      timezone: b.timezone,
+      periodKey: t.period.key,
+      periodStart: new Date(t.period.startMs).toISOString(),
+      periodEnd: new Date(t.period.endMs).toISOString(),
+      amount: b.amount,
+      currency: b.currency,
+      amountUsd,
+      thresholds: b.thresholds,
+      spentUsd: t.totals.costUsd,
+      remainingUsd: normalizeAmount(remaining),
+      usageRatio: ratio.toDecimalPlaces(6).toNumber(),
+      level: levelFor(ratio.toNumber(), b.thresholds),
+      totals: {
+        ...t.totals,
+        tokens: { ...t.totals.tokens },
+        byProvider: topBreakdown(t.totals.byProvider),
+        byModel: topBreakdown(t.totals.byModel),
+        byTaskType: topBreakdown(t.totals.byTaskType),
+      },
+    };
+  }
+
+  carry(): CarriedState {
+    const periods: CarriedState['periods'] = {};
+    for (const [spec, t] of this.tracked) {
+      periods[spec] = { key: t.period.key, totals: t.totals };
+      if (t.next) periods[`${spec}#next`] = t.next;
+    }
+    return {
+      budgets: this.budgets,
+      periods,
+      recentBatchIds: [...this.recentBatchIds],
+      flushSeq: this.flushSeq,
+      counters: { ...this.counters },
+      lastMaterial: { ...this.lastMaterial },
+    };
+  }
+}

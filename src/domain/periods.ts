@@ -1,0 +1,135 @@
+/**
+ * Budget periods. Calendar periods (`day`, `month`) start at midnight in the budget's IANA time
+ * zone, so a day is 23 or 25 hours long when the clocks change; fixed-length periods (`30s`, `10m`,
+ * `1h`, `7d`) are aligned to the Unix epoch. Usage belongs to the period containing its occurredAt.
+ *
+ * Pure and deterministic (Intl only reads the bundled time-zone data), so workflows use it too.
+ */
+
+export type PeriodSpec = string; // 'day' | 'month' | `${number}${'s'|'m'|'h'|'d'}`
+
+export interface Period {
+  /** Stable identifier, e.g. "day:2026-03-29@Europe/Paris", "month:2026-03@UTC", "30s:59866340". */
+  key: string;
+  startMs: number;
+  endMs: number;
+}
+
+const FIXED_RE = /^(\d+)([smhd])$/;
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function isPeriodSpec(spec: string): boolean {
+  return spec === 'day' || spec === 'month' || (FIXED_RE.test(spec) && fixedLengthMs(spec) > 0);
+}
+
+/** Length of a fixed period in ms, or 0 for a calendar period. */
+export function fixedLengthMs(spec: PeriodSpec): number {
+  const m = FIXED_RE.exec(spec);
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : 0;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+interface LocalTime {
+  year: number;
+  month: number; // 1-12
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+}
+
+/** Wall-clock time in `timeZone` at instant `ms`. */
+export function localTime(ms: number, timeZone: string): LocalTime {
+  const parts: Record<string, number> = {};
+  for (const p of formatter(timeZone).formatToParts(new Date(ms))) {
+    if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  }
+  return { year: parts.year!, month: parts.month!, day: parts.day!, hour: parts.hour!, minute: parts.minute!, second: parts.second! };
+}
+
+/** Offset of `timeZone` from UTC at instant `ms`, in ms (Paris in summer: +7,200,000). */
+function offsetAt(ms: number, timeZone: string): number {
+  const t = localTime(ms, timeZone);
+  const asUtc = Date.UTC(t.year, t.month - 1, t.day, t.hour, t.minute, t.second);
+  return asUtc - (ms - (((ms % 1000) + 1000) % 1000));
+}
+
+/**
+ * The instant of local midnight starting the given calendar date in `timeZone`. If midnight does not
+ * exist that day (a zone that springs forward at 00:00), the first instant of the day.
+ */
+export function startOfLocalDay(year: number, month: number, day: number, timeZone: string): number {
+  const guess = Date.UTC(year, month - 1, day);
+  // Two passes settle the offset even when midnight is near a transition.
+  let ms = guess - offsetAt(guess, timeZone);
+  ms = guess - offsetAt(ms, timeZone);
+  const t = localTime(ms, timeZone);
+  if (t.year === year && t.month === month && t.day === day && t.hour === 0 && t.minute === 0) return ms;
+  // Midnight does not exist that day (clocks jump from 23:59:59 to 01:00): binary-search the first
+  // instant whose local date is this date, within a day around the guess.
+  const target = year * 10_000 + month * 100 + day;
+  const dateAt = (instant: number) => {
+    const lt = localTime(instant, timeZone);
+    return lt.year * 10_000 + lt.month * 100 + lt.day;
+  };
+  let lo = guess - 86_400_000;
+  let hi = guess + 86_400_000;
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+    if (dateAt(mid) >= target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+/** The period of `spec` (in `timeZone`) that contains instant `ms`. */
+export function periodAt(spec: PeriodSpec, timeZone: string, ms: number): Period {
+  const fixed = fixedLengthMs(spec);
+  if (fixed > 0) {
+    const index = Math.floor(ms / fixed);
+    return { key: `${spec}:${index}`, startMs: index * fixed, endMs: (index + 1) * fixed };
+  }
+  const t = localTime(ms, timeZone);
+  if (spec === 'day') {
+    const startMs = startOfLocalDay(t.year, t.month, t.day, timeZone);
+    const next = new Date(Date.UTC(t.year, t.month - 1, t.day + 1));
+    const endMs = startOfLocalDay(next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate(), timeZone);
+    return { key: `day:${t.year}-${pad(t.month)}-${pad(t.day)}@${timeZone}`, startMs, endMs };
+  }
+  if (spec === 'month') {
+    const startMs = startOfLocalDay(t.year, t.month, 1, timeZone);
+    const next = new Date(Date.UTC(t.year, t.month, 1));
+    const endMs = startOfLocalDay(next.getUTCFullYear(), next.getUTCMonth() + 1, 1, timeZone);
+    return { key: `month:${t.year}-${pad(t.month)}@${timeZone}`, startMs, endMs };
+  }
+  throw new RangeError(`unknown period ${JSON.stringify(spec)}`);
+}
+
+/** Fraction of the period elapsed at `ms` (0..1). */
+export function elapsedFraction(period: Period, ms: number): number {
+  if (ms <= period.startMs) return 0;
+  if (ms >= period.endMs) return 1;
+  return (ms - period.startMs) / (period.endMs - period.startMs);
+}

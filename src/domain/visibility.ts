@@ -1,0 +1,77 @@
+/**
+ * What an operator sees of a budget workflow in the Temporal UI: search attributes (upserted only
+ * on material change: each one is a history event) and the Markdown "Current Details".
+ */
+import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
+import { Dec, formatMoney } from './money.js';
+
+export type VisibilityKey = 'dailySpendUsd' | 'dailyUsagePct' | 'monthlySpendUsd' | 'alertLevel';
+
+const LEVEL_ORDER = ['ok', 'warning', 'critical', 'emergency'] as const;
+
+/** The daily budget (else the shortest one), and the monthly one. */
+function pick(status: BudgetStatus): { daily?: BudgetPeriodStatus; monthly?: BudgetPeriodStatus } {
+  const daily = status.budgets.find((b) => b.period === 'day') ?? status.budgets.find((b) => b.period !== 'month');
+  const monthly = status.budgets.find((b) => b.period === 'month');
+  return { daily, monthly };
+}
+
+export function highestLevel(status: BudgetStatus): BudgetPeriodStatus['level'] {
+  let level: BudgetPeriodStatus['level'] = 'ok';
+  for (const b of status.budgets) if (LEVEL_ORDER.indexOf(b.level) > LEVEL_ORDER.indexOf(level)) level = b.level;
+  return level;
+}
+
+/**
+ * Search-attribute values that changed materially since `last` (spend by the cent, usage by the
+ * whole percent, level on any change). Values are for search and display only (a Double is a float).
+ */
+export function visibilityUpdates(
+  status: BudgetStatus,
+  last: Record<string, string>,
+): { changed: { key: VisibilityKey; value: number | string }[]; material: Record<string, string> } {
+  const { daily, monthly } = pick(status);
+  const cents = (usd: string) => new Dec(usd).toDecimalPlaces(2, Dec.ROUND_HALF_EVEN).toFixed(2);
+  const candidates: { key: VisibilityKey; material: string; value: number | string }[] = [];
+  if (daily) {
+    candidates.push({ key: 'dailySpendUsd', material: cents(daily.spentUsd), value: Number(cents(daily.spentUsd)) });
+    const pct = Math.floor(daily.usageRatio * 100);
+    candidates.push({ key: 'dailyUsagePct', material: String(pct), value: pct });
+  }
+  if (monthly) candidates.push({ key: 'monthlySpendUsd', material: cents(monthly.spentUsd), value: Number(cents(monthly.spentUsd)) });
+  const level = highestLevel(status);
+  candidates.push({ key: 'alertLevel', material: level, value: level });
+  const material: Record<string, string> = { ...last };
+  const changed: { key: VisibilityKey; value: number | string }[] = [];
+  for (const c of candidates) {
+    if (last[c.key] !== c.material) {
+      changed.push({ key: c.key, value: c.value });
+      material[c.key] = c.material;
+    }
+  }
+  return { changed, material };
+}
+
+/** The Markdown table shown as "Current Details" on the workflow's page in the Temporal UI. */
+export function renderBudgetMarkdown(status: BudgetStatus): string {
+  const rows = status.budgets.map((b) => {
+    const pct = (b.usageRatio * 100).toFixed(1);
+    return `| ${b.period} (${b.timezone}) | ${formatMoney(b.spentUsd, 'USD', 4)} | ${formatMoney(b.amountUsd, 'USD', 2)} | ${pct}% | ${formatMoney(b.remainingUsd, 'USD', 4)} | **${b.level}** | ${b.periodEnd} |`;
+  });
+  const top = status.budgets[0]?.totals;
+  const lines = [
+    `### Budget: \`${status.scope}\``,
+    '',
+    '| period | spent | budget | used | remaining | level | resets at |',
+    '|---|---:|---:|---:|---:|---|---|',
+    ...rows,
+    '',
+    `Totals from ${status.source === 'events' ? 'this workflow\'s own flushes' : 'the ledger rollups'}; updated ${status.updatedAt}.`,
+  ];
+  if (top && top.calls > 0) {
+    lines.push('', `**Top models (${status.budgets[0]!.period})**: ${top.byModel.slice(0, 5).map((m) => `${m.key} ${formatMoney(m.costUsd, 'USD', 4)}`).join(', ')}`);
+  }
+  const c = status.counters;
+  lines.push('', `Batches applied ${c.batchesApplied}, duplicate batches ${c.duplicateBatches}, dropped ${c.droppedBatches}; events counted ${c.eventsCounted}, duplicate events ${c.duplicateEvents}, late ${c.lateEvents}.`);
+  return lines.join('\n');
+}

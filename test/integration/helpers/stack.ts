@@ -1,0 +1,148 @@
+/**
+ * The real stack for integration tests: a Temporal dev server, a migrated PostgreSQL database of its
+ * own, a Redis key prefix of its own, and a worker running the real budget workflow and activities.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, type Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Redis } from 'ioredis';
+import type pg from 'pg';
+import { type Config, loadConfig } from '../../../src/config/index.js';
+import { createLogger } from '../../../src/lib/logger.js';
+import { createPricingEngine } from '../../../src/pricing/index.js';
+import { registerSearchAttributes } from '../../../src/temporal/search-attributes.js';
+import { createWorker, workflowsPath } from '../../../src/worker/index.js';
+import { createTestDatabase, type TestDatabase } from './db.js';
+import { startTemporal } from './temporal.js';
+
+let runtimeInstalled = false;
+/** Quiet the SDK's own logging in test output (once per process, as the SDK requires). */
+export function quietTemporalRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
+const silentWebpackLogger = { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} };
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflows bundled once per test file (process). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: silentWebpackLogger });
+  return bundle;
+}
+
+export interface Stack {
+  env: TestWorkflowEnvironment;
+  client: Client;
+  taskQueue: string;
+  db: TestDatabase;
+  pool: pg.Pool;
+  redis: Redis;
+  redisPrefix: string;
+  config: Config;
+  worker: Worker;
+  /** Starts another worker (e.g. after stopping the first). */
+  startWorker(): Promise<Worker>;
+  stopWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** YAML config file content (budgets, budgetWorkflow, pricing...). */
+  configYaml?: string;
+  /** Extra arguments for `temporal server start-dev` (e.g. dynamic config). */
+  temporalArgs?: string[];
+  /** Start without a worker (tests that run the worker in another process). */
+  noWorker?: boolean;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  quietTemporalRuntime();
+  const [env, db, workflowBundleBuilt] = await Promise.all([startTemporal(opts.temporalArgs), createTestDatabase(), workflowBundle()]);
+  const redisPrefix = `costguard-test:${randomBytes(4).toString('hex')}:`;
+  const taskQueue = `costguard-test-${randomBytes(4).toString('hex')}`;
+  let configPath: string | undefined;
+  if (opts.configYaml) {
+    configPath = join(mkdtempSync(join(tmpdir(), 'cg-stack-')), 'costguard.yaml');
+    writeFileSync(configPath, opts.configYaml);
+  }
+  const config = loadConfig({
+    DATABASE_URL: db.url,
+    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_KEY_PREFIX: redisPrefix,
+    TEMPORAL_ADDRESS: env.address,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    LOG_LEVEL: 'silent',
+    ...(configPath ? { COSTGUARD_CONFIG: configPath } : {}),
+  });
+  const redis = new Redis(config.redis.url);
+  await registerSearchAttributes(env.client, config.temporal.namespace);
+  const logger = createLogger('silent');
+  const pricing = createPricingEngine(config);
+
+  let running: { worker: Worker; done: Promise<void> } | undefined;
+  const startWorker = async () => {
+    const { worker } = await createWorker({
+      config,
+      pool: db.pool,
+      redis,
+      pricing,
+      logger,
+      workflowBundle: workflowBundleBuilt,
+      connection: env.nativeConnection,
+    });
+    running = { worker, done: worker.run() };
+    return worker;
+  };
+  const stopWorker = async () => {
+    if (!running) return;
+    const r = running;
+    running = undefined;
+    r.worker.shutdown();
+    await r.done;
+  };
+  const worker = opts.noWorker ? (undefined as unknown as Worker) : await startWorker();
+
+  return {
+    env,
+    client: env.client,
+    taskQueue,
+    db,
+    pool: db.pool,
+    redis,
+    redisPrefix,
+    config,
+    worker,
+    startWorker,
+    stopWorker,
+    async stop() {
+      await stopWorker().catch(() => undefined);
+      await env.teardown().catch(() => undefined);
+      const keys = await redis.keys(`${redisPrefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+      await db.drop();
+    },
+  };
+}
+
+/** Polls `probe` until `accept` holds (or the deadline passes, then fails with the last value). */
+export async function eventually<T>(probe: () => Promise<T>, accept: (v: T) => boolean, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      last = await probe();
+      if (accept(last)) return last;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}${lastError ? `; last error: ${String(lastError)}` : ''}`);
+}

@@ -1,0 +1,135 @@
+/**
+ * The budget workflow: one per scope (`user:<id>`, `system`, `team:<id>`...), running for as long
+ * as the scope exists, continuing-as-new at every period rollover and whenever the server suggests.
+ *
+ * - `user:` scopes receive `usage` signals (batches from CostTracker or the API). Each signal is
+ *   validated and deduplicated by batch id in the handler (which never throws); the main loop
+ *   flushes pending events through ONE activity per flush (price + ledger + Redis) and adds only
+ *   what the ledger newly counted.
+ * - `system`, `team:` and `project:` scopes take no per-event signals (no fan-in at 10,000
+ *   events/s): they re-read their exact totals from the ledger's rollups every few seconds.
+ * - Periods roll over on a durable timer even when no usage arrives.
+ * - State lives in a plain class (src/domain/budget-state.ts); this function only wires it.
+ */
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { scopeId, scopeKind, validateBudgetChange } from '../src/domain/budget.js';
+import { BudgetState } from '../src/domain/budget-state.js';
+import { renderBudgetMarkdown, visibilityUpdates } from '../src/domain/visibility.js';
+import {
+  type BudgetStatus,
+  type BudgetWorkflowInput,
+  searchAttributes,
+  setBudgetUpdate,
+  statusQuery,
+  usageSignal,
+} from '../src/messages.js';
+
+const settingsActivities = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+// Flushes retry for as long as it takes (PostgreSQL down must not lose accepted usage); bad input
+// and batch-id conflicts are not retryable: the same input would fail the same way.
+const ledger = proxyActivities<Activities>({
+  startToCloseTimeout: '60s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ValidationError', 'ConflictError'] },
+});
+
+export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> {
+  const { scope } = input;
+  const settings = await settingsActivities.loadScopeSettings(scope);
+  const state = new BudgetState({ scope, budgets: settings.budgets, rates: settings.rates }, Date.now(), input.carried);
+  const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
+  let budgetsChanged = false;
+
+  setHandler(usageSignal, (batch) => {
+    const outcome = state.acceptBatch(batch, Date.now());
+    if (outcome.outcome === 'dropped') {
+      log.warn('dropped a malformed usage batch', { scope, batchId: (batch as { batchId?: unknown })?.batchId, issues: outcome.issues });
+    }
+  });
+
+  setHandler(statusQuery, (): BudgetStatus => state.status(Date.now()));
+
+  setHandler(
+    setBudgetUpdate,
+    async (change) => {
+      const checked = validateBudgetChange(change, settings.budgets[0]?.timezone ?? 'UTC');
+      if (!checked.ok) throw ApplicationFailure.nonRetryable('invalid budget change', 'ValidationError');
+      state.setBudgets(checked.value, Date.now());
+      budgetsChanged = true;
+      await settingsActivities.saveBudgets(scope, checked.value);
+      return state.status(Date.now());
+    },
+    {
+      // Synchronous, so a bad change is rejected before it reaches history.
+      validator: (change) => {
+        const checked = validateBudgetChange(change, 'UTC');
+        if (!checked.ok) throw new Error(`invalid budget change: ${checked.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+      },
+      description: 'Replace this scope\'s budgets: { budgets: [{ period, amount, currency, timezone, thresholds }] }',
+    },
+  );
+
+  const publish = () => {
+    const status = state.status(Date.now());
+    const updates = visibilityUpdates(status, state.lastMaterial);
+    if (updates.changed.length > 0) {
+      upsertSearchAttributes(updates.changed.map(({ key, value }) => ({ key: searchAttributes[key], value }) as never));
+      state.lastMaterial = updates.material;
+    }
+    setCurrentDetails(renderBudgetMarkdown(status));
+  };
+
+  if (input.carried === undefined) {
+    upsertSearchAttributes([
+      { key: searchAttributes.scopeKind, value: scopeKind(scope) },
+      { key: searchAttributes.scopeId, value: scopeId(scope) },
+    ]);
+  }
+  let lastPoll = 0;
+  publish();
+
+  for (;;) {
+    const now = Date.now();
+    const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
+    const deadline = Math.min(state.nextRolloverMs(), nextPoll);
+    await condition(() => state.hasPending() || budgetsChanged || workflowInfo().continueAsNewSuggested, Math.max(1, deadline - now));
+    budgetsChanged = false;
+
+    while (state.hasPending()) {
+      const flush = state.takeFlush(chainId, settings.maxFlushEvents);
+      const result = await ledger.recordUsageBatch({ batchId: flush.batchId, events: flush.events });
+      state.applyFlush(flush.events, result, Date.now());
+    }
+
+    const rolledOver = state.rollover(Date.now()).length > 0;
+    if (state.source === 'ledger' && (Date.now() >= nextPoll || rolledOver)) {
+      const periods = state.currentPeriods();
+      for (const r of await settingsActivities.readScopeTotals(scope, periods)) state.setTotals(r.spec, r.key, r.totals, Date.now());
+      lastPoll = Date.now();
+    }
+    publish();
+
+    if (rolledOver || workflowInfo().continueAsNewSuggested) {
+      // Never from inside a handler: wait for running handlers, flush what they queued, then go.
+      await condition(allHandlersFinished);
+      if (!state.hasPending()) {
+        await continueAsNew<typeof budgetWorkflow>({ scope, carried: state.carry() });
+      }
+    }
+  }
+}
