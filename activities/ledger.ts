@@ -2,7 +2,19 @@
  * The pricing + ledger activity: validates a batch of raw usage events, prices each one and
  * persists them in one transaction. One activity call per flush, never per event.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+
+const HEARTBEAT_EVERY_MS = 1000;
+
+/** True inside a Temporal activity (false when called directly, e.g. from a benchmark). */
+function inActivity(): boolean {
+  try {
+    Context.current();
+    return true;
+  } catch {
+    return false;
+  }
+}
 import type { Pool } from 'pg';
 import { ConflictError } from '../src/domain/errors.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
@@ -69,11 +81,16 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
       }
     }
     let result: BatchResult;
+    // Heartbeats while the statement runs, so a crashed worker's flush is retried elsewhere within
+    // the heartbeat timeout instead of the whole start-to-close timeout.
+    const beat = inActivity() ? setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
     try {
       result = await persistBatch(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone });
     } catch (err) {
       if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
       throw err;
+    } finally {
+      clearInterval(beat);
     }
     // After the commit: if Redis fails, the retry finds the stored result and writes the same values.
     await deps.realtime?.recordBatch(batch.batchId, parsed.value, result, deps.clock());

@@ -45,6 +45,7 @@ const settingsActivities = proxyActivities<Activities>({
 // and batch-id conflicts are not retryable: the same input would fail the same way.
 const ledger = proxyActivities<Activities>({
   startToCloseTimeout: '60s',
+  heartbeatTimeout: '5s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ValidationError', 'ConflictError'] },
 });
 

@@ -1,0 +1,96 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { normalizeAmount } from '../../src/domain/money.js';
+import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, statusQuery, usageSignal } from '../../src/messages.js';
+import { projectRoot } from '../../src/lib/paths.js';
+import { type Stack, eventually, startStack } from './helpers/stack.js';
+
+let stack: Stack;
+const children: ChildProcess[] = [];
+
+/** Starts a worker in a child process of its own (so the test can SIGKILL it). */
+async function spawnWorker(): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
+    cwd: projectRoot(),
+    env: {
+      ...process.env,
+      DATABASE_URL: stack.config.databaseUrl,
+      REDIS_URL: stack.config.redis.url,
+      REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
+      TEMPORAL_ADDRESS: stack.config.temporal.address,
+      TEMPORAL_TASK_QUEUE: stack.taskQueue,
+      LOG_LEVEL: 'silent',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await eventually(async () => out, (o) => o.includes('worker ready'), 60_000, 'worker process ready');
+  return child;
+}
+
+beforeAll(async () => {
+  stack = await startStack({ noWorker: true });
+});
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await stack?.stop();
+});
+
+const events = (prefix: string, n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    requestId: `${prefix}-${i}`,
+    occurredAt: new Date().toISOString(),
+    provider: 'anthropic',
+    model: 'claude-3-5-sonnet-20241022',
+    userId: 'dana',
+    usage: { inputTokens: 1000 + i, cacheReadTokens: 200, outputTokens: 50 },
+  }));
+
+async function send(batch: UsageBatch) {
+  await stack.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
+    workflowId: budgetWorkflowId('user:dana'),
+    taskQueue: stack.taskQueue,
+    args: [{ scope: 'user:dana' }],
+    signal: usageSignal,
+    signalArgs: [batch],
+  });
+}
+
+it('loses nothing and counts nothing twice when the worker is killed in the middle of a flush', async () => {
+  const first = await spawnWorker();
+  const handle = stack.client.workflow.getHandle(budgetWorkflowId('user:dana'));
+  await send({ batchId: 'crash:1', events: events('pre', 5) });
+  await eventually(() => handle.query(statusQuery), (s) => s.counters.eventsCounted === 5, 30_000, 'first batch counted');
+
+  // Hold the ledger so the next flush blocks inside its INSERT, then kill the worker there.
+  const locker = new pg.Client({ connectionString: stack.config.databaseUrl });
+  await locker.connect();
+  await locker.query('BEGIN');
+  await locker.query('LOCK TABLE usage_ledger IN SHARE ROW EXCLUSIVE MODE');
+  await send({ batchId: 'crash:2', events: events('mid', 5) });
+  await eventually(
+    async () => (await stack.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO usage_ledger%'`)).rows[0].n,
+    (n) => n > 0,
+    30_000,
+    'flush blocked in its insert',
+  );
+  first.kill('SIGKILL');
+  await once(first, 'exit');
+  await locker.query('COMMIT');
+  await locker.end();
+
+  // A new worker picks the workflow and the flush up (after the heartbeat timeout).
+  await spawnWorker();
+  await send({ batchId: 'crash:3', events: events('post', 5) });
+  const s = await eventually(() => handle.query(statusQuery), (x) => x.counters.eventsCounted === 15, 60_000, 'all batches counted');
+  const ledger = await stack.pool.query<{ n: number; cost: string }>(`SELECT count(*)::int AS n, sum(cost_usd)::text AS cost FROM usage_ledger WHERE user_id = 'dana'`);
+  expect(ledger.rows[0]!.n).toBe(15);
+  expect(s.budgets[0]!.spentUsd).toBe(normalizeAmount(ledger.rows[0]!.cost));
+  expect(s.budgets[0]!.totals.calls).toBe(15);
+  const rollup = await stack.pool.query(`SELECT cost_usd::text AS c, calls::int AS n FROM usage_rollups WHERE scope = 'user:dana' AND period_kind = 'day'`);
+  expect({ c: normalizeAmount(rollup.rows[0].c), n: rollup.rows[0].n }).toEqual({ c: normalizeAmount(ledger.rows[0]!.cost), n: 15 });
+});
