@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeAmount } from '../../src/domain/money.js';
 import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, statusQuery, usageSignal } from '../../src/messages.js';
+import { recordHistory } from './helpers/histories.js';
 import { type Stack, eventually, startStack } from './helpers/stack.js';
 
 let stack: Stack;
@@ -19,6 +20,10 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  if (stack) {
+    await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:eve')), 'budget-user-eve-after-continue-as-new');
+    await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:finn')), 'budget-user-finn-after-rollover');
+  }
   await stack?.stop();
 });
 

@@ -11,6 +11,7 @@ import {
   statusQuery,
   usageSignal,
 } from '../../src/messages.js';
+import { recordHistory } from './helpers/histories.js';
 import { type Stack, eventually, startStack } from './helpers/stack.js';
 
 let stack: Stack;
@@ -19,6 +20,11 @@ beforeAll(async () => {
   stack = await startStack({ configYaml: 'budgetWorkflow:\n  ledgerPollMs: 300\n' });
 });
 afterAll(async () => {
+  if (stack) {
+    for (const scope of ['user:alice', 'user:bob', 'system']) {
+      await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId(scope)), `budget-${scope.replace(':', '-')}`);
+    }
+  }
   await stack?.stop();
 });
 

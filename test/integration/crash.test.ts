@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { normalizeAmount } from '../../src/domain/money.js';
 import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, statusQuery, usageSignal } from '../../src/messages.js';
 import { projectRoot } from '../../src/lib/paths.js';
+import { recordHistory } from './helpers/histories.js';
 import { type Stack, eventually, startStack } from './helpers/stack.js';
 
 let stack: Stack;
@@ -36,6 +37,7 @@ beforeAll(async () => {
   stack = await startStack({ noWorker: true });
 });
 afterAll(async () => {
+  if (stack) await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:dana')), 'budget-user-dana-worker-crash');
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   await stack?.stop();
 });
