@@ -264,3 +264,14 @@ channels:
     expect(message).not.toContain('hunter2-secret');
   });
 });
+
+describe('the shipped example configuration', () => {
+  it('loads, with the original price table as overrides', async () => {
+    const { loadConfig: load } = await import('../../src/config/index.js');
+    const { projectRoot } = await import('../../src/lib/paths.js');
+    const cfg = load({ COSTGUARD_CONFIG: `${projectRoot()}/config/costguard.example.yaml` });
+    expect(cfg.pricing.overrides).toHaveLength(6);
+    expect(cfg.pricing.overrides[4]).toMatchObject({ provider: 'anthropic', model: 'claude-3-opus', inputPer1k: '0.015', outputPer1k: '0.075' });
+    expect(cfg.budgets.map((b) => `${b.scope}/${b.period}/${b.amount}`)).toEqual(['system/day/100', 'system/month/2000', 'user/day/10']);
+  });
+});
