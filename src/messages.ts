@@ -93,7 +93,8 @@ export interface BudgetStatus {
 /** State carried across continue-as-new (kept small: payload limit 2 MiB). */
 export interface CarriedState {
   budgets: Budget[] | null;
-  periods: Record<string, { key: string; totals: PeriodTotals }>;
+  /** By budget period; `<period>#future:<key>` entries hold totals counted ahead for later periods. */
+  periods: Record<string, { key: string; startMs?: number; totals: PeriodTotals }>;
   recentBatchIds: string[];
   flushSeq: number;
   counters: BudgetStatus['counters'];

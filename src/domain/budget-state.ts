@@ -22,11 +22,6 @@ export const BREAKDOWN_KEYS_SHOWN = 10;
 export const RECENT_BATCH_IDS = 2000;
 export const OTHER = '(other)';
 
-/** True when `key` (a period key of the same budget) names a period after `current`. */
-function periodIsAfter(key: string, current: Period): boolean {
-  return key !== current.key && key > current.key;
-}
-
 export type AlertLevel = BudgetPeriodStatus['level'];
 
 export function emptyTotals(): PeriodTotals {
@@ -85,8 +80,11 @@ export interface BudgetStateOptions {
 interface TrackedPeriod {
   period: Period;
   totals: PeriodTotals;
-  /** Totals already counted for the next period (events stamped slightly in the future). */
-  next: { key: string; totals: PeriodTotals } | null;
+  /**
+   * Totals already counted for later periods (events stamped ahead, up to a day), by period key, in
+   * order. A short period (`10m`) may have several; they take over as their period begins.
+   */
+  future: Map<string, { startMs: number; totals: PeriodTotals }>;
 }
 
 export type AcceptOutcome = { outcome: 'accepted'; events: number } | { outcome: 'duplicate' } | { outcome: 'dropped'; issues: FieldIssue[] };
@@ -125,20 +123,27 @@ export class BudgetState {
     this.syncPeriods(now, carried?.periods ?? {});
   }
 
-  /** Starts tracking each budget's current period; keeps totals whose period is still current. */
-  private syncPeriods(now: number, previous: Record<string, { key: string; totals: PeriodTotals }>): void {
+  /**
+   * Starts tracking each budget's current period. Totals of a period that is still current are
+   * kept: from the tracked state, from totals counted ahead for it, or from carried state.
+   */
+  private syncPeriods(now: number, previous: CarriedState['periods']): void {
     const next = new Map<string, TrackedPeriod>();
     for (const b of this.budgets) {
       const period = periodAt(b.period, b.timezone, now);
       const old = this.tracked.get(b.period);
+      const future = new Map<string, { startMs: number; totals: PeriodTotals }>();
+      for (const [key, f] of old?.future ?? []) future.set(key, f);
+      for (const [name, value] of Object.entries(previous)) {
+        if (name.startsWith(`${b.period}#future:`) && value.startMs !== undefined) future.set(value.key, { startMs: value.startMs, totals: value.totals });
+      }
       let totals = emptyTotals();
       if (old && old.period.key === period.key) totals = old.totals;
-      else if (old?.next && old.next.key === period.key) totals = old.next.totals;
+      else if (future.has(period.key)) totals = future.get(period.key)!.totals;
       else if (previous[b.period]?.key === period.key) totals = previous[b.period]!.totals;
-      else if (previous[`${b.period}#next`]?.key === period.key) totals = previous[`${b.period}#next`]!.totals;
-      const carriedNext = previous[`${b.period}#next`];
-      const keepNext = old?.next && old.next.key !== period.key ? old.next : carriedNext && carriedNext.key !== period.key && carriedNext.key !== previous[b.period]?.key ? carriedNext : null;
-      next.set(b.period, { period, totals, next: keepNext && periodIsAfter(keepNext.key, period) ? keepNext : null });
+      // Keep only what is still ahead of the new current period.
+      for (const [key, f] of future) if (f.startMs <= period.startMs) future.delete(key);
+      next.set(b.period, { period, totals, future });
     }
     this.tracked = next;
   }
@@ -215,8 +220,12 @@ export class BudgetState {
           this.addEvent(t.totals, event, counted.costUsd, counted.unpriced);
         } else if (at >= t.period.endMs) {
           const p = periodAt(spec, budget.timezone, at);
-          if (!t.next || t.next.key !== p.key) t.next = { key: p.key, totals: emptyTotals() };
-          this.addEvent(t.next.totals, event, counted.costUsd, counted.unpriced);
+          let f = t.future.get(p.key);
+          if (!f) {
+            f = { startMs: p.startMs, totals: emptyTotals() };
+            t.future.set(p.key, f);
+          }
+          this.addEvent(f.totals, event, counted.costUsd, counted.unpriced);
         } else {
           late = true; // in the ledger and reports; a closed period is not reopened
         }
@@ -319,7 +328,7 @@ export class BudgetState {
     const periods: CarriedState['periods'] = {};
     for (const [spec, t] of this.tracked) {
       periods[spec] = { key: t.period.key, totals: t.totals };
-      if (t.next) periods[`${spec}#next`] = t.next;
+      for (const [key, f] of t.future) periods[`${spec}#future:${key}`] = { key, startMs: f.startMs, totals: f.totals };
     }
     return {
       budgets: this.budgets,

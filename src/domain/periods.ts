@@ -18,8 +18,13 @@ export interface Period {
 const FIXED_RE = /^(\d+)([smhd])$/;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
+/** Fixed periods run from one second to a (leap) year. */
+export const MAX_FIXED_PERIOD_MS = 366 * 86_400_000;
+
 export function isPeriodSpec(spec: string): boolean {
-  return spec === 'day' || spec === 'month' || (FIXED_RE.test(spec) && fixedLengthMs(spec) > 0);
+  if (spec === 'day' || spec === 'month') return true;
+  const ms = FIXED_RE.test(spec) ? fixedLengthMs(spec) : 0;
+  return ms >= 1000 && ms <= MAX_FIXED_PERIOD_MS;
 }
 
 /** Length of a fixed period in ms, or 0 for a calendar period. */
@@ -81,15 +86,17 @@ export function startOfLocalDay(year: number, month: number, day: number, timeZo
   // Two passes settle the offset even when midnight is near a transition.
   let ms = guess - offsetAt(guess, timeZone);
   ms = guess - offsetAt(ms, timeZone);
-  const t = localTime(ms, timeZone);
-  if (t.year === year && t.month === month && t.day === day && t.hour === 0 && t.minute === 0) return ms;
-  // Midnight does not exist that day (clocks jump from 23:59:59 to 01:00): binary-search the first
-  // instant whose local date is this date, within a day around the guess.
   const target = year * 10_000 + month * 100 + day;
   const dateAt = (instant: number) => {
     const lt = localTime(instant, timeZone);
     return lt.year * 10_000 + lt.month * 100 + lt.day;
   };
+  const t = localTime(ms, timeZone);
+  // A midnight, and the first one: where clocks go back across midnight (Amman, 2021), 00:00 happens
+  // twice and the day starts at the earlier one.
+  if (t.year === year && t.month === month && t.day === day && t.hour === 0 && t.minute === 0 && dateAt(ms - 3_600_000) < target) return ms;
+  // Otherwise (midnight skipped, or repeated): binary-search the first instant whose local date is
+  // this date, within a day around the guess.
   let lo = guess - 86_400_000;
   let hi = guess + 86_400_000;
   while (hi - lo > 1000) {

@@ -4,14 +4,22 @@
  */
 import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
 import { Dec, formatMoney } from './money.js';
+import { fixedLengthMs } from './periods.js';
 
 export type VisibilityKey = 'dailySpendUsd' | 'dailyUsagePct' | 'monthlySpendUsd' | 'alertLevel';
 
 const LEVEL_ORDER = ['ok', 'warning', 'critical', 'emergency'] as const;
 
+function lengthMs(period: string): number {
+  if (period === 'day') return 86_400_000;
+  if (period === 'month') return 31 * 86_400_000;
+  return fixedLengthMs(period);
+}
+
 /** The daily budget (else the shortest one), and the monthly one. */
 function pick(status: BudgetStatus): { daily?: BudgetPeriodStatus; monthly?: BudgetPeriodStatus } {
-  const daily = status.budgets.find((b) => b.period === 'day') ?? status.budgets.find((b) => b.period !== 'month');
+  const others = status.budgets.filter((b) => b.period !== 'month').sort((a, b) => lengthMs(a.period) - lengthMs(b.period));
+  const daily = status.budgets.find((b) => b.period === 'day') ?? others[0];
   const monthly = status.budgets.find((b) => b.period === 'month');
   return { daily, monthly };
 }
@@ -35,7 +43,8 @@ export function visibilityUpdates(
   const candidates: { key: VisibilityKey; material: string; value: number | string }[] = [];
   if (daily) {
     candidates.push({ key: 'dailySpendUsd', material: cents(daily.spentUsd), value: Number(cents(daily.spentUsd)) });
-    const pct = Math.floor(daily.usageRatio * 100);
+    // From the exact amounts, not the float ratio (0.29 * 100 is 28.999999999999996 in floats).
+    const pct = new Dec(daily.spentUsd).times(100).dividedBy(daily.amountUsd).floor().toNumber();
     candidates.push({ key: 'dailyUsagePct', material: String(pct), value: pct });
   }
   if (monthly) candidates.push({ key: 'monthlySpendUsd', material: cents(monthly.spentUsd), value: Number(cents(monthly.spentUsd)) });

@@ -5,12 +5,15 @@
  */
 import type { Client } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { searchAttributes } from '../messages.js';
 
+// @temporalio/proto is CommonJS: its namespace comes through the default import under native ESM.
+const { temporal } = proto;
+type IndexedValueTypeT = proto.temporal.api.enums.v1.IndexedValueType;
 const IndexedValueType = temporal.api.enums.v1.IndexedValueType;
 
-const TYPE: Record<string, temporal.api.enums.v1.IndexedValueType> = {
+const TYPE: Record<string, IndexedValueTypeT> = {
   [SearchAttributeType.KEYWORD]: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
   [SearchAttributeType.DOUBLE]: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
   [SearchAttributeType.TEXT]: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
@@ -24,7 +27,7 @@ export async function registerSearchAttributes(client: Client, namespace: string
   const operator = client.connection.operatorService;
   const existing = await operator.listSearchAttributes({ namespace });
   const known = new Set([...Object.keys(existing.customAttributes ?? {}), ...Object.keys(existing.systemAttributes ?? {})]);
-  const missing: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
+  const missing: Record<string, IndexedValueTypeT> = {};
   for (const key of Object.values(searchAttributes)) {
     if (!known.has(key.name)) missing[key.name] = TYPE[key.type]!;
   }
