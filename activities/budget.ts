@@ -108,6 +108,21 @@ function ledgerFilter(scope: Scope, firstParam: number): { sql: string; params: 
   }
 }
 
+/** Top breakdowns of a scope's ledger rows in a time range (a user's rows come by index). */
+async function ledgerBreakdowns(pool: Pool, scope: Scope, startMs: number, endMs: number): Promise<Pick<PeriodTotals, 'byProvider' | 'byModel' | 'byTaskType'>> {
+  const filter = ledgerFilter(scope, 3);
+  const r = await pool.query<{ dim: string; key: string; cost: string; calls: string }>(
+    `SELECT dim, key, sum(cost_usd)::text AS cost, count(*)::text AS calls FROM usage_ledger
+     CROSS JOIN LATERAL (VALUES ('provider', provider), ('model', model), ('task', task_type)) AS d(dim, key)
+     WHERE occurred_at >= $1 AND occurred_at < $2 AND ${filter.sql}
+     GROUP BY dim, key`,
+    [new Date(startMs), new Date(endMs), ...filter.params],
+  );
+  const lists: Record<string, BreakdownEntry[]> = { provider: [], model: [], task: [] };
+  for (const row of r.rows) lists[row.dim]!.push({ key: row.key, costUsd: normalizeAmount(row.cost), calls: Number(row.calls) });
+  return { byProvider: topBreakdown(lists.provider!), byModel: topBreakdown(lists.model!), byTaskType: topBreakdown(lists.task!) };
+}
+
 export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
   /** The scope's budgets (saved at runtime, else the configured defaults) and its settings. */
   async loadScopeSettings(scope: Scope): Promise<ScopeSettings> {
@@ -131,8 +146,9 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
 
   /**
    * Exact totals of a scope for each period, from the rollups when the period lines up with them
-   * (its day/month row in the rollups' own time zone, or whole UTC hours), else from the ledger
-   * rows (short fixed periods).
+   * (its day/month row in the rollups' own time zone, or whole hours), else from the ledger rows
+   * (short fixed periods). Breakdowns: the system's from the rollup facets, a user's and short
+   * periods' from the ledger rows; none for team/project calendar periods.
    */
   async readScopeTotals(scope: Scope, periods: PeriodRange[]): Promise<{ key: string; spec: string; totals: PeriodTotals }[]> {
     const rollupTz = deps.config.timezone;
@@ -174,7 +190,10 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
           `SELECT ${LEDGER_SUMS} FROM usage_ledger WHERE occurred_at >= $1 AND occurred_at < $2 AND ${filter.sql}`,
           [new Date(p.startMs), new Date(p.endMs), ...filter.params],
         );
-        totals = toTotals(r.rows[0]);
+        totals = { ...toTotals(r.rows[0]), ...(await ledgerBreakdowns(deps.pool, scope, p.startMs, p.endMs)) };
+      }
+      if (scopeKind(scope) === 'user' && totals.calls > 0 && totals.byModel.length === 0) {
+        Object.assign(totals, await ledgerBreakdowns(deps.pool, scope, p.startMs, p.endMs));
       }
       out.push({ key: p.key, spec: p.spec, totals });
     }

@@ -55,6 +55,10 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
   const state = new BudgetState({ scope, budgets: settings.budgets, rates: settings.rates }, Date.now(), input.carried);
   const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
   let budgetsChanged = false;
+  // A user scope's totals come from its own flushes; on a fresh chain (the workflow may have been
+  // recreated mid-period) and after a budget change (new periods), they are re-read from the ledger
+  // first, at a moment when no flush is in flight, so nothing is counted twice.
+  let reseed = input.carried === undefined;
 
   setHandler(usageSignal, (batch) => {
     const outcome = state.acceptBatch(batch, Date.now());
@@ -72,6 +76,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       if (!checked.ok) throw ApplicationFailure.nonRetryable('invalid budget change', 'ValidationError');
       state.setBudgets(checked.value, Date.now());
       budgetsChanged = true;
+      reseed = true;
       await settingsActivities.saveBudgets(scope, checked.value);
       return state.status(Date.now());
     },
@@ -118,7 +123,8 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     }
 
     const rolledOver = state.rollover(Date.now()).length > 0;
-    if (state.source === 'ledger' && (Date.now() >= nextPoll || rolledOver)) {
+    if (state.source === 'ledger' ? Date.now() >= nextPoll || rolledOver || reseed : reseed) {
+      reseed = false;
       const periods = state.currentPeriods();
       for (const r of await settingsActivities.readScopeTotals(scope, periods)) state.setTotals(r.spec, r.key, r.totals, Date.now());
       lastPoll = Date.now();

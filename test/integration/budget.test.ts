@@ -104,6 +104,20 @@ describe('budget workflow (user scope)', () => {
   });
 });
 
+describe('budget workflow recreated mid-period', () => {
+  it('starts from the ledger\'s totals, with breakdowns, and counts on from there', async () => {
+    await send('user:gus', { batchId: 'gus:1', events: [ev('g1', 'gus'), ev('g2', 'gus')] });
+    const handle = stack.client.workflow.getHandle(budgetWorkflowId('user:gus'));
+    await eventually(() => status('user:gus'), (x) => x.counters.eventsCounted === 2, 30_000, 'gus counted');
+    await handle.terminate('operator reset');
+    await send('user:gus', { batchId: 'gus:2', events: [ev('g3', 'gus')] });
+    const s = await eventually(() => status('user:gus'), (x) => x.budgets[0]!.totals.calls === 3, 30_000, 'gus reseeded');
+    expect(s.budgets[0]!.spentUsd).toBe('0.00063');
+    expect(s.budgets[0]!.totals.byModel).toEqual([{ key: 'gpt-4o-mini', costUsd: '0.00063', calls: 3 }]);
+    expect(await ledger('gus')).toEqual({ cost: '0.00063', calls: 3 });
+  });
+});
+
 describe('budget workflow (system scope)', () => {
   it('follows the ledger exactly from the rollups, with breakdowns', async () => {
     await stack.client.workflow.start(BUDGET_WORKFLOW_TYPE, {
