@@ -37,8 +37,8 @@ beforeAll(async () => {
   stack = await startStack({ noWorker: true });
 });
 afterAll(async () => {
-  if (stack) await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:dana')), 'budget-user-dana-worker-crash');
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  if (stack) await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:dana')), 'budget-user-dana-worker-crash').catch((e: unknown) => console.warn('recordHistory failed:', e));
   await stack?.stop();
 });
 
