@@ -51,34 +51,45 @@ const ledger = proxyActivities<Activities>({
 
 export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> {
   const { scope } = input;
-  const settings = await settingsActivities.loadScopeSettings(scope);
-  const state = new BudgetState({ scope, budgets: settings.budgets, rates: settings.rates }, Date.now(), input.carried);
-  const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
+  // Handlers are registered before the first await, so an update-with-start or an early query finds
+  // them; signals that arrive before the settings are loaded wait in `early`.
+  let state: BudgetState | undefined = undefined;
+  const early: unknown[] = [];
   let budgetsChanged = false;
   // A user scope's totals come from its own flushes; on a fresh chain (the workflow may have been
   // recreated mid-period) and after a budget change (new periods), they are re-read from the ledger
   // first, at a moment when no flush is in flight, so nothing is counted twice.
   let reseed = input.carried === undefined;
 
-  setHandler(usageSignal, (batch) => {
-    const outcome = state.acceptBatch(batch, Date.now());
+  const accept = (s: BudgetState, batch: unknown) => {
+    const outcome = s.acceptBatch(batch, Date.now());
     if (outcome.outcome === 'dropped') {
       log.warn('dropped a malformed usage batch', { scope, batchId: (batch as { batchId?: unknown })?.batchId, issues: outcome.issues });
     }
+  };
+
+  setHandler(usageSignal, (batch) => {
+    if (state) accept(state, batch);
+    else early.push(batch);
   });
 
-  setHandler(statusQuery, (): BudgetStatus => state.status(Date.now()));
+  setHandler(statusQuery, (): BudgetStatus => {
+    if (!state) throw new Error(`the budget workflow for ${scope} is starting; ask again in a moment`);
+    return state.status(Date.now());
+  });
 
   setHandler(
     setBudgetUpdate,
     async (change) => {
-      const checked = validateBudgetChange(change, settings.budgets[0]?.timezone ?? 'UTC');
+      await condition(() => state !== undefined);
+      const s = state!;
+      const checked = validateBudgetChange(change, s.budgets[0]?.timezone ?? 'UTC');
       if (!checked.ok) throw ApplicationFailure.nonRetryable('invalid budget change', 'ValidationError');
-      state.setBudgets(checked.value, Date.now());
+      s.setBudgets(checked.value, Date.now());
       budgetsChanged = true;
       reseed = true;
       await settingsActivities.saveBudgets(scope, checked.value);
-      return state.status(Date.now());
+      return s.status(Date.now());
     },
     {
       // Synchronous, so a bad change is rejected before it reaches history.
@@ -89,6 +100,11 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       description: 'Replace this scope\'s budgets: { budgets: [{ period, amount, currency, timezone, thresholds }] }',
     },
   );
+
+  const settings = await settingsActivities.loadScopeSettings(scope);
+  state = new BudgetState({ scope, budgets: settings.budgets, rates: settings.rates }, Date.now(), input.carried);
+  for (const batch of early.splice(0)) accept(state, batch);
+  const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
 
   const publish = () => {
     const status = state.status(Date.now());

@@ -95,5 +95,41 @@ program
     }
   });
 
+program
+  .command('status')
+  .description('show the live state of a scope\'s budgets (default scope: system)')
+  .option('--user <id>', 'a user\'s budgets (scope user:<id>)')
+  .option('--scope <scope>', 'a scope: system, user:<id>, team:<id> or project:<id>')
+  .option('--json', 'machine-readable output (the status object)')
+  .action(async (opts: { user?: string; scope?: string; json?: boolean }) => {
+    try {
+      const { renderStatusText, runStatusCommand } = await import('./status.js');
+      const status = await runStatusCommand(config(), opts);
+      print(Boolean(opts.json), status, renderStatusText(status));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+program
+  .command('simulate')
+  .description('send synthetic LLM usage through the client library, with progress on stderr (Ctrl-C stops early and flushes)')
+  .requiredOption('--users <n>', 'number of users, sim-user-1 .. sim-user-<n>')
+  .requiredOption('--rate <events-per-second>', 'events per second in total across all users')
+  .requiredOption('--duration <duration>', 'how long, e.g. 30s, 2m, 1h')
+  .option('--seed <n>', 'seed of the synthetic usage (default: from the clock; printed in the summary)')
+  .option('--json', 'machine-readable summary')
+  .action(async (opts: { users: string; rate: string; duration: string; seed?: string; json?: boolean }) => {
+    try {
+      const { renderSimulationText, runSimulateCommand, simulationError } = await import('./simulate.js');
+      const summary = await runSimulateCommand(config(), opts);
+      print(Boolean(opts.json), summary, renderSimulationText(summary));
+      const failure = simulationError(summary);
+      if (failure) handleError(failure, Boolean(opts.json));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
 await program.parseAsync(process.argv).catch((err: unknown) => handleError(err, false));
 

@@ -1,0 +1,95 @@
+/**
+ * Reading and changing a scope's budgets through its budget workflow (used by the HTTP API and the
+ * CLI), and the translation of Temporal client errors into Cost Guard's error vocabulary.
+ */
+import {
+  type Client,
+  NamespaceNotFoundError,
+  QueryNotRegisteredError,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
+import { type Scope, isScope, validateBudgetChange } from '../domain/budget.js';
+import { type CostGuardError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
+import { BUDGET_WORKFLOW_TYPE, type BudgetStatus, type BudgetWorkflowInput, budgetWorkflowId, setBudgetUpdate, statusQuery } from '../messages.js';
+import { isTransientSendError } from './cost-tracker.js';
+
+export const SCOPE_MESSAGE = 'expected "system", "user:<id>", "team:<id>" or "project:<id>" (ids of letters, digits and ._@+=:/-, at most 200)';
+
+/** The budget workflow rejected a change (its update validator threw): nothing changed. */
+export class BudgetChangeRejectedError extends ValidationError {
+  constructor(message: string, cause: unknown) {
+    super([{ path: '', message }], 'budget change rejected');
+    this.message = message;
+    this.cause = cause;
+  }
+}
+
+/** Throws a ValidationError naming `scope` when it is not a scope. */
+export function assertScope(scope: string, path = 'scope'): asserts scope is Scope {
+  if (!isScope(scope)) throw new ValidationError([{ path, message: `${SCOPE_MESSAGE}, got ${JSON.stringify(scope.slice(0, 220))}` }], 'invalid scope');
+}
+
+/**
+ * Maps an error of the Temporal client to the vocabulary callers act on: not_found, validation,
+ * unavailable. Anything else (a bug, an unexpected server answer) is returned unchanged.
+ */
+export function fromTemporalError(err: unknown, scope?: Scope): unknown {
+  if (err instanceof WorkflowNotFoundError) {
+    return new NotFoundError(`no budget workflow for scope ${scope ?? err.workflowId}: it has had no usage and no budget set yet`);
+  }
+  if (err instanceof NamespaceNotFoundError) return new NotFoundError(`Temporal namespace ${JSON.stringify(err.namespace)} does not exist`);
+  if (err instanceof WorkflowUpdateFailedError) {
+    const message = err.cause?.message ?? err.message;
+    // The workflow had not registered its handler yet (the SDK's own rejection): not the change's fault.
+    if (message.startsWith('No registered handler for update')) {
+      return new UnavailableError(`the budget workflow of ${scope ?? 'this scope'} is starting and cannot take the change yet; retry shortly`, { cause: err });
+    }
+    return new BudgetChangeRejectedError(message, err);
+  }
+  if (err instanceof QueryNotRegisteredError) {
+    return new UnavailableError(`the budget workflow of ${scope ?? 'this scope'} is starting and cannot answer yet; retry shortly`, { cause: err });
+  }
+  if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || isTransientSendError(err)) {
+    return new UnavailableError(`Temporal is unavailable: ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
+
+/** The live status of a scope's budgets. Throws NotFoundError if the scope has no budget workflow. */
+export async function queryBudgetStatus(client: Client, scope: Scope): Promise<BudgetStatus> {
+  try {
+    return await client.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
+  } catch (err) {
+    throw fromTemporalError(err, scope) as CostGuardError;
+  }
+}
+
+/**
+ * Replaces a scope's budgets through the workflow's setBudget update, starting the workflow if it
+ * does not exist (update-with-start): one call, and the caller learns whether the change was
+ * accepted. The change is validated here first (each bad field named) and sent normalised: the
+ * default time zone filled in from the server's configuration, the currency from its default.
+ */
+export async function setScopeBudgets(
+  client: Client,
+  opts: { scope: Scope; taskQueue: string; change: unknown; defaultTimezone: string },
+): Promise<BudgetStatus> {
+  const checked = validateBudgetChange(opts.change, opts.defaultTimezone);
+  if (!checked.ok) throw new ValidationError(checked.issues, 'invalid budget change');
+  const input: BudgetWorkflowInput = { scope: opts.scope };
+  const startWorkflowOperation = new WithStartWorkflowOperation(BUDGET_WORKFLOW_TYPE, {
+    workflowId: budgetWorkflowId(opts.scope),
+    taskQueue: opts.taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `Cost Guard budget for ${opts.scope}`,
+  });
+  try {
+    return await client.workflow.executeUpdateWithStart(setBudgetUpdate, { args: [{ budgets: checked.value }], startWorkflowOperation });
+  } catch (err) {
+    throw fromTemporalError(err, opts.scope) as CostGuardError;
+  }
+}
