@@ -18,8 +18,9 @@ function inActivity(): boolean {
 import type { Pool } from 'pg';
 import { ConflictError } from '../src/domain/errors.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
-import { type UsageEvent, parseUsageEvents } from '../src/domain/usage.js';
-import { type BatchResult, type PricedEvent, persistBatch } from '../src/db/ledger.js';
+import type { BatchResult, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
+import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
+import { type PricedEvent, persistBatch } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
 import type { RealtimeView } from './realtime.js';
 
@@ -60,21 +61,25 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
    * Prices and persists a batch; returns what it newly counted. Safe to retry: a retry after the
    * commit returns the first attempt's result (see src/db/ledger.ts).
    */
-  async recordUsageBatch(batch: UsageBatchInput): Promise<BatchResult> {
+  async recordUsageBatch(batch: UsageBatchInput): Promise<FlushResult> {
     if (typeof batch?.batchId !== 'string' || batch.batchId.length === 0 || !Array.isArray(batch.events)) {
       throw ApplicationFailure.nonRetryable('batch must have a non-empty batchId and an events array', 'ValidationError');
     }
-    // Every event must carry its idempotency key by now: the client or the API assigned it.
-    const parsed = parseUsageEvents(batch.events, { now: deps.clock() });
-    if (!parsed.ok) {
-      deps.logger.warn({ batchId: batch.batchId, issues: parsed.issues }, 'rejected invalid usage batch');
-      throw ApplicationFailure.nonRetryable(
-        `invalid usage batch ${batch.batchId}: ${parsed.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-        'ValidationError',
-        parsed.issues,
-      );
-    }
-    const priced = priceEvents(deps.pricing, parsed.value);
+    // Each event is validated here (the workflow only checks a batch's shape): an invalid one is
+    // refused and reported, the others are persisted. Deterministic, so a retry refuses the same.
+    const now = deps.clock();
+    const valid: UsageEvent[] = [];
+    const rejected: RejectedEvent[] = [];
+    batch.events.forEach((raw, index) => {
+      const r = parseUsageEvent(raw, { now, path: `[${index}]` });
+      if (r.ok) valid.push(r.value);
+      else {
+        const requestId = (raw as { requestId?: unknown } | null)?.requestId;
+        rejected.push({ index, requestId: typeof requestId === 'string' ? requestId : null, issues: r.issues });
+      }
+    });
+    if (rejected.length > 0) deps.logger.warn({ batchId: batch.batchId, rejected }, 'refused invalid usage events');
+    const priced = priceEvents(deps.pricing, valid);
     for (const p of priced) {
       if (!p.price.priced) {
         deps.logger.warn({ requestId: p.event.requestId, provider: p.event.provider, model: p.event.model, reason: p.price.reason }, 'unpriced usage recorded');
@@ -93,8 +98,18 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
       clearInterval(beat);
     }
     // After the commit: if Redis fails, the retry finds the stored result and writes the same values.
-    await deps.realtime?.recordBatch(batch.batchId, parsed.value, result, deps.clock());
-    return result;
+    await deps.realtime?.recordBatch(batch.batchId, valid, result, deps.clock());
+    const byId = new Map(valid.map((e) => [e.requestId, e]));
+    return {
+      batchId: batch.batchId,
+      received: batch.events.length,
+      duplicates: result.duplicates,
+      counted: result.events.map((c) => {
+        const e = byId.get(c.requestId)!;
+        return { ...c, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage };
+      }),
+      rejected,
+    };
   },
 });
 

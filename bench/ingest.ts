@@ -116,7 +116,8 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
   await registerSearchAttributes(client, 'default');
   let worker: ChildProcess | undefined;
   try {
-    worker = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
+    const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+    worker = spawn(process.execPath, [...profile, '--import', 'tsx', 'test/fixtures/worker-process.ts'], {
       cwd: projectRoot(),
       env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'silent' },
       stdio: ['ignore', 'pipe', 'inherit'],

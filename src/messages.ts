@@ -86,6 +86,8 @@ export interface BudgetStatus {
     droppedBatches: number;
     eventsCounted: number;
     duplicateEvents: number;
+    /** Events the flush activity refused as invalid (their batch's other events were counted). */
+    rejectedEvents: number;
     lateEvents: number;
   };
 }

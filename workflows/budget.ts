@@ -135,7 +135,8 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     while (state.hasPending()) {
       const flush = state.takeFlush(chainId, settings.maxFlushEvents);
       const result = await ledger.recordUsageBatch({ batchId: flush.batchId, events: flush.events });
-      state.applyFlush(flush.events, result, Date.now());
+      if (result.rejected.length > 0) log.warn('the ledger refused invalid usage events', { scope, batchId: flush.batchId, rejected: result.rejected });
+      state.applyFlush(result, Date.now());
     }
 
     const rolledOver = state.rollover(Date.now()).length > 0;

@@ -12,15 +12,35 @@ import type {
 } from '../messages.js';
 import { type Budget, type Scope, scopeKind } from './budget.js';
 import type { FieldIssue } from './errors.js';
-import type { BatchResult } from './ledger.js';
+import type { FlushResult } from './ledger.js';
 import { Dec, type ExchangeRates, normalizeAmount, parseAmount, toUsd } from './money.js';
 import { type Period, periodAt } from './periods.js';
-import { type TokenUsage, type UsageEvent, ZERO_USAGE, parseUsageEvents } from './usage.js';
+import { type TokenUsage, ZERO_USAGE } from './usage.js';
 
 export const BREAKDOWN_KEYS_KEPT = 50;
 export const BREAKDOWN_KEYS_SHOWN = 10;
 export const RECENT_BATCH_IDS = 2000;
 export const OTHER = '(other)';
+
+interface FlushSums {
+  cost: Dec;
+  calls: number;
+  unpriced: number;
+  tokens: TokenUsage;
+  provider: Map<string, { cost: Dec; calls: number }>;
+  model: Map<string, { cost: Dec; calls: number }>;
+  task: Map<string, { cost: Dec; calls: number }>;
+}
+
+function addSum(map: Map<string, { cost: Dec; calls: number }>, key: string, cost: Dec): void {
+  const entry = map.get(key);
+  if (entry) {
+    entry.cost = entry.cost.plus(cost);
+    entry.calls++;
+  } else {
+    map.set(key, { cost, calls: 1 });
+  }
+}
 
 export type AlertLevel = BudgetPeriodStatus['level'];
 
@@ -94,7 +114,7 @@ export class BudgetState {
   budgets: Budget[];
   private rates: ExchangeRates;
   private tracked = new Map<string, TrackedPeriod>(); // by budget period spec
-  private pending: UsageEvent[] = [];
+  private pending: UsageBatch['events'] = [];
   private recentBatchIds: string[] = [];
   private recentBatchSet = new Set<string>();
   flushSeq = 0;
@@ -104,6 +124,7 @@ export class BudgetState {
     droppedBatches: 0,
     eventsCounted: 0,
     duplicateEvents: 0,
+    rejectedEvents: 0,
     lateEvents: 0,
   };
   lastMaterial: Record<string, string> = {};
@@ -169,7 +190,8 @@ export class BudgetState {
 
   /**
    * A usage signal. Never throws: a malformed batch is dropped (and reported), a batch id seen
-   * recently is ignored. Events are validated here so one bad batch cannot poison a flush.
+   * recently is ignored. Only the batch's shape is checked here (cheap, in the workflow thread);
+   * each event is validated by the flush activity, which refuses invalid events one by one.
    */
   acceptBatch(batch: unknown, now: number): AcceptOutcome {
     const b = batch as Partial<UsageBatch> | null;
@@ -181,68 +203,93 @@ export class BudgetState {
       this.counters.duplicateBatches++;
       return { outcome: 'duplicate' };
     }
-    const parsed = parseUsageEvents(b.events, { now });
-    if (!parsed.ok) {
-      this.counters.droppedBatches++;
-      return { outcome: 'dropped', issues: parsed.issues };
-    }
-    const foreign = parsed.value.find((e) => this.source === 'events' && `user:${e.userId}` !== this.scope);
-    if (foreign) {
-      this.counters.droppedBatches++;
-      return { outcome: 'dropped', issues: [{ path: 'events', message: `event ${foreign.requestId} belongs to user:${foreign.userId}, not ${this.scope}` }] };
+    const userId = this.source === 'events' ? this.scope.slice('user:'.length) : null;
+    for (let i = 0; i < b.events.length; i++) {
+      const e = b.events[i] as { requestId?: unknown; userId?: unknown } | null;
+      if (typeof e !== 'object' || e === null || typeof e.requestId !== 'string' || e.requestId === '') {
+        this.counters.droppedBatches++;
+        return { outcome: 'dropped', issues: [{ path: `events[${i}].requestId`, message: 'every event needs a requestId string' }] };
+      }
+      if (userId !== null && e.userId !== userId) {
+        this.counters.droppedBatches++;
+        return { outcome: 'dropped', issues: [{ path: `events[${i}].userId`, message: `event ${e.requestId} belongs to user:${String(e.userId)}, not ${this.scope}` }] };
+      }
     }
     this.rememberBatch(b.batchId);
-    this.pending.push(...parsed.value);
-    return { outcome: 'accepted', events: parsed.value.length };
+    // An event without a time happened when its batch arrived (not when a retried flush runs).
+    const arrived = new Date(now).toISOString();
+    for (const e of b.events as UsageBatch['events']) this.pending.push(e.occurredAt === undefined ? { ...e, occurredAt: arrived } : e);
+    return { outcome: 'accepted', events: b.events.length };
   }
 
   /** Takes up to `max` pending events for one flush, with a batch id unique to this workflow chain. */
-  takeFlush(chainId: string, max: number): { batchId: string; events: UsageEvent[] } {
+  takeFlush(chainId: string, max: number): { batchId: string; events: UsageBatch['events'] } {
     const events = this.pending.splice(0, max);
     this.flushSeq++;
     return { batchId: `${chainId}/flush-${this.flushSeq}`, events };
   }
 
-  /** Counts what the ledger newly counted (and only that) into the periods the events belong to. */
-  applyFlush(events: readonly UsageEvent[], result: BatchResult, now: number): void {
-    const byId = new Map(events.map((e) => [e.requestId, e]));
+  /**
+   * Counts what the ledger newly counted (and only that) into the periods the events belong to.
+   * Sums are gathered per target first, so each total and breakdown entry takes one decimal addition
+   * per flush rather than one per event.
+   */
+  applyFlush(result: FlushResult, now: number): void {
     this.counters.batchesApplied++;
     this.counters.duplicateEvents += result.duplicates;
-    for (const counted of result.events) {
-      const event = byId.get(counted.requestId);
-      if (!event) continue;
+    this.counters.rejectedEvents += result.rejected.length;
+    const targets = new Map<PeriodTotals, FlushSums>();
+    const sumsFor = (totals: PeriodTotals) => {
+      let sums = targets.get(totals);
+      if (!sums) {
+        sums = { cost: new Dec(0), calls: 0, unpriced: 0, tokens: { ...ZERO_USAGE }, provider: new Map(), model: new Map(), task: new Map() };
+        targets.set(totals, sums);
+      }
+      return sums;
+    };
+    for (const counted of result.counted) {
       this.counters.eventsCounted++;
-      const at = Date.parse(event.occurredAt);
+      const at = Date.parse(counted.occurredAt);
+      const cost = parseAmount(counted.costUsd);
       let late = false;
       for (const [spec, t] of this.tracked) {
-        const budget = this.budgets.find((b) => b.period === spec)!;
+        let totals: PeriodTotals;
         if (at >= t.period.startMs && at < t.period.endMs) {
-          this.addEvent(t.totals, event, counted.costUsd, counted.unpriced);
+          totals = t.totals;
         } else if (at >= t.period.endMs) {
+          const budget = this.budgets.find((b) => b.period === spec)!;
           const p = periodAt(spec, budget.timezone, at);
           let f = t.future.get(p.key);
           if (!f) {
             f = { startMs: p.startMs, totals: emptyTotals() };
             t.future.set(p.key, f);
           }
-          this.addEvent(f.totals, event, counted.costUsd, counted.unpriced);
+          totals = f.totals;
         } else {
           late = true; // in the ledger and reports; a closed period is not reopened
+          continue;
         }
+        const sums = sumsFor(totals);
+        sums.cost = sums.cost.plus(cost);
+        sums.calls++;
+        if (counted.unpriced) sums.unpriced++;
+        addTokens(sums.tokens, counted.usage);
+        addSum(sums.provider, counted.provider, cost);
+        addSum(sums.model, counted.model, cost);
+        addSum(sums.task, counted.taskType, cost);
       }
       if (late) this.counters.lateEvents++;
     }
+    for (const [t, sums] of targets) {
+      t.costUsd = normalizeAmount(parseAmount(t.costUsd).plus(sums.cost));
+      t.calls += sums.calls;
+      t.unpricedCalls += sums.unpriced;
+      addTokens(t.tokens, sums.tokens);
+      for (const [key, v] of sums.provider) addToBreakdown(t.byProvider, key, normalizeAmount(v.cost), v.calls);
+      for (const [key, v] of sums.model) addToBreakdown(t.byModel, key, normalizeAmount(v.cost), v.calls);
+      for (const [key, v] of sums.task) addToBreakdown(t.byTaskType, key, normalizeAmount(v.cost), v.calls);
+    }
     this.updatedAtMs = now;
-  }
-
-  private addEvent(t: PeriodTotals, e: UsageEvent, costUsd: string, unpriced: boolean): void {
-    t.costUsd = normalizeAmount(parseAmount(t.costUsd).plus(parseAmount(costUsd)));
-    t.calls++;
-    if (unpriced) t.unpricedCalls++;
-    addTokens(t.tokens, e.usage);
-    addToBreakdown(t.byProvider, e.provider, costUsd);
-    addToBreakdown(t.byModel, e.model, costUsd);
-    addToBreakdown(t.byTaskType, e.taskType, costUsd);
   }
 
   /** Ledger-sourced scopes: replace a period's totals with the exact figures read from the ledger. */

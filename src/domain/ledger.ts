@@ -31,3 +31,31 @@ export interface BatchResult {
   events: CountedEvent[];
 }
 
+
+/** A counted event with what the budget workflow needs for its totals and breakdowns. */
+export interface CountedUsage extends CountedEvent {
+  provider: string;
+  model: string;
+  taskType: string;
+  usage: TokenUsage;
+}
+
+/** An event the flush activity refused (its batch's other events were persisted). */
+export interface RejectedEvent {
+  index: number;
+  requestId: string | null;
+  issues: { path: string; message: string }[];
+}
+
+/**
+ * What the flush activity returns to the budget workflow: the ledger's result for the valid events,
+ * each counted event with its normalized details, and the events refused as invalid. The same input
+ * gives the same output on every attempt (the ledger part is stored; the rest is derived).
+ */
+export interface FlushResult {
+  batchId: string;
+  received: number;
+  duplicates: number;
+  counted: CountedUsage[];
+  rejected: RejectedEvent[];
+}

@@ -74,12 +74,13 @@ describe('budget workflow (user scope)', () => {
     expect(normalizeAmount(minutes.reduce((s2, m) => s2 + Number(m.costUsd), 0).toFixed(8))).toBe('0.00084');
   });
 
-  it('drops a malformed batch, logs it, and keeps working', async () => {
+  it('drops a malformed batch and refuses an invalid event, logging both, and keeps working', async () => {
     await send('user:bob', { batchId: 'bad:1', events: [{ ...ev('b1', 'bob'), usage: { inputTokens: -5 } }] } as UsageBatch);
     await send('user:bob', { batchId: 'bad:2', events: 'nonsense' } as unknown as UsageBatch);
     await send('user:bob', { batchId: 'good:1', events: [ev('b2', 'bob')] });
-    const s = await eventually(() => status('user:bob'), (x) => x.counters.eventsCounted === 1, 30_000, 'bob counted');
-    expect(s.counters.droppedBatches).toBe(2);
+    const s = await eventually(() => status('user:bob'), (x) => x.counters.eventsCounted === 1 && x.counters.rejectedEvents === 1, 30_000, 'bob counted');
+    expect(s.counters.droppedBatches).toBe(1); // the batch whose events are not an array
+    expect(await ledger('bob')).toEqual({ cost: '0.00021', calls: 1 });
     expect(s.budgets[0]!.spentUsd).toBe('0.00021');
   });
 

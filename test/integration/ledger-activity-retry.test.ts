@@ -4,7 +4,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLedgerActivities, type UsageBatchInput } from '../../activities/ledger.js';
-import type { BatchResult } from '../../src/db/ledger.js';
+import type { FlushResult } from '../../src/domain/ledger.js';
 import { PricingEngine } from '../../src/domain/pricing.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { loadCatalog } from '../../src/pricing/genai-catalog.js';
@@ -35,11 +35,11 @@ it('returns the first attempt\'s result when Temporal retries the activity after
     clock: Date.now,
     logger: createLogger('silent'),
   });
-  const attempts: BatchResult[] = [];
+  const attempts: FlushResult[] = [];
   // Attempt 1 commits, then its completion is lost (here: it fails after the commit, which Temporal
   // treats the same way: it retries with the same input).
   const activities = {
-    async recordUsageBatch(batch: UsageBatchInput): Promise<BatchResult> {
+    async recordUsageBatch(batch: UsageBatchInput): Promise<FlushResult> {
       const result = await real.recordUsageBatch(batch);
       attempts.push(result);
       if (attempts.length === 1) throw ApplicationFailure.retryable('completion lost after commit', 'LostCompletion');
@@ -56,12 +56,13 @@ it('returns the first attempt\'s result when Temporal retries the activity after
       { requestId: 'e2', occurredAt, provider: 'openai', model: 'gpt-4o-mini', userId: 'u', usage: { inputTokens: 2000, outputTokens: 200 } },
     ],
   };
-  const result = await worker.runUntil(
+  const result: FlushResult = await worker.runUntil(
     env.client.workflow.execute('recordOnce', { taskQueue, workflowId: 'ledger-retry-1', args: [batch] }),
   );
   expect(attempts).toHaveLength(2);
   expect(result).toEqual(attempts[0]);
-  expect(result).toMatchObject({ counted: 2, duplicates: 0, totals: { costUsd: '0.00063', calls: 2 } });
+  expect(result).toMatchObject({ duplicates: 0, rejected: [] });
+  expect(result.counted.map((c) => [c.requestId, c.costUsd, c.model])).toEqual([['e1', '0.00021', 'gpt-4o-mini'], ['e2', '0.00042', 'gpt-4o-mini']]);
   const ledger = await db.pool.query<{ n: number; cost: string }>('SELECT count(*)::int AS n, sum(cost_usd)::text AS cost FROM usage_ledger');
   expect(ledger.rows[0]).toEqual({ n: 2, cost: '0.00063' });
 });

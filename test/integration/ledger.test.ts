@@ -240,9 +240,15 @@ describe('recordUsageBatch activity', () => {
     await db.pool.query('TRUNCATE usage_ledger, usage_rollups, usage_batches');
   });
 
-  it('prices and persists raw events', async () => {
-    const result = await activities().recordUsageBatch({ batchId: 'act1', events: [event('a1'), event('a2')] });
-    expect(result.totals.costUsd).toBe('0.00042');
+  it('prices and persists raw events, returning each counted event with its details', async () => {
+    const result = await activities().recordUsageBatch({ batchId: 'act1', events: [event('a1'), event('a2', { provider: 'OpenAI', taskType: 'chat' })] });
+    expect(result).toMatchObject({ received: 2, duplicates: 0, rejected: [] });
+    expect(result.counted).toEqual([
+      { requestId: 'a1', occurredAt: '2026-03-15T10:00:00.000Z', costUsd: '0.00021', unpriced: false, provider: 'openai', model: 'gpt-4o-mini', taskType: 'default',
+        usage: { inputTokens: 1000, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 100, reasoningTokens: 0 } },
+      { requestId: 'a2', occurredAt: '2026-03-15T10:00:00.000Z', costUsd: '0.00021', unpriced: false, provider: 'openai', model: 'gpt-4o-mini', taskType: 'chat',
+        usage: { inputTokens: 1000, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 100, reasoningTokens: 0 } },
+    ]);
   });
 
   it.each([
@@ -255,13 +261,19 @@ describe('recordUsageBatch activity', () => {
     ['empty model', { model: '' }, '[0].model'],
     ['unparseable time', { occurredAt: 'yesterday' }, '[0].occurredAt'],
     ['time two days ahead', { occurredAt: '2026-03-17T12:00:00Z' }, '[0].occurredAt'],
-  ])('rejects %s as non-retryable, naming the field, and writes nothing', async (_name, over, path) => {
-    const err = await activities()
-      .recordUsageBatch({ batchId: `bad-${_name}`, events: [event('bad', over)] })
-      .catch((e: unknown) => e);
+  ])('refuses an event with %s, naming the field, writes nothing of it, and keeps its batch-mates', async (_name, over, path) => {
+    const result = await activities().recordUsageBatch({ batchId: `bad-${_name}`, events: [event('bad', over), event('good')] });
+    expect(result.rejected).toHaveLength(1);
+    expect(result.rejected[0]).toMatchObject({ index: 0, requestId: 'bad' });
+    expect(result.rejected[0]!.issues.map((i) => i.path)).toContain(path);
+    expect(result.counted.map((c) => c.requestId)).toEqual(['good']);
+    expect(await ledgerSum()).toEqual({ cost: '0.00021', calls: 1 });
+    // A retry refuses the same event and returns the same result.
+    expect(await activities().recordUsageBatch({ batchId: `bad-${_name}`, events: [event('bad', over), event('good')] })).toEqual(result);
+  });
+
+  it('refuses a batch without a batch id or events array as non-retryable', async () => {
+    const err = await activities().recordUsageBatch({ batchId: '', events: [] }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'ValidationError', nonRetryable: true });
-    expect((err as Error).message).toContain(path);
-    expect(await ledgerSum()).toEqual({ cost: '0', calls: 0 });
-    expect((await db.pool.query('SELECT count(*)::int AS n FROM usage_batches')).rows[0].n).toBe(0);
   });
 });

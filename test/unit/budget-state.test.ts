@@ -7,7 +7,7 @@ import {
   OTHER,
   RECENT_BATCH_IDS,
 } from '../../src/domain/budget-state.js';
-import { type BatchResult, type CountedEvent } from '../../src/domain/ledger.js';
+import { type CountedUsage, type FlushResult } from '../../src/domain/ledger.js';
 import { DEFAULT_EXCHANGE_RATES } from '../../src/domain/money.js';
 import { type BudgetPeriodStatus, type CarriedState, type PeriodTotals } from '../../src/messages.js';
 import { at, dec } from './helpers.js';
@@ -45,32 +45,26 @@ function send(state: BudgetState, batchId: string, events: Record<string, unknow
 
 /**
  * Flushes everything pending and applies what "the ledger" answered: each event whose requestId is in
- * `costs` was newly counted at that cost; the others were duplicates.
+ * `costs` was newly counted at that cost; the others were duplicates. Counted events carry their
+ * details normalized as the flush activity does.
  */
-function flush(state: BudgetState, costs: Record<string, string>, opts: { now?: number; unpriced?: string[] } = {}): BatchResult {
+function flush(state: BudgetState, costs: Record<string, string>, opts: { now?: number; unpriced?: string[] } = {}): FlushResult {
   const f = state.takeFlush(CHAIN, 10_000);
-  const counted: CountedEvent[] = f.events
+  const counted: CountedUsage[] = f.events
     .filter((e) => e.requestId in costs)
-    .map((e) => ({ requestId: e.requestId, occurredAt: e.occurredAt, costUsd: costs[e.requestId]!, unpriced: opts.unpriced?.includes(e.requestId) ?? false }));
-  const result = ledgerResult(f.batchId, counted, f.events.length - counted.length);
-  state.applyFlush(f.events, result, opts.now ?? NOW);
+    .map((e) => ({
+      requestId: e.requestId,
+      occurredAt: new Date(e.occurredAt as string).toISOString(),
+      costUsd: costs[e.requestId]!,
+      unpriced: opts.unpriced?.includes(e.requestId) ?? false,
+      provider: e.provider.toLowerCase(),
+      model: e.model,
+      taskType: e.taskType ?? 'default',
+      usage: { inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 0, reasoningTokens: 0, ...e.usage },
+    }));
+  const result: FlushResult = { batchId: f.batchId, received: f.events.length, duplicates: f.events.length - counted.length, counted, rejected: [] };
+  state.applyFlush(result, opts.now ?? NOW);
   return result;
-}
-
-function ledgerResult(batchId: string, events: CountedEvent[], duplicates: number): BatchResult {
-  return {
-    batchId,
-    received: events.length + duplicates,
-    counted: events.length,
-    duplicates,
-    totals: {
-      calls: events.length,
-      unpricedCalls: events.filter((e) => e.unpriced).length,
-      costUsd: events.reduce((sum, e) => sum.plus(e.costUsd), dec(0)).toFixed(),
-      tokens: { inputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 0, reasoningTokens: 0 },
-    },
-    events,
-  };
 }
 
 function budgetStatus(state: BudgetState, period: string, now = NOW): BudgetPeriodStatus {
@@ -92,15 +86,15 @@ function fullTotals(state: BudgetState, period: string): PeriodTotals {
 const overTheWire = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
 describe('BudgetState.acceptBatch', () => {
-  it('accepts a valid batch: events validated and pending', () => {
+  it('accepts a valid batch: its events wait, as sent, for the next flush', () => {
     const state = newState();
     send(state, 'b1', [rawEvent('r1', '2026-03-10T11:00:00Z'), rawEvent('r2', '2026-03-10T11:30:00+01:00', { provider: 'OpenAI' })]);
     expect(state.pendingCount()).toBe(2);
     expect(state.hasPending()).toBe(true);
     const f = state.takeFlush(CHAIN, 10);
     expect(f.events.map((e) => [e.requestId, e.occurredAt, e.provider, e.taskType])).toEqual([
-      ['r1', '2026-03-10T11:00:00.000Z', 'openai', 'chat'],
-      ['r2', '2026-03-10T10:30:00.000Z', 'openai', 'chat'],
+      ['r1', '2026-03-10T11:00:00Z', 'openai', 'chat'],
+      ['r2', '2026-03-10T11:30:00+01:00', 'OpenAI', 'chat'],
     ]);
   });
 
@@ -150,24 +144,20 @@ describe('BudgetState.acceptBatch', () => {
     expect(state.status(NOW).counters).toMatchObject({ droppedBatches: 1, duplicateBatches: 0 });
   });
 
-  it('drops the whole batch when one event inside is invalid, naming the field', () => {
+  it('leaves the validation of event contents to the flush activity (the shape is all it checks)', () => {
     const state = newState();
     const outcome = state.acceptBatch(
       { batchId: 'b1', events: [rawEvent('r1', '2026-03-10T11:00:00Z'), rawEvent('r2', '2026-03-10T11:00:00Z', { usage: { inputTokens: -5 } })] },
       NOW,
     );
-    expect(outcome.outcome).toBe('dropped');
-    expect(outcome.outcome === 'dropped' && outcome.issues.map((i) => i.path)).toEqual(['[1].usage.inputTokens']);
-    expect(state.pendingCount()).toBe(0);
-    expect(state.status(NOW).counters.droppedBatches).toBe(1);
+    expect(outcome).toEqual({ outcome: 'accepted', events: 2 });
+    expect(state.pendingCount()).toBe(2);
   });
 
   it.each<[string, unknown, string]>([
-    ['no requestId', { ...rawEvent('r1', '2026-03-10T11:00:00Z'), requestId: undefined }, '[0].requestId'],
-    ['null for an event', null, '[0]'],
-    ['an event stamped two days ahead', rawEvent('r1', '2026-03-12T12:00:00Z'), '[0].occurredAt'],
-    ['an unknown field', rawEvent('r1', '2026-03-10T11:00:00Z', { costUsd: '1' }), '[0]'],
-    ['cached tokens beyond the input', rawEvent('r1', '2026-03-10T11:00:00Z', { usage: { inputTokens: 10, cacheReadTokens: 20 } }), '[0].usage.cacheReadTokens'],
+    ['no requestId', { ...rawEvent('r1', '2026-03-10T11:00:00Z'), requestId: undefined }, 'events[0].requestId'],
+    ['an empty requestId', { ...rawEvent('r1', '2026-03-10T11:00:00Z'), requestId: '' }, 'events[0].requestId'],
+    ['null for an event', null, 'events[0].requestId'],
   ])('drops a batch whose event has %s', (_what, event, path) => {
     const state = newState();
     const outcome = state.acceptBatch({ batchId: 'b1', events: [event] }, NOW);
@@ -183,14 +173,14 @@ describe('BudgetState.acceptBatch', () => {
       { batchId: 'b1', events: [rawEvent('r1', '2026-03-10T11:00:00Z'), rawEvent('r2', '2026-03-10T11:00:00Z', { userId: 'bob' })] },
       NOW,
     );
-    expect(outcome).toEqual({ outcome: 'dropped', issues: [{ path: 'events', message: 'event r2 belongs to user:bob, not user:alice' }] });
+    expect(outcome).toEqual({ outcome: 'dropped', issues: [{ path: 'events[1].userId', message: 'event r2 belongs to user:bob, not user:alice' }] });
     expect(state.pendingCount()).toBe(0);
     expect(state.status(NOW).counters.droppedBatches).toBe(1);
   });
 
   it('a dropped batch does not burn its id: the corrected re-send is accepted', () => {
     const state = newState();
-    expect(state.acceptBatch({ batchId: 'b1', events: [rawEvent('r1', '2026-03-10T11:00:00Z', { model: '' })] }, NOW).outcome).toBe('dropped');
+    expect(state.acceptBatch({ batchId: 'b1', events: [rawEvent('r1', '2026-03-10T11:00:00Z', { userId: 'mallory' })] }, NOW).outcome).toBe('dropped');
     send(state, 'b1', [rawEvent('r1', '2026-03-10T11:00:00Z')]);
     expect(state.status(NOW).counters).toMatchObject({ droppedBatches: 1, duplicateBatches: 0 });
   });
@@ -201,7 +191,7 @@ describe('BudgetState.acceptBatch', () => {
       (b) => state.acceptBatch(b, NOW).outcome,
     );
     expect(outcomes).toEqual(['dropped', 'dropped', 'dropped', 'dropped', 'dropped']);
-    expect(state.status(NOW).counters).toEqual({ batchesApplied: 0, duplicateBatches: 0, droppedBatches: 5, eventsCounted: 0, duplicateEvents: 0, lateEvents: 0 });
+    expect(state.status(NOW).counters).toEqual({ batchesApplied: 0, duplicateBatches: 0, droppedBatches: 5, eventsCounted: 0, duplicateEvents: 0, rejectedEvents: 0, lateEvents: 0 });
   });
 });
 
@@ -239,7 +229,7 @@ describe('BudgetState.applyFlush', () => {
     expect(day.totals.calls).toBe(2);
     expect(day.totals.unpricedCalls).toBe(1);
     expect(day.totals.tokens).toEqual({ inputTokens: 2000, cacheReadTokens: 400, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 200, reasoningTokens: 80 });
-    expect(state.status(NOW).counters).toEqual({ batchesApplied: 1, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 2, duplicateEvents: 1, lateEvents: 0 });
+    expect(state.status(NOW).counters).toEqual({ batchesApplied: 1, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 2, duplicateEvents: 1, rejectedEvents: 0, lateEvents: 0 });
   });
 
   it('sums exactly in decimal: 0.1 + 0.2 is 0.3', () => {
@@ -248,22 +238,6 @@ describe('BudgetState.applyFlush', () => {
     flush(state, { r1: '0.1', r2: '0.2' });
     expect(spent(state, 'day')).toBe('0.3');
     expect(spent(state, 'month')).toBe('0.3');
-  });
-
-  it('ignores a counted event the flush did not contain', () => {
-    const state = newState();
-    send(state, 'b1', [rawEvent('r1', '2026-03-10T11:00:00Z')]);
-    const f = state.takeFlush(CHAIN, 10);
-    state.applyFlush(
-      f.events,
-      ledgerResult(f.batchId, [
-        { requestId: 'r1', occurredAt: '2026-03-10T11:00:00.000Z', costUsd: '1.5', unpriced: false },
-        { requestId: 'stranger', occurredAt: '2026-03-10T11:00:00.000Z', costUsd: '100', unpriced: false },
-      ], 0),
-      NOW,
-    );
-    expect(spent(state, 'day')).toBe('1.5');
-    expect(state.status(NOW).counters.eventsCounted).toBe(1);
   });
 
   it('a flush the ledger had already counted adds nothing', () => {
@@ -461,7 +435,7 @@ describe('BudgetState.status', () => {
       source: 'events',
       budgets: undefined,
       updatedAt: '2026-03-10T12:00:00.000Z',
-      counters: { batchesApplied: 1, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 1, duplicateEvents: 0, lateEvents: 0 },
+      counters: { batchesApplied: 1, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 1, duplicateEvents: 0, rejectedEvents: 0, lateEvents: 0 },
     });
     const day = status.budgets[0]!;
     expect({ ...day, totals: undefined }).toEqual({
@@ -539,7 +513,7 @@ describe('BudgetState: continue-as-new (carry)', () => {
     const before = state.status(NOW);
     const after = next.status(later);
     expect(after.budgets).toEqual(before.budgets);
-    expect(after.counters).toEqual({ batchesApplied: 1, duplicateBatches: 0, droppedBatches: 1, eventsCounted: 2, duplicateEvents: 0, lateEvents: 0 });
+    expect(after.counters).toEqual({ batchesApplied: 1, duplicateBatches: 0, droppedBatches: 1, eventsCounted: 2, duplicateEvents: 0, rejectedEvents: 0, lateEvents: 0 });
     expect(next.lastMaterial).toEqual({ dailySpendUsd: '2.25' });
     expect(spent(next, 'day', later)).toBe('2.25');
   });

@@ -6,7 +6,7 @@ import { highestLevel, renderBudgetMarkdown, visibilityUpdates } from '../../src
 import { type BudgetPeriodStatus, type BudgetStatus } from '../../src/messages.js';
 import { at } from './helpers.js';
 
-const COUNTERS: BudgetStatus['counters'] = { batchesApplied: 0, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 0, duplicateEvents: 0, lateEvents: 0 };
+const COUNTERS: BudgetStatus['counters'] = { batchesApplied: 0, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 0, duplicateEvents: 0, rejectedEvents: 0, lateEvents: 0 };
 
 /** One budget's status; `spentUsd` of `amountUsd` sets the ratio as BudgetState would (6 places). */
 function budget(period: string, spentUsd: string, amountUsd: string, level: BudgetPeriodStatus['level'] = 'ok'): BudgetPeriodStatus {
@@ -128,10 +128,12 @@ describe('visibilityUpdates', () => {
     const state = new BudgetState({ scope: 'user:alice', budgets: [day], rates: DEFAULT_EXCHANGE_RATES }, now);
     expect(state.acceptBatch({ batchId: 'b1', events: [{ requestId: 'r1', occurredAt: '2026-03-10T11:00:00Z', provider: 'openai', model: 'gpt-4o', userId: 'alice', usage: { inputTokens: 1 } }] }, now).outcome).toBe('accepted');
     const f = state.takeFlush('chain', 10);
-    state.applyFlush(f.events, {
-      batchId: f.batchId, received: 1, counted: 1, duplicates: 0,
-      totals: { calls: 1, unpricedCalls: 0, costUsd: '29', tokens: { ...f.events[0]!.usage } },
-      events: [{ requestId: 'r1', occurredAt: '2026-03-10T11:00:00.000Z', costUsd: '29', unpriced: false }],
+    state.applyFlush({
+      batchId: f.batchId, received: 1, duplicates: 0, rejected: [],
+      counted: [{
+        requestId: 'r1', occurredAt: '2026-03-10T11:00:00.000Z', costUsd: '29', unpriced: false, provider: 'openai', model: 'gpt-4o', taskType: 'default',
+        usage: { inputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 0, reasoningTokens: 0 },
+      }],
     }, now);
     expect(visibilityUpdates(state.status(now), {}).material).toEqual({ dailySpendUsd: '29.00', dailyUsagePct: '29', alertLevel: 'ok' });
   });
@@ -148,7 +150,7 @@ describe('renderBudgetMarkdown', () => {
     ];
     const month = { ...budget('month', '40.123456789', '200'), timezone: 'Europe/Paris', remainingUsd: '159.876543211', periodEnd: '2026-03-31T22:00:00.000Z' };
     const s = status(day, month);
-    s.counters = { batchesApplied: 4, duplicateBatches: 1, droppedBatches: 2, eventsCounted: 3, duplicateEvents: 5, lateEvents: 6 };
+    s.counters = { batchesApplied: 4, duplicateBatches: 1, droppedBatches: 2, eventsCounted: 3, duplicateEvents: 5, rejectedEvents: 0, lateEvents: 6 };
     expect(renderBudgetMarkdown(s)).toBe(
       [
         '### Budget: `user:alice`',
