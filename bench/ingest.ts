@@ -24,6 +24,8 @@ export interface IngestScenario {
   users: number;
   ratePerUser: number; // events per second per user
   durationSec: number;
+  /** CostTracker linger: longer means bigger batches, fewer signals, more latency. */
+  lingerMs: number;
 }
 
 export interface IngestResult extends IngestScenario {
@@ -127,7 +129,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
     await until('the worker', async () => out.includes('worker ready'), 120_000);
     await client.workflow.start(BUDGET_WORKFLOW_TYPE, { workflowId: budgetWorkflowId('system'), taskQueue, args: [{ scope: 'system' }] });
 
-    const tracker = new CostTracker({ client, taskQueue, lingerMs: 500, maxBatchSize: 500, maxPendingEvents: 100_000, maxConcurrentSends: 64 });
+    const tracker = new CostTracker({ client, taskQueue, lingerMs: scenario.lingerMs, maxBatchSize: 1000, maxPendingEvents: 100_000, maxConcurrentSends: 64 });
     const total = scenario.users * scenario.ratePerUser * scenario.durationSec;
     const accepted = new Float64Array(total);
     const recordedAt = new Float64Array(total);

@@ -17,4 +17,4 @@ export {
 } from './cost-tracker.js';
 export { BudgetChangeRejectedError, assertScope, fromTemporalError, queryBudgetStatus, setScopeBudgets } from './budgets.js';
 export { connectTemporal } from './connect.js';
-export type { UsageEventInput } from '../domain/usage.js';
+export { fromAnthropicUsage, fromOpenAIUsage, type TokenUsage, type UsageEventInput } from '../domain/usage.js';
