@@ -158,13 +158,13 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
       const calendar = p.spec === 'day' || p.spec === 'month';
       if (calendar && p.timezone === rollupTz) {
         const r = await deps.pool.query<TotalsRow>(
-          `SELECT ${SUMS} FROM usage_rollups WHERE scope = $1 AND period_kind = $2 AND timezone = $3 AND period_start = $4`,
+          `SELECT ${SUMS} FROM usage_rollup_totals WHERE scope = $1 AND period_kind = $2 AND timezone = $3 AND period_start = $4`,
           [scope, p.spec, rollupTz, new Date(p.startMs)],
         );
         totals = toTotals(r.rows[0]);
         if (scope === 'system') {
           const facets = await deps.pool.query<{ scope: string; cost: string; calls: string }>(
-            `SELECT scope, cost_usd::text AS cost, calls::text AS calls FROM usage_rollups
+            `SELECT scope, cost_usd::text AS cost, calls::text AS calls FROM usage_rollup_totals
              WHERE scope LIKE 'system|%' AND period_kind = $1 AND timezone = $2 AND period_start = $3`,
             [p.spec, rollupTz, new Date(p.startMs)],
           );
@@ -179,7 +179,7 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
         }
       } else if (p.endMs - p.startMs >= HOUR_MS && onRollupHour(p.startMs, rollupTz) && onRollupHour(p.endMs, rollupTz)) {
         const r = await deps.pool.query<TotalsRow>(
-          `SELECT ${SUMS} FROM usage_rollups WHERE scope = $1 AND period_kind = 'hour' AND timezone = $2
+          `SELECT ${SUMS} FROM usage_rollup_totals WHERE scope = $1 AND period_kind = 'hour' AND timezone = $2
              AND period_start >= $3 AND period_start < $4`,
           [scope, rollupTz, new Date(p.startMs), new Date(p.endMs)],
         );

@@ -228,7 +228,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
       return all;
     }, 120_000);
     const ledgerSum = normalizeAmount((await pool.query('SELECT sum(cost_usd)::text AS c FROM usage_ledger')).rows[0].c);
-    const rollupSum = normalizeAmount((await pool.query(`SELECT sum(cost_usd)::text AS c FROM usage_rollups WHERE scope = 'system' AND period_kind = 'hour'`)).rows[0].c);
+    const rollupSum = normalizeAmount((await pool.query(`SELECT sum(cost_usd)::text AS c FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'hour'`)).rows[0].c);
     let systemEqual = false;
     await until('the system workflow to equal the ledger', async () => {
       const s = await client.workflow.getHandle(budgetWorkflowId('system')).query(statusQuery);

@@ -112,7 +112,7 @@ export async function runLedgerBench(
     const seconds = (performance.now() - t0) / 1000;
     progress(label, events, events);
     const check = await pool.query<{ ok: boolean }>(`
-      SELECT (SELECT sum(cost_usd) FROM usage_ledger) = (SELECT sum(cost_usd) FROM usage_rollups WHERE scope = 'system' AND period_kind = 'day')
+      SELECT (SELECT sum(cost_usd) FROM usage_ledger) = (SELECT sum(cost_usd) FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'day')
          AND (SELECT count(*) FROM usage_ledger) = ${events} AS ok`);
     return { batchSize, shape, concurrency, events, eventsPerSec: events / seconds, ledgerMatchesRollups: check.rows[0]!.ok };
   });

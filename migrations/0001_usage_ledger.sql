@@ -52,13 +52,17 @@ CREATE INDEX usage_ledger_unpriced ON usage_ledger (occurred_at) WHERE unpriced;
 
 -- Exact running totals per (scope, period), maintained in the same statement as the ledger insert,
 -- from the rows that statement newly inserted. So a rollup always equals the sum of its ledger rows.
--- scope: 'system', 'user:<id>', 'team:<id>', 'project:<id>'. Periods start at calendar boundaries in
--- `timezone` (the configured reporting time zone).
+-- scope: 'system', 'user:<id>', 'team:<id>', 'project:<id>', and the system's breakdown facets
+-- 'system|provider:<p>', 'system|model:<m>', 'system|task:<t>'. Periods start at calendar boundaries
+-- in `timezone` (the configured reporting time zone). Each (scope, period) is split over a few
+-- `shard` rows (chosen per batch) so that concurrent batches do not queue on the same hot row
+-- (every batch adds to 'system'); read the totals through the usage_rollup_totals view.
 CREATE TABLE usage_rollups (
   scope                 text NOT NULL,
   period_kind           text NOT NULL CHECK (period_kind IN ('hour', 'day', 'month')),
   timezone              text NOT NULL,
   period_start          timestamptz NOT NULL,
+  shard                 smallint NOT NULL DEFAULT 0,
   cost_usd              numeric NOT NULL DEFAULT 0,
   calls                 bigint NOT NULL DEFAULT 0,
   unpriced_calls        bigint NOT NULL DEFAULT 0,
@@ -69,8 +73,18 @@ CREATE TABLE usage_rollups (
   output_tokens         bigint NOT NULL DEFAULT 0,
   reasoning_tokens      bigint NOT NULL DEFAULT 0,
   updated_at            timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (scope, period_kind, timezone, period_start)
+  PRIMARY KEY (scope, period_kind, timezone, period_start, shard)
 );
+
+CREATE VIEW usage_rollup_totals AS
+SELECT scope, period_kind, timezone, period_start,
+       sum(cost_usd) AS cost_usd, sum(calls)::bigint AS calls, sum(unpriced_calls)::bigint AS unpriced_calls,
+       sum(input_tokens)::bigint AS input_tokens, sum(cache_read_tokens)::bigint AS cache_read_tokens,
+       sum(cache_write_tokens)::bigint AS cache_write_tokens, sum(cache_write_1h_tokens)::bigint AS cache_write_1h_tokens,
+       sum(output_tokens)::bigint AS output_tokens, sum(reasoning_tokens)::bigint AS reasoning_tokens,
+       max(updated_at) AS updated_at
+FROM usage_rollups
+GROUP BY scope, period_kind, timezone, period_start;
 
 -- The result of every persisted batch, under its batch id: an activity retried after a commit
 -- whose completion was lost finds its batch here and returns the very same result.
@@ -96,6 +110,7 @@ $$;
 
 -- Down Migration
 DROP FUNCTION costguard_check(boolean, text);
+DROP VIEW usage_rollup_totals;
 DROP TABLE usage_batches;
 DROP TABLE usage_rollups;
 DROP TABLE usage_ledger;

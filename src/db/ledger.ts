@@ -68,9 +68,9 @@ WITH existing AS (
             cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens
 ), rollup AS (
   INSERT INTO usage_rollups AS u (
-    scope, period_kind, timezone, period_start, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
+    scope, period_kind, timezone, period_start, shard, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
     cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens)
-  SELECT s.scope, k.kind, $27, date_trunc(k.kind, n.occurred_at, $27), sum(n.cost_usd), count(*),
+  SELECT s.scope, k.kind, $27, date_trunc(k.kind, n.occurred_at, $27), $30::smallint, sum(n.cost_usd), count(*),
          count(*) FILTER (WHERE n.unpriced), sum(n.input_tokens), sum(n.cache_read_tokens), sum(n.cache_write_tokens),
          sum(n.cache_write_1h_tokens), sum(n.output_tokens), sum(n.reasoning_tokens)
   FROM new_rows n
@@ -79,7 +79,7 @@ WITH existing AS (
   WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour')
   GROUP BY 1, 2, 4
   ORDER BY 1, 2, 4
-  ON CONFLICT (scope, period_kind, timezone, period_start) DO UPDATE SET
+  ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
     cost_usd = u.cost_usd + EXCLUDED.cost_usd,
     calls = u.calls + EXCLUDED.calls,
     unpriced_calls = u.unpriced_calls + EXCLUDED.unpriced_calls,
@@ -116,6 +116,16 @@ SELECT (SELECT result FROM batch) AS stored,
        costguard_check(
          EXISTS (SELECT 1 FROM batch) OR NOT EXISTS (SELECT 1 FROM new_rows),
          'batch id ' || $1 || ' was already used for a different set of events') AS checked`;
+
+/** Rollup rows per (scope, period): concurrent batches spread over them instead of queueing on one. */
+export const ROLLUP_SHARDS = 8;
+
+/** The shard a batch adds to (stable: a retry adds to the same rows, though it adds nothing). */
+export function rollupShard(batchId: string): number {
+  let h = 0;
+  for (let i = 0; i < batchId.length; i++) h = (Math.imul(h, 31) + batchId.charCodeAt(i)) | 0;
+  return Math.abs(h) % ROLLUP_SHARDS;
+}
 
 /** sha256 of the batch's sorted request ids: the same batch id with other events is a caller bug. */
 export function batchFingerprint(requestIds: readonly string[]): string {
@@ -227,9 +237,9 @@ export async function persistBatch(pool: Pool, input: PersistBatchInput): Promis
   try {
     // Named: each connection parses and plans the statement once.
     const res = await pool.query({
-      name: 'costguard_persist_batch_v1',
+      name: 'costguard_persist_batch_v2',
       text: PERSIST_SQL,
-      values: [input.batchId, ...columns(unique), input.timezone, fingerprint, input.events.length],
+      values: [input.batchId, ...columns(unique), input.timezone, fingerprint, input.events.length, rollupShard(input.batchId)],
     });
     row = res.rows[0];
   } catch (err) {

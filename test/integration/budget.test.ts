@@ -65,7 +65,7 @@ describe('budget workflow (user scope)', () => {
     expect(s.budgets[0]!.totals.calls).toBe(3);
     expect(s.counters.duplicateEvents).toBe(2);
     expect(await ledger('alice')).toEqual({ cost: '0.00084', calls: 3 });
-    const rollup = await stack.pool.query(`SELECT cost_usd::text AS c FROM usage_rollups WHERE scope = 'user:alice' AND period_kind = 'day'`);
+    const rollup = await stack.pool.query(`SELECT cost_usd::text AS c FROM usage_rollup_totals WHERE scope = 'user:alice' AND period_kind = 'day'`);
     expect(normalizeAmount(rollup.rows[0].c)).toBe('0.00084');
     // Redis: one sorted-set member per counted call, and the per-minute cost equals the ledger.
     const view = createRealtimeView(stack.redis, stack.redisPrefix);

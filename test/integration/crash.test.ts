@@ -93,6 +93,6 @@ it('loses nothing and counts nothing twice when the worker is killed in the midd
   expect(ledger.rows[0]!.n).toBe(15);
   expect(s.budgets[0]!.spentUsd).toBe(normalizeAmount(ledger.rows[0]!.cost));
   expect(s.budgets[0]!.totals.calls).toBe(15);
-  const rollup = await stack.pool.query(`SELECT cost_usd::text AS c, calls::int AS n FROM usage_rollups WHERE scope = 'user:dana' AND period_kind = 'day'`);
+  const rollup = await stack.pool.query(`SELECT cost_usd::text AS c, calls::int AS n FROM usage_rollup_totals WHERE scope = 'user:dana' AND period_kind = 'day'`);
   expect({ c: normalizeAmount(rollup.rows[0].c), n: rollup.rows[0].n }).toEqual({ c: normalizeAmount(ledger.rows[0]!.cost), n: 15 });
 });

@@ -43,7 +43,7 @@ async function ledgerSum(where = 'true', params: unknown[] = []) {
 
 async function rollup(scope: string, kind: string, start: string) {
   const r = await db.pool.query<{ cost_usd: string; calls: string }>(
-    `SELECT cost_usd::text, calls::text FROM usage_rollups WHERE scope = $1 AND period_kind = $2 AND period_start = $3 AND timezone = $4`,
+    `SELECT cost_usd::text, calls::text FROM usage_rollup_totals WHERE scope = $1 AND period_kind = $2 AND period_start = $3 AND timezone = $4`,
     [scope, kind, start, TZ],
   );
   return r.rows[0] ? { cost: normalizeAmount(r.rows[0].cost_usd), calls: Number(r.rows[0].calls) } : null;
@@ -65,7 +65,7 @@ describe('migrations', () => {
     const tables = await db.pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
     );
-    expect(tables.rows.map((r) => r.table_name)).toEqual(['budget_configs', 'schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollups']);
+    expect(tables.rows.map((r) => r.table_name)).toEqual(['budget_configs', 'schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollup_totals', 'usage_rollups']);
   });
 
   it('two concurrent runs on an empty database apply each migration exactly once', async () => {
@@ -169,7 +169,7 @@ describe('persistBatch', () => {
     const row = await db.pool.query('SELECT unpriced, unpriced_reason, cost_usd::text FROM usage_ledger WHERE request_id = $1', ['u1']);
     expect(row.rows[0]).toMatchObject({ unpriced: true, cost_usd: '0' });
     expect(row.rows[0].unpriced_reason).toMatch(/unknown model "no-such-model-9000"/);
-    const r = await db.pool.query(`SELECT unpriced_calls::int FROM usage_rollups WHERE scope = 'system' AND period_kind = 'day'`);
+    const r = await db.pool.query(`SELECT unpriced_calls::int FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'day'`);
     expect(r.rows[0]).toEqual({ unpriced_calls: 1 });
   });
 
@@ -209,11 +209,11 @@ describe('persistBatch', () => {
           ('system|task:' || l.task_type, true)) s(scope, facet)
         CROSS JOIN (VALUES ('hour'), ('day'), ('month')) k(kind)
         WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour') GROUP BY 1, 2, 3)
-      SELECT * FROM expected e FULL JOIN usage_rollups r
+      SELECT * FROM expected e FULL JOIN usage_rollup_totals r
         ON r.scope = e.scope AND r.period_kind = e.kind AND r.period_start = e.period_start AND r.timezone = '${TZ}'
       WHERE r.cost_usd IS DISTINCT FROM e.cost OR r.calls IS DISTINCT FROM e.calls OR r.input_tokens IS DISTINCT FROM e.input_tokens`);
     expect(mismatches.rows).toEqual([]);
-    const months = await db.pool.query(`SELECT count(*)::int AS n FROM usage_rollups WHERE scope = 'system' AND period_kind = 'month'`);
+    const months = await db.pool.query(`SELECT count(*)::int AS n FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'month'`);
     expect(months.rows[0].n).toBe(2); // the data spans February and March
   });
 
@@ -226,7 +226,7 @@ describe('persistBatch', () => {
       events: priced([event('tz1', { occurredAt: '2025-10-25T22:30:00Z' }), event('tz2', { occurredAt: '2025-10-26T22:59:00Z' })]),
     });
     const r = await db.pool.query<{ period_start: Date }>(
-      `SELECT period_start FROM usage_rollups WHERE scope = 'system' AND period_kind = 'day' AND timezone = 'Europe/Paris'`,
+      `SELECT period_start FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'day' AND timezone = 'Europe/Paris'`,
     );
     expect(r.rows.map((x) => x.period_start.toISOString())).toEqual(['2025-10-25T22:00:00.000Z']); // Paris midnight, UTC+2
   });
