@@ -5,7 +5,7 @@
  *   npm run bench                 # everything, full size
  *   npm run bench -- --quick      # smaller runs (a smoke test of the benchmark itself)
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../src/lib/paths.js';
 import { runDirectBench, runIngestBench } from './ingest.js';
@@ -104,5 +104,9 @@ The original design's direct path, measured in the same run: one INSERT into the
 Redis ZADD per event, ${direct!.concurrency} in flight, no Temporal, no batching, no dedup beyond the key:
 **${fmt(direct!.eventsPerSec)} events/s**.
 `}`;
-writeFileSync(join(root, 'BENCHMARKS.md'), md);
+// Hand-written analysis below the NOTES marker survives regeneration.
+const NOTES = '<!-- notes: kept when npm run bench rewrites this file -->';
+const previous = existsSync(join(root, 'BENCHMARKS.md')) ? readFileSync(join(root, 'BENCHMARKS.md'), 'utf8') : '';
+const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;
+writeFileSync(join(root, 'BENCHMARKS.md'), `${md}\n${notes}`);
 process.stdout.write(md);
