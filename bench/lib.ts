@@ -37,17 +37,8 @@ export function catalogSamples(providers: readonly RawProvider[]): CatalogSample
   return out;
 }
 
-/** A deterministic PRNG (mulberry32) so every run prices the same events. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (the simulator's mulberry32) so every run prices the same events. */
+export { seededRandom as rng } from '../src/lib/random.js';
 
 /** One-line progress on stderr (overwritten in place on a terminal). */
 export function progress(label: string, done: number, total: number): void {

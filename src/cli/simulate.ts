@@ -4,6 +4,7 @@
  * cost is computed here with the same pricing engine the worker uses, so it can be compared with
  * the ledger and the budget workflows afterwards.
  */
+import { seededRandom } from '../lib/random.js';
 import cliProgress from 'cli-progress';
 import { CostTracker } from '../client/cost-tracker.js';
 import { connectTemporal } from '../client/connect.js';
@@ -102,19 +103,8 @@ export function parseSimulateOptions(opts: SimulateOptions, defaultSeed: number)
   return { users, rate, durationMs, seed };
 }
 
-/** mulberry32: a tiny seeded PRNG, so the same seed gives the same usage. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /** Synthetic calls: users `sim-user-1..N`, the model mix above, skewed token counts, some prompt-cache hits. */
+
 export function syntheticUsage(plan: Pick<SimulationPlan, 'users' | 'seed'>): (occurredAt: string) => UsageEventInput {
   const random = seededRandom(plan.seed);
   const totalWeight = SIMULATED_MODELS.reduce((n, m) => n + m.weight, 0);

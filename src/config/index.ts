@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
+import { isTimeZone } from '../domain/periods.js';
 import { DEFAULTS } from './defaults.js';
 
 export class ConfigError extends Error {
@@ -31,14 +32,6 @@ const positiveAmount = (what: string) =>
 
 const currency = z.enum(SUPPORTED_CURRENCIES, { error: `expected one of ${SUPPORTED_CURRENCIES.join(', ')}` });
 
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 const timeZone = z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "UTC" or "Europe/Paris"' });
 
 /** `day`, `month`, or a fixed length: a number and s, m, h or d ("30s", "10m", "1h", "7d"). */

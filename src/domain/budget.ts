@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { type FieldIssue } from './errors.js';
 import { SUPPORTED_CURRENCIES, isDecimalString } from './money.js';
-import { isPeriodSpec } from './periods.js';
+import { isPeriodSpec, isTimeZone } from './periods.js';
 import { zodIssues } from './usage.js';
 
 export type ScopeKind = 'system' | 'user' | 'team' | 'project';
@@ -34,15 +34,6 @@ export interface Budget {
   currency: (typeof SUPPORTED_CURRENCIES)[number];
   timezone: string;
   thresholds: { warning: number; critical: number };
-}
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const budgetSchema = z

@@ -15,6 +15,16 @@ export interface Period {
   endMs: number;
 }
 
+/** True for a time zone Intl knows (IANA names such as "UTC", "Europe/Paris"). */
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const FIXED_RE = /^(\d+)([smhd])$/;
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

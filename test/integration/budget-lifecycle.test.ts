@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeAmount } from '../../src/domain/money.js';
-import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, statusQuery, usageSignal } from '../../src/messages.js';
+import { type UsageBatch, budgetWorkflowId, statusQuery } from '../../src/messages.js';
 import { recordHistory } from './helpers/histories.js';
-import { type Stack, eventually, startStack } from './helpers/stack.js';
+import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
 
 let stack: Stack;
 
@@ -36,15 +36,7 @@ const ev = (requestId: string, userId: string, occurredAt = new Date()) => ({
   usage: { inputTokens: 1000, outputTokens: 100 },
 });
 
-async function send(scope: string, batch: UsageBatch) {
-  await stack.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
-    workflowId: budgetWorkflowId(scope),
-    taskQueue: stack.taskQueue,
-    args: [{ scope }],
-    signal: usageSignal,
-    signalArgs: [batch],
-  });
-}
+const send = (scope: string, batch: UsageBatch) => sendUsage(stack, scope, batch);
 
 async function runCount(workflowId: string): Promise<number> {
   let n = 0;

@@ -9,10 +9,9 @@ import {
   budgetWorkflowId,
   setBudgetUpdate,
   statusQuery,
-  usageSignal,
 } from '../../src/messages.js';
 import { recordHistory } from './helpers/histories.js';
-import { type Stack, eventually, startStack } from './helpers/stack.js';
+import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
 
 let stack: Stack;
 
@@ -32,15 +31,7 @@ function ev(requestId: string, userId: string, inputTokens = 1000, outputTokens 
   return { requestId, occurredAt: new Date().toISOString(), provider: 'openai', model: 'gpt-4o-mini', userId, usage: { inputTokens, outputTokens } };
 }
 
-async function send(scope: string, batch: UsageBatch) {
-  await stack.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
-    workflowId: budgetWorkflowId(scope),
-    taskQueue: stack.taskQueue,
-    args: [{ scope }],
-    signal: usageSignal,
-    signalArgs: [batch],
-  });
-}
+const send = (scope: string, batch: UsageBatch) => sendUsage(stack, scope, batch);
 
 async function status(scope: string): Promise<BudgetStatus> {
   return stack.client.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);

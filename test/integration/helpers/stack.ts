@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { type Config, loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/lib/logger.js';
+import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, usageSignal } from '../../../src/messages.js';
 import { createPricingEngine } from '../../../src/pricing/index.js';
 import { registerSearchAttributes } from '../../../src/temporal/search-attributes.js';
 import { createWorker, workflowsPath } from '../../../src/worker/index.js';
@@ -128,6 +129,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await db.drop();
     },
   };
+}
+
+/** Signals a usage batch to a scope's budget workflow, starting it if needed (as CostTracker does). */
+export async function sendUsage(stack: Pick<Stack, 'client' | 'taskQueue'>, scope: string, batch: UsageBatch): Promise<void> {
+  await stack.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
+    workflowId: budgetWorkflowId(scope),
+    taskQueue: stack.taskQueue,
+    args: [{ scope }],
+    signal: usageSignal,
+    signalArgs: [batch],
+  });
 }
 
 /** Polls `probe` until `accept` holds (or the deadline passes, then fails with the last value). */
