@@ -12,13 +12,12 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CostTracker } from '../src/client/index.js';
-import { migrate } from '../src/db/migrate.js';
 import { normalizeAmount } from '../src/domain/money.js';
 import { projectRoot } from '../src/lib/paths.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId, statusQuery } from '../src/messages.js';
 import { registerSearchAttributes } from '../src/temporal/search-attributes.js';
 import { temporalCliPath } from '../test/integration/helpers/temporal.js';
-import { fmt } from './lib.js';
+import { fmt, freshDatabase } from './lib.js';
 
 export interface IngestScenario {
   users: number;
@@ -71,25 +70,6 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
     if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
     await sleep(250);
   }
-}
-
-async function freshDatabase(baseUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `costguard_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new URL(baseUrl);
-  admin.pathname = '/postgres';
-  const c = new pg.Client({ connectionString: admin.toString() });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  await migrate(url.toString());
-  return {
-    url: url.toString(),
-    drop: async () => {
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
 }
 
 function peakRssMiB(pid: number): number {

@@ -3,14 +3,12 @@
  * rollups in the same statement) into a fresh database, batches of 100 and of 1,000, with a few
  * batches in flight as the worker would have.
  */
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { persistBatch, type PricedEvent } from '../src/db/ledger.js';
-import { migrate } from '../src/db/migrate.js';
 import { PricingEngine } from '../src/domain/pricing.js';
 import type { UsageEvent } from '../src/domain/usage.js';
 import { loadCatalog } from '../src/pricing/genai-catalog.js';
-import { progress, rng } from './lib.js';
+import { freshDatabase, progress, rng } from './lib.js';
 
 export interface LedgerBenchResult {
   batchSize: number;
@@ -60,24 +58,15 @@ function makeEvents(count: number, prefix: string, pricing: PricingEngine, users
 }
 
 async function withBenchDatabase<T>(baseUrl: string, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const name = `costguard_bench_${randomBytes(4).toString('hex')}`;
-  const adminUrl = new URL(baseUrl);
-  adminUrl.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 8 });
+  const db = await freshDatabase(baseUrl);
+  const pool = new pg.Pool({ connectionString: db.url, max: 8 });
   // Dropping the database at the end terminates its sessions; an idle client's error is expected then.
   pool.on('error', () => undefined);
   try {
-    await migrate(url.toString());
     return await fn(pool);
   } finally {
     await pool.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await db.drop();
   }
 }
 

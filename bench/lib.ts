@@ -1,4 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
+import pg from 'pg';
+import { migrate } from '../src/db/migrate.js';
 import type { MatchLogic, RawProvider } from '../src/domain/catalog.js';
 
 export function machine(): string {
@@ -52,4 +55,24 @@ export function progress(label: string, done: number, total: number): void {
 
 export function fmt(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/** A migrated database of its own for one benchmark run; `drop()` removes it. */
+export async function freshDatabase(baseUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `costguard_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new URL(baseUrl);
+  admin.pathname = '/postgres';
+  const c = new pg.Client({ connectionString: admin.toString() });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
 }

@@ -15,6 +15,7 @@ import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors.js';
 import { normalizeAmount } from '../domain/money.js';
 import type { BatchResult, PricedEvent } from '../domain/ledger.js';
+import type { TokenUsage } from '../domain/usage.js';
 
 export type { BatchResult, BatchTotals, CountedEvent, PricedEvent } from '../domain/ledger.js';
 
@@ -173,16 +174,10 @@ export function columns(batch: readonly PricedEvent[]): unknown[] {
 }
 
 /** The stored form of a batch result (jsonb): compact, then expanded by `toBatchResult`. */
-interface StoredResult {
+interface StoredResult extends TokenUsage {
   counted: number;
   unpricedCalls: number;
   costUsd: string;
-  inputTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  cacheWrite1hTokens: number;
-  outputTokens: number;
-  reasoningTokens: number;
   events: [string, string, string, boolean][];
 }
 
