@@ -7,6 +7,7 @@ import type { Config } from '../src/config/index.js';
 import { type Budget, type Scope, scopeId, scopeKind } from '../src/domain/budget.js';
 import { emptyTotals, topBreakdown } from '../src/domain/budget-state.js';
 import { type ExchangeRates, normalizeAmount } from '../src/domain/money.js';
+import type { ScopeAlertSettings } from '../src/domain/scope-alerts.js';
 import { localTime } from '../src/domain/periods.js';
 import type { BreakdownEntry, PeriodTotals } from '../src/messages.js';
 
@@ -17,6 +18,8 @@ export interface ScopeSettings {
   pollIntervalMs: number;
   /** Most events one flush persists. */
   maxFlushEvents: number;
+  /** Alert rules (absent in results recorded before alerting existed). */
+  alerts?: ScopeAlertSettings;
 }
 
 export interface PeriodRange {
@@ -132,6 +135,12 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
       rates: deps.config.exchangeRates,
       pollIntervalMs: deps.config.budgetWorkflow.ledgerPollMs,
       maxFlushEvents: deps.config.budgetWorkflow.maxFlushEvents,
+      alerts: {
+        enabled: true,
+        evaluateEveryMs: deps.config.alerts.evaluateEvery,
+        forecast: { ...deps.config.alerts.forecast },
+        spike: { ...deps.config.alerts.spike },
+      },
     };
   },
 

@@ -1,12 +1,14 @@
 /**
  * All activities, built once by the worker over clients it owns:
- * `createActivities({ pool, redis, config, pricing, logger, clock })`.
+ * `createActivities({ pool, redis, config, pricing, logger, clock, temporal })`.
  */
+import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
 import type { Logger } from '../src/lib/logger.js';
+import { createAlertActivities } from './alerts.js';
 import { createBudgetActivities } from './budget.js';
 import { createLedgerActivities } from './ledger.js';
 import { createRealtimeView } from './realtime.js';
@@ -18,6 +20,8 @@ export interface ActivityDeps {
   pricing: PricingEngine;
   logger: Logger;
   clock: () => number;
+  /** A Temporal client (alert activities start and signal alert workflows). */
+  temporal: () => Client;
 }
 
 export const createActivities = (deps: ActivityDeps) => ({
@@ -30,6 +34,7 @@ export const createActivities = (deps: ActivityDeps) => ({
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
   }),
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
+  ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

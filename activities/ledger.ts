@@ -100,13 +100,15 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
     // After the commit: if Redis fails, the retry finds the stored result and writes the same values.
     await deps.realtime?.recordBatch(batch.batchId, valid, result, deps.clock());
     const byId = new Map(valid.map((e) => [e.requestId, e]));
+    const unpricedWhy = new Map(priced.flatMap((p) => (p.price.priced ? [] : [[p.event.requestId, p.price.code] as const])));
     return {
       batchId: batch.batchId,
       received: batch.events.length,
       duplicates: result.duplicates,
       counted: result.events.map((c) => {
         const e = byId.get(c.requestId)!;
-        return { ...c, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage };
+        const why = c.unpriced ? unpricedWhy.get(c.requestId) : undefined;
+        return { ...c, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage, ...(why ? { unpricedReason: why } : {}) };
       }),
       rejected,
     };

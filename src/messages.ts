@@ -5,6 +5,8 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Budget, BudgetChange, Scope, ScopeKind } from './domain/budget.js';
+import type { AlertCondition, TrackedIncident } from './domain/alert-rules.js';
+import type { AlertLevel } from './domain/notification.js';
 import type { TokenUsage, UsageEventInput } from './domain/usage.js';
 
 export const BUDGET_WORKFLOW_TYPE = 'budgetWorkflow';
@@ -69,7 +71,7 @@ export interface BudgetPeriodStatus {
   remainingUsd: string;
   /** spent / budget, for display and alerting (a ratio, not money). */
   usageRatio: number;
-  level: 'ok' | 'warning' | 'critical' | 'emergency';
+  level: 'ok' | 'info' | 'warning' | 'critical' | 'emergency';
   totals: PeriodTotals;
 }
 
@@ -90,6 +92,8 @@ export interface BudgetStatus {
     rejectedEvents: number;
     lateEvents: number;
   };
+  /** Open incidents this scope raised (acknowledged ones included), from the status query. */
+  incidents?: { incidentId: string; key: string; rule: string; level: string; status: 'open' | 'acknowledged' }[];
 }
 
 /** State carried across continue-as-new (kept small: payload limit 2 MiB). */
@@ -101,6 +105,10 @@ export interface CarriedState {
   flushSeq: number;
   counters: BudgetStatus['counters'];
   lastMaterial: Record<string, string>;
+  /** Incidents this scope raised that are still open, by condition key (absent before alerts). */
+  incidents?: Record<string, TrackedIncident>;
+  /** Unpriced (provider/model) conditions already raised, with their day. */
+  unpricedRaised?: string[];
 }
 
 /**
@@ -116,3 +124,81 @@ export const searchAttributes = {
   monthlySpendUsd: defineSearchAttributeKey('CostMonthlySpendUsd', SearchAttributeType.DOUBLE),
   alertLevel: defineSearchAttributeKey('CostAlertLevel', SearchAttributeType.KEYWORD),
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Alerts: one alert workflow per incident (workflows/alert.ts).
+
+export const ALERT_WORKFLOW_TYPE = 'alertWorkflow';
+
+/** Workflow id of an incident's alert workflow; the incident id is a hash of its condition key. */
+export function alertWorkflowId(incidentId: string): string {
+  return `alert/${incidentId}`;
+}
+
+/** How an incident notifies: snapshotted from the config when the incident opens. */
+export interface AlertSettings {
+  /** Channel names per level (only configured channels). */
+  routing: Record<AlertLevel, string[]>;
+  /** No second notification for the same (condition, level) within this interval. */
+  repeatIntervalMs: number;
+  /** Unacknowledged critical/emergency incidents re-notify after `delayMs`, adding `channels`. */
+  escalation: { delayMs: number; channels: string[]; maxEscalations: number };
+}
+
+export interface AlertWorkflowInput {
+  incidentId: string;
+  condition: AlertCondition;
+  settings: AlertSettings;
+  /** The budget workflow to tell about acknowledgement and resolution (null for system-wide rules). */
+  budgetWorkflowId: string | null;
+  carried?: IncidentState;
+}
+
+export interface Acknowledgement {
+  /** Who takes responsibility (a name or an e-mail address). */
+  by: string;
+  note?: string;
+}
+
+/** The condition again (a level change) or `null` when it no longer holds. */
+export interface ConditionUpdate {
+  condition: AlertCondition | null;
+  reason?: string;
+}
+
+export type IncidentStatus = 'open' | 'acknowledged' | 'resolved';
+
+/** An incident as the alert workflow sees it (query `incident`, update `acknowledge`). */
+export interface IncidentState {
+  incidentId: string;
+  status: IncidentStatus;
+  condition: AlertCondition;
+  level: AlertLevel;
+  openedAt: string;
+  acknowledged: { by: string; at: string; note: string | null } | null;
+  resolved: { at: string; reason: string } | null;
+  escalations: number;
+  /** Every channel notified so far (the resolved notice goes to these). */
+  notifiedChannels: string[];
+  /** Last notification time per level (ms), for the repeat interval. */
+  lastNotifiedMs: Partial<Record<AlertLevel, number>>;
+  /** Last time anything was sent, for the escalation delay. */
+  lastNotificationMs: number | null;
+  notifications: number;
+}
+
+/** Sent by the budget workflow when a condition changes level or clears. */
+export const conditionSignal = defineSignal<[ConditionUpdate]>('condition');
+/** Acknowledge from the Temporal UI ("Send a Signal", name `ack`, input `{"by": "you", "note": "..."}`). */
+export const ackSignal = defineSignal<[Acknowledgement]>('ack');
+/** Acknowledge from the API and CLI: an update, so the caller learns the incident's state (or why not). */
+export const acknowledgeUpdate = defineUpdate<IncidentState, [Acknowledgement]>('acknowledge');
+export const incidentQuery = defineQuery<IncidentState>('incident');
+
+/** Alert workflow -> budget workflow: an incident was acknowledged or resolved. */
+export interface IncidentChange {
+  incidentId: string;
+  key: string;
+  status: IncidentStatus;
+}
+export const incidentChangedSignal = defineSignal<[IncidentChange]>('incidentChanged');

@@ -17,7 +17,9 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -26,10 +28,13 @@ import {
 import type { Activities } from '../activities/index.js';
 import { scopeId, scopeKind, validateBudgetChange } from '../src/domain/budget.js';
 import { BudgetState } from '../src/domain/budget-state.js';
+import type { AlertChange } from '../src/domain/alert-rules.js';
+import { ScopeAlerts } from '../src/domain/scope-alerts.js';
 import { renderBudgetMarkdown, visibilityUpdates } from '../src/domain/visibility.js';
 import {
   type BudgetStatus,
   type BudgetWorkflowInput,
+  incidentChangedSignal,
   searchAttributes,
   setBudgetUpdate,
   statusQuery,
@@ -47,6 +52,13 @@ const ledger = proxyActivities<Activities>({
   startToCloseTimeout: '60s',
   heartbeatTimeout: '5s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ValidationError', 'ConflictError'] },
+});
+
+// Raising an alert is a signal-with-start to the incident's workflow: a local activity, so the
+// notification is not held up by a round trip through the task queue.
+const alerting = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 });
 
 export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> {
@@ -73,9 +85,16 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     else early.push(batch);
   });
 
+  // Alerts this scope raised (src/domain/scope-alerts.ts); incidents report back when they are
+  // acknowledged or resolved.
+  const alerts = new ScopeAlerts(scope, input.carried);
+  setHandler(incidentChangedSignal, (change) => {
+    if (change && typeof change.key === 'string') alerts.incidentChanged(change);
+  });
+
   setHandler(statusQuery, (): BudgetStatus => {
     if (!state) throw new Error(`the budget workflow for ${scope} is starting; ask again in a moment`);
-    return state.status(Date.now());
+    return { ...state.status(Date.now()), incidents: alerts.list() };
   });
 
   setHandler(
@@ -101,13 +120,39 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     },
   );
 
+  // Workflows started before alerting existed replay without it (their histories have no marker).
+  const alertsOn = patched('alerts-v1');
   const settings = await settingsActivities.loadScopeSettings(scope);
+  const alertSettings = alertsOn ? settings.alerts : undefined;
   state = new BudgetState({ scope, budgets: settings.budgets, rates: settings.rates }, Date.now(), input.carried);
   for (const batch of early.splice(0)) accept(state, batch);
   const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
 
+  const apply = async (changes: AlertChange[]) => {
+    for (const change of changes) {
+      if (change.kind === 'raise') {
+        const { incidentId } = await alerting.raiseAlert({ condition: change.condition, budgetWorkflowId: workflowInfo().workflowId });
+        alerts.raised(change.condition, incidentId);
+      } else {
+        await alerting.clearAlert({ incidentId: change.incidentId, reason: 'the condition no longer holds' });
+        alerts.cleared(change.key);
+      }
+    }
+  };
+
+  /** Runs the alert rules on the current totals (and the spend windows when a spike check is due). */
+  const evaluateAlerts = async () => {
+    if (!alertSettings?.enabled) return;
+    const now = Date.now();
+    const status = state.status(now);
+    const windows = alerts.spikeDue(status, now, alertSettings)
+      ? await settingsActivities.readSpendWindows({ scope, windowMinutes: alertSettings.spike.windowMinutes, baselineDays: alertSettings.spike.baselineDays })
+      : null;
+    await apply(alerts.evaluate(status, Date.now(), alertSettings, windows));
+  };
+
   const publish = () => {
-    const status = state.status(Date.now());
+    const status = { ...state.status(Date.now()), incidents: alerts.list() };
     const updates = visibilityUpdates(status, state.lastMaterial);
     if (updates.changed.length > 0) {
       upsertSearchAttributes(updates.changed.map(({ key, value }) => ({ key: searchAttributes[key], value }) as never));
@@ -128,7 +173,8 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
   for (;;) {
     const now = Date.now();
     const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
-    const deadline = Math.min(state.nextRolloverMs(), nextPoll);
+    const nextAlertCheck = alertSettings ? alerts.nextCheckMs(alertSettings) : Infinity;
+    const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck);
     await condition(() => state.hasPending() || budgetsChanged || workflowInfo().continueAsNewSuggested, Math.max(1, deadline - now));
     budgetsChanged = false;
 
@@ -137,6 +183,12 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       const result = await ledger.recordUsageBatch({ batchId: flush.batchId, events: flush.events });
       if (result.rejected.length > 0) log.warn('the ledger refused invalid usage events', { scope, batchId: flush.batchId, rejected: result.rejected });
       state.applyFlush(result, Date.now());
+      if (alertSettings?.enabled) {
+        for (const c of alerts.unpriced(result.counted, Date.now())) {
+          await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
+          alerts.unpricedRaisedFor(c);
+        }
+      }
     }
 
     const rolledOver = state.rollover(Date.now()).length > 0;
@@ -146,13 +198,14 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       for (const r of await settingsActivities.readScopeTotals(scope, periods)) state.setTotals(r.spec, r.key, r.totals, Date.now());
       lastPoll = Date.now();
     }
+    await evaluateAlerts();
     publish();
 
     if (rolledOver || workflowInfo().continueAsNewSuggested) {
       // Never from inside a handler: wait for running handlers, flush what they queued, then go.
       await condition(allHandlersFinished);
       if (!state.hasPending()) {
-        await continueAsNew<typeof budgetWorkflow>({ scope, carried: state.carry() });
+        await continueAsNew<typeof budgetWorkflow>({ scope, carried: { ...state.carry(), ...alerts.carry() } });
       }
     }
   }

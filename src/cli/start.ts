@@ -31,7 +31,7 @@ export async function startAll(config: Config): Promise<void> {
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const added = await registerSearchAttributes(temporal, config.temporal.namespace);
   if (added.length > 0) logger.info({ added }, 'registered search attributes');
-  const { worker, connection } = await createWorker({ config, pool, redis, pricing, logger });
+  const { worker, connection } = await createWorker({ config, pool, redis, pricing, logger, client: temporal });
   // The system budget (and every configured team/project budget) runs from start-up, whether or not
   // usage has arrived yet; starting an existing one is a no-op.
   for (const scope of aggregateScopes(config)) {

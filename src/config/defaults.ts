@@ -20,5 +20,24 @@ export const DEFAULTS = {
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
   /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
-  alerts: { repeatIntervalMs: 60 * 60 * 1000, spike: { windowMinutes: 60, factor: 3, floorUsd: '1' } },
+  /**
+   * Alerts: do not resend the same alert within an hour; an unacknowledged critical alert escalates
+   * every 15 minutes (up to 3 times), adding SMS and push; spike = the last 60 minutes above 3x the
+   * usual spend for that hour, and above $1. Time-based rules (forecast, spike) are re-checked every
+   * minute; thresholds after every persisted batch. Routing names channels of `channels:`; names
+   * not configured are skipped. SMS is for critical and above.
+   */
+  alerts: {
+    repeatIntervalMs: 60 * 60 * 1000,
+    evaluateEveryMs: 60 * 1000,
+    routing: {
+      info: ['email', 'slack', 'webhook'],
+      warning: ['email', 'slack', 'push', 'webhook'],
+      critical: ['email', 'slack', 'sms', 'push', 'webhook'],
+      emergency: ['email', 'slack', 'sms', 'push', 'webhook'],
+    },
+    escalation: { delayMs: 15 * 60 * 1000, channels: ['sms', 'push'], maxEscalations: 3 },
+    forecast: { minElapsedFraction: 0.1, minCalls: 10 },
+    spike: { windowMinutes: 60, factor: 3, floorUsd: '1', baselineDays: 7, minBaselineDays: 1 },
+  },
 } as const;

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
 import { isTimeZone } from '../domain/periods.js';
+import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
 import { DEFAULTS } from './defaults.js';
 
 export class ConfigError extends Error {
@@ -47,9 +48,11 @@ export const budgetSchema = z
     currency: currency.default('USD'),
     timezone: timeZone.optional(),
     thresholds: z
-      .object({ warning: ratio, critical: ratio })
+      .object({ warning: ratio, critical: ratio, info: ratio.optional(), emergency: ratio.optional() })
       .strict()
-      .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' }),
+      .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' })
+      .refine((t) => t.info === undefined || t.info < t.warning, { message: 'expected info below warning' })
+      .refine((t) => t.emergency === undefined || t.emergency > t.critical, { message: 'expected emergency above critical' }),
   })
   .strict();
 export type BudgetRule = z.infer<typeof budgetSchema>;
@@ -95,6 +98,7 @@ export const fileSchema = z
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
     pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
     channels: z.record(z.string(), z.unknown()).default({}),
+    alerts: alertsSchema,
     budgetWorkflow: z
       .object({
         ledgerPollMs: z.number().int().min(200, 'expected at least 200 ms').max(600_000).default(DEFAULTS.budgetWorkflow.ledgerPollMs),
@@ -141,6 +145,7 @@ export interface Config {
   pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: Record<string, unknown>;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
+  alerts: AlertsConfig;
 }
 
 const SECRET_KEYS = /key|secret|token|password|url/i;
@@ -224,5 +229,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pricing: file.pricing,
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
+    alerts: resolveAlerts(file.alerts),
   };
 }

@@ -85,9 +85,10 @@ function addTokens(into: TokenUsage, add: TokenUsage): void {
 }
 
 export function levelFor(ratio: number, thresholds: Budget['thresholds']): AlertLevel {
-  if (ratio >= 1) return 'emergency';
+  if (ratio >= (thresholds.emergency ?? 1)) return 'emergency';
   if (ratio >= thresholds.critical) return 'critical';
   if (ratio >= thresholds.warning) return 'warning';
+  if (thresholds.info !== undefined && ratio >= thresholds.info) return 'info';
   return 'ok';
 }
 

@@ -33,7 +33,11 @@ export interface Budget {
   amount: string; // decimal, in `currency`
   currency: (typeof SUPPORTED_CURRENCIES)[number];
   timezone: string;
-  thresholds: { warning: number; critical: number };
+  /**
+   * Usage ratios at which the level changes: warning and critical are required; `info` (below
+   * warning) is optional; emergency is at `emergency` (default 1, i.e. 100% of the budget).
+   */
+  thresholds: { warning: number; critical: number; info?: number; emergency?: number };
 }
 
 const budgetSchema = z
@@ -48,9 +52,13 @@ const budgetSchema = z
       .object({
         warning: z.number({ error: 'expected a ratio such as 0.8' }).gt(0).lt(1, 'expected a ratio below 1 (emergency is 100%)'),
         critical: z.number({ error: 'expected a ratio such as 0.95' }).gt(0).lt(1, 'expected a ratio below 1 (emergency is 100%)'),
+        info: z.number({ error: 'expected a ratio such as 0.5' }).gt(0).lt(1).optional(),
+        emergency: z.number({ error: 'expected a ratio such as 1' }).gt(0).max(10).optional(),
       })
       .strict()
-      .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' }),
+      .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' })
+      .refine((t) => t.info === undefined || t.info < t.warning, { message: 'expected info below warning' })
+      .refine((t) => t.emergency === undefined || t.emergency > t.critical, { message: 'expected emergency above critical' }),
   })
   .strict();
 

@@ -38,6 +38,8 @@ export interface CountedUsage extends CountedEvent {
   model: string;
   taskType: string;
   usage: TokenUsage;
+  /** Why an unpriced event has no price (unknown_provider, unknown_model, unmetered_units). */
+  unpricedReason?: string;
 }
 
 /** An event the flush activity refused (its batch's other events were persisted). */

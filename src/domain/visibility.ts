@@ -8,7 +8,7 @@ import { fixedLengthMs } from './periods.js';
 
 export type VisibilityKey = 'dailySpendUsd' | 'dailyUsagePct' | 'monthlySpendUsd' | 'alertLevel';
 
-const LEVEL_ORDER = ['ok', 'warning', 'critical', 'emergency'] as const;
+const LEVEL_ORDER = ['ok', 'info', 'warning', 'critical', 'emergency'] as const;
 
 function lengthMs(period: string): number {
   if (period === 'day') return 86_400_000;

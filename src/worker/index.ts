@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
@@ -22,6 +23,8 @@ export interface WorkerDeps {
   /** A pre-built bundle (tests build one per file); otherwise workflows/ is bundled at start. */
   workflowBundle?: WorkflowBundleWithSourceMap;
   connection?: NativeConnection;
+  /** A client for activities that start workflows (alerts); one is connected when absent. */
+  client?: Client;
 }
 
 /** workflows/index.js next to the compiled code, or workflows/index.ts when running from source. */
@@ -30,8 +33,10 @@ export function workflowsPath(): string {
   return existsSync(js) ? js : js.replace(/\.js$/, '.ts');
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
+export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection; close(): Promise<void> }> {
   const connection = deps.connection ?? (await NativeConnection.connect({ address: deps.config.temporal.address }));
+  const clientConnection = deps.client ? null : await Connection.connect({ address: deps.config.temporal.address });
+  const client = deps.client ?? new Client({ connection: clientConnection!, namespace: deps.config.temporal.namespace });
   const activities = createActivities({
     pool: deps.pool,
     redis: deps.redis,
@@ -39,6 +44,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     pricing: deps.pricing,
     logger: deps.logger.child({ component: 'activities' }),
     clock: deps.clock ?? Date.now,
+    temporal: () => client,
   });
   const worker = await Worker.create({
     connection,
@@ -47,5 +53,13 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     activities,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
   });
-  return { worker, connection };
+  return {
+    worker,
+    connection,
+    /** Closes what createWorker opened (after the worker stopped). */
+    async close() {
+      await clientConnection?.close();
+      if (!deps.connection) await connection.close();
+    },
+  };
 }

@@ -95,6 +95,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       logger,
       workflowBundle: workflowBundleBuilt,
       connection: env.nativeConnection,
+      client: env.client,
     });
     running = { worker, done: worker.run() };
     return worker;

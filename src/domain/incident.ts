@@ -1,0 +1,190 @@
+/**
+ * An incident's life as a plain class, no Temporal and no I/O (the alert workflow wires it to
+ * signals, timers and activities): what to notify, when, and to which channels.
+ *
+ * - opened: notify the channels of its level at once;
+ * - raised (warning -> critical -> emergency): notify the new level's channels at once;
+ * - lowered: remember the level, notify nobody;
+ * - unacknowledged at critical or above: after the escalation delay, notify again with the
+ *   escalation channels added, up to `maxEscalations` times;
+ * - unacknowledged and still holding after the repeat interval: a reminder at its level;
+ * - acknowledged: no more escalations or reminders (a higher level is still announced);
+ * - resolved (condition cleared, period over): a resolved notice to every channel notified.
+ */
+import type { AlertCondition } from './alert-rules.js';
+import { type AlertLevel, type Notification, type NotificationKind, levelRank } from './notification.js';
+import type { Acknowledgement, AlertSettings, IncidentState } from '../messages.js';
+
+/** One notification to send now, to these channels. */
+export interface PlannedNotification {
+  notificationId: string;
+  kind: NotificationKind;
+  level: AlertLevel;
+  channels: string[];
+  /** Goes through the repeat-interval check of (condition, level) shared with earlier incidents. */
+  deduplicate: boolean;
+}
+
+const union = (a: readonly string[], b: readonly string[]) => [...new Set([...a, ...b])];
+
+export class Incident {
+  state: IncidentState;
+  private readonly settings: AlertSettings;
+  /** Notifications decided but not yet sent (the workflow drains them). */
+  private queue: PlannedNotification[] = [];
+
+  constructor(incidentId: string, condition: AlertCondition, settings: AlertSettings, nowMs: number, carried?: IncidentState) {
+    this.settings = settings;
+    if (carried) {
+      this.state = carried;
+      return;
+    }
+    this.state = {
+      incidentId,
+      status: 'open',
+      condition,
+      level: condition.level,
+      openedAt: new Date(nowMs).toISOString(),
+      acknowledged: null,
+      resolved: null,
+      escalations: 0,
+      notifiedChannels: [],
+      lastNotifiedMs: {},
+      lastNotificationMs: null,
+      notifications: 0,
+    };
+    this.queue.push({ notificationId: `opened-${condition.level}`, kind: 'opened', level: condition.level, channels: this.channelsFor(condition.level), deduplicate: true });
+  }
+
+  /** Where the delivery log files this incident's notifications (unique per opening). */
+  get sourceId(): string {
+    return `alert/${this.state.incidentId}/${Date.parse(this.state.openedAt)}`;
+  }
+
+  get isResolved(): boolean {
+    return this.state.status === 'resolved';
+  }
+
+  private channelsFor(level: AlertLevel): string[] {
+    return [...(this.settings.routing[level] ?? [])];
+  }
+
+  /** A new reading of the condition, or null when it cleared. */
+  update(condition: AlertCondition | null, nowMs: number, reason = 'the condition cleared'): void {
+    if (this.isResolved) return;
+    if (condition === null) {
+      this.resolve(nowMs, reason);
+      return;
+    }
+    const previous = this.state.level;
+    this.state.condition = condition;
+    this.state.level = condition.level;
+    if (levelRank(condition.level) > levelRank(previous)) {
+      this.queue.push({
+        notificationId: `raised-${condition.level}`,
+        kind: 'raised',
+        level: condition.level,
+        channels: this.channelsFor(condition.level),
+        deduplicate: true,
+      });
+    }
+  }
+
+  acknowledge(ack: Acknowledgement, nowMs: number): void {
+    if (this.isResolved || this.state.acknowledged) return;
+    this.state.acknowledged = { by: ack.by.trim(), at: new Date(nowMs).toISOString(), note: ack.note?.trim() || null };
+    this.state.status = 'acknowledged';
+  }
+
+  resolve(nowMs: number, reason: string): void {
+    if (this.isResolved) return;
+    this.state.status = 'resolved';
+    this.state.resolved = { at: new Date(nowMs).toISOString(), reason };
+    this.queue = this.queue.filter((n) => n.kind === 'resolved');
+    if (this.state.notifiedChannels.length > 0) {
+      this.queue.push({ notificationId: 'resolved', kind: 'resolved', level: this.state.level, channels: [...this.state.notifiedChannels], deduplicate: false });
+    }
+  }
+
+  /** When something is next due by time alone (escalation, reminder, end of period), or null. */
+  nextDueMs(): number | null {
+    if (this.isResolved) return null;
+    const times: number[] = [];
+    if (this.state.condition.periodEndMs !== null) times.push(this.state.condition.periodEndMs);
+    if (!this.state.acknowledged && this.state.lastNotificationMs !== null) {
+      if (this.canEscalate()) times.push(this.state.lastNotificationMs + this.settings.escalation.delayMs);
+      const last = this.state.lastNotifiedMs[this.state.level];
+      if (last !== undefined) times.push(last + this.settings.repeatIntervalMs);
+    }
+    return times.length > 0 ? Math.min(...times) : null;
+  }
+
+  private canEscalate(): boolean {
+    return levelRank(this.state.level) >= levelRank('critical') && this.state.escalations < this.settings.escalation.maxEscalations;
+  }
+
+  /** Applies what time alone makes due (period end, escalation, reminder). */
+  tick(nowMs: number): void {
+    if (this.isResolved) return;
+    const end = this.state.condition.periodEndMs;
+    if (end !== null && nowMs >= end) {
+      this.resolve(nowMs, 'the period ended');
+      return;
+    }
+    if (this.state.acknowledged || this.state.lastNotificationMs === null || this.queue.length > 0) return;
+    if (this.canEscalate() && nowMs >= this.state.lastNotificationMs + this.settings.escalation.delayMs) {
+      this.state.escalations++;
+      this.queue.push({
+        notificationId: `escalated-${this.state.escalations}`,
+        kind: 'escalated',
+        level: this.state.level,
+        channels: union(this.channelsFor(this.state.level), this.settings.escalation.channels),
+        deduplicate: false,
+      });
+      return;
+    }
+    const last = this.state.lastNotifiedMs[this.state.level];
+    if (last !== undefined && nowMs >= last + this.settings.repeatIntervalMs) {
+      const n = this.state.notifications;
+      const widened = this.state.escalations > 0 ? union(this.channelsFor(this.state.level), this.settings.escalation.channels) : this.channelsFor(this.state.level);
+      this.queue.push({ notificationId: `reminder-${this.state.level}-${n}`, kind: 'reminder', level: this.state.level, channels: widened, deduplicate: true });
+    }
+  }
+
+  hasQueued(): boolean {
+    return this.queue.length > 0;
+  }
+
+  takeQueued(): PlannedNotification | undefined {
+    return this.queue.shift();
+  }
+
+  /** Records a notification as sent (`delivered` = the channels that took it) or suppressed. */
+  sent(n: PlannedNotification, delivered: readonly string[], nowMs: number): void {
+    this.state.notifiedChannels = union(this.state.notifiedChannels, delivered);
+    this.state.lastNotificationMs = nowMs;
+    if (n.kind !== 'resolved') this.state.lastNotifiedMs[n.level] = nowMs;
+    this.state.notifications++;
+  }
+
+  /** The message for a planned notification. */
+  message(n: PlannedNotification, nowMs: number): Notification {
+    const c = this.state.condition;
+    const id = this.state.incidentId;
+    const prefix =
+      n.kind === 'resolved' ? 'Resolved: ' : n.kind === 'escalated' ? `Escalation ${this.state.escalations}, not acknowledged: ` : n.kind === 'reminder' ? 'Still open: ' : '';
+    const fields = [...c.fields, { label: 'Incident', value: id }, { label: 'Level', value: this.state.level }];
+    if (this.state.acknowledged) fields.push({ label: 'Acknowledged by', value: this.state.acknowledged.by });
+    return {
+      sourceId: this.sourceId,
+      notificationId: n.notificationId,
+      kind: n.kind,
+      level: n.level,
+      title: `${prefix}${c.title}`,
+      summary: n.kind === 'resolved' ? `${c.title}: resolved (${this.state.resolved?.reason ?? 'resolved'}).` : c.summary,
+      fields,
+      ...(n.kind === 'resolved' ? {} : { ackHint: `Acknowledge: costguard alerts ack ${id} (or POST /v1/alerts/${id}/ack)` }),
+      occurredAt: new Date(nowMs).toISOString(),
+    };
+  }
+}

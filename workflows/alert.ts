@@ -1,0 +1,200 @@
+/**
+ * The alert workflow: one per incident (workflow id `alert/<incident id>`), opened by the budget
+ * workflow through signal-with-start, so a condition never has two open incidents.
+ *
+ * It notifies the channels of the incident's level at once, announces a higher level at once,
+ * escalates an unacknowledged critical incident after the escalation delay with wider channels,
+ * reminds after the repeat interval, and stops escalating once someone acknowledges (update
+ * `acknowledge` from the API/CLI, signal `ack` from the Temporal UI). It resolves when the
+ * condition clears or its period ends, sending a resolved notice to every channel notified.
+ *
+ * Deliveries run beside the main loop (one activity per channel, retried with backoff), so a slow
+ * or failing channel never delays an escalation or an acknowledgement. Each notification is first
+ * recorded and claimed in PostgreSQL against the repeat interval of its (condition, level), which
+ * holds across incidents, worker restarts and server restarts; the delivery log keyed by
+ * (incident, notification, channel) makes a retried delivery send nothing twice.
+ * State lives in a plain class (src/domain/incident.ts).
+ */
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { Incident, type PlannedNotification } from '../src/domain/incident.js';
+import type { Notification } from '../src/domain/notification.js';
+import {
+  type Acknowledgement,
+  type AlertWorkflowInput,
+  type IncidentState,
+  acknowledgeUpdate,
+  ackSignal,
+  conditionSignal,
+  incidentChangedSignal,
+  incidentQuery,
+  searchAttributes,
+} from '../src/messages.js';
+
+const history = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+// A channel that is down is retried with backoff for about half an hour; a configuration error
+// (4xx, bad credentials, unknown channel) fails at once and is reported, never retried forever.
+const channels = proxyActivities<Pick<Activities, never> & { deliverNotification(input: { channel: string; notification: Notification }): Promise<unknown> }>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 20, nonRetryableErrorTypes: ['ChannelConfigError'] },
+});
+
+function checkAck(ack: unknown): string | null {
+  if (typeof ack !== 'object' || ack === null) return 'expected { "by": "<who>", "note": "<optional>" }';
+  const a = ack as Partial<Acknowledgement>;
+  if (typeof a.by !== 'string' || a.by.trim() === '') return 'expected "by": who takes responsibility';
+  if (a.by.length > 200) return '"by" is longer than 200 characters';
+  if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 2000)) return '"note" must be a string of at most 2000 characters';
+  return null;
+}
+
+export async function alertWorkflow(input: AlertWorkflowInput): Promise<IncidentState> {
+  const workflowId = workflowInfo().workflowId;
+  const incident = new Incident(input.incidentId, input.condition, input.settings, Date.now(), input.carried);
+  let wake = false;
+  let ackRecorded = input.carried?.acknowledged != null;
+  let eventSeq = 0;
+  const eventKey = () => `${incident.sourceId}/${workflowInfo().runId}/${eventSeq++}`;
+  const pending = new Set<Promise<void>>();
+
+  let levelChanged = false;
+  setHandler(conditionSignal, (update) => {
+    try {
+      const before = incident.state.level;
+      incident.update(update?.condition ?? null, Date.now(), update?.reason);
+      if (incident.state.level !== before) levelChanged = true;
+    } catch (err) {
+      log.warn('ignored a malformed condition update', { incidentId: input.incidentId, error: String(err) });
+    }
+    wake = true;
+  });
+
+  setHandler(ackSignal, (ack) => {
+    const problem = checkAck(ack);
+    if (problem) {
+      log.warn('ignored an acknowledgement', { incidentId: input.incidentId, problem });
+      return;
+    }
+    incident.acknowledge(ack, Date.now());
+    wake = true;
+  });
+
+  setHandler(
+    acknowledgeUpdate,
+    async (ack) => {
+      incident.acknowledge(ack, Date.now());
+      wake = true;
+      // Answer once the acknowledgement is in the alert history too.
+      await condition(() => ackRecorded || incident.isResolved);
+      return incident.state;
+    },
+    {
+      validator: (ack) => {
+        const problem = checkAck(ack);
+        if (problem) throw new Error(problem);
+        if (incident.isResolved) throw new Error(`incident ${input.incidentId} is already resolved`);
+      },
+      description: 'Acknowledge the incident: { "by": "who takes responsibility", "note": "optional" }. Stops escalation.',
+    },
+  );
+
+  setHandler(incidentQuery, () => incident.state);
+
+  const tellBudget = async () => {
+    if (!input.budgetWorkflowId) return;
+    try {
+      await getExternalWorkflowHandle(input.budgetWorkflowId).signal(incidentChangedSignal, {
+        incidentId: input.incidentId,
+        key: incident.state.condition.key,
+        status: incident.state.status,
+      });
+    } catch (err) {
+      // The budget workflow may be between runs or gone; it re-learns from its own evaluation.
+      log.info('could not tell the budget workflow', { budgetWorkflowId: input.budgetWorkflowId, error: String(err) });
+    }
+  };
+
+  const deliver = async (plan: PlannedNotification): Promise<void> => {
+    const message = incident.message(plan, Date.now());
+    await Promise.all(
+      plan.channels.map(async (channel) => {
+        try {
+          await channels.deliverNotification({ channel, notification: message });
+        } catch (err) {
+          log.error('notification not delivered', { incidentId: input.incidentId, channel, notificationId: plan.notificationId, error: String(err) });
+        }
+      }),
+    );
+  };
+
+  const notify = async (plan: PlannedNotification): Promise<void> => {
+    const { allowed } = await history.recordNotification({
+      state: incident.state,
+      workflowId,
+      sourceId: incident.sourceId,
+      plan,
+      eventKey: eventKey(),
+      repeatIntervalMs: input.settings.repeatIntervalMs,
+    });
+    incident.sent(plan, allowed ? plan.channels : [], Date.now());
+    if (!allowed) return;
+    const p = deliver(plan).finally(() => pending.delete(p));
+    pending.add(p);
+  };
+
+  if (!input.carried) {
+    await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'opened' });
+  }
+
+  for (;;) {
+    while (incident.hasQueued()) await notify(incident.takeQueued()!);
+
+    if (levelChanged) {
+      levelChanged = false;
+      upsertSearchAttributes([{ key: searchAttributes.alertLevel, value: incident.state.level }]);
+      await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'level_changed', detail: { level: incident.state.level } });
+    }
+    if (incident.state.acknowledged && !ackRecorded) {
+      await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'acknowledged', detail: { ...incident.state.acknowledged } });
+      ackRecorded = true;
+      await tellBudget();
+    }
+    if (incident.isResolved) {
+      while (incident.hasQueued()) await notify(incident.takeQueued()!);
+      await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'resolved', detail: { reason: incident.state.resolved?.reason } });
+      upsertSearchAttributes([{ key: searchAttributes.alertLevel, value: 'resolved' }]);
+      await tellBudget();
+      await Promise.all([...pending]);
+      await condition(allHandlersFinished);
+      return incident.state;
+    }
+
+    const due = incident.nextDueMs();
+    const timeout = due === null ? undefined : Math.max(1, due - Date.now());
+    wake = false;
+    const work = () => wake || incident.hasQueued() || levelChanged || (incident.state.acknowledged !== null && !ackRecorded) || incident.isResolved;
+    if (timeout === undefined) await condition(work);
+    else await condition(work, timeout);
+    incident.tick(Date.now());
+
+    if (workflowInfo().continueAsNewSuggested && !incident.hasQueued() && !levelChanged) {
+      await Promise.all([...pending]);
+      await condition(allHandlersFinished);
+      if (!incident.hasQueued()) await continueAsNew<typeof alertWorkflow>({ ...input, carried: incident.state });
+    }
+  }
+}
