@@ -136,7 +136,7 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
       pollIntervalMs: deps.config.budgetWorkflow.ledgerPollMs,
       maxFlushEvents: deps.config.budgetWorkflow.maxFlushEvents,
       alerts: {
-        enabled: true,
+        enabled: deps.config.alerts.enabled,
         evaluateEveryMs: deps.config.alerts.evaluateEvery,
         forecast: { ...deps.config.alerts.forecast },
         spike: { ...deps.config.alerts.spike },

@@ -24,6 +24,14 @@ const scopeParameter = {
   examples: { user: { value: 'user:alice' }, system: { value: 'system' } },
 };
 
+const incidentParameter = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  description: 'An incident id (12 hex digits), as listed by GET /v1/alerts or `costguard alerts list`.',
+  schema: { type: 'string', pattern: '^[0-9a-f]{12}$' },
+};
+
 const periodTotals = {
   type: 'object',
   properties: {
@@ -121,6 +129,54 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/alerts': {
+        get: {
+          operationId: 'listAlerts',
+          summary: 'Open incidents (most severe first), and with status=all the recently resolved ones too',
+          parameters: [
+            { name: 'status', in: 'query', schema: { enum: ['open', 'all'], default: 'open' } },
+            { name: 'scope', in: 'query', schema: { type: 'string' }, description: 'Only incidents of this scope.' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+          ],
+          responses: {
+            '200': { description: 'Incidents', content: json({ type: 'object', properties: { incidents: { type: 'array', items: ref('Incident') } } }) },
+            '400': { description: 'Bad query parameter', content: json(ref('ValidationError')) },
+            '401': errorResponse('Missing or invalid API key'),
+          },
+        },
+      },
+      '/v1/alerts/{id}': {
+        parameters: [incidentParameter],
+        get: {
+          operationId: 'getAlert',
+          summary: 'One incident with its history (opened, level changes, notifications, acknowledgement, resolution)',
+          responses: {
+            '200': { description: 'The incident', content: json(ref('Incident')) },
+            '400': { description: 'Not an incident id', content: json(ref('ValidationError')) },
+            '401': errorResponse('Missing or invalid API key'),
+            '404': errorResponse('No such incident'),
+          },
+        },
+      },
+      '/v1/alerts/{id}/ack': {
+        parameters: [incidentParameter],
+        post: {
+          operationId: 'acknowledgeAlert',
+          summary: 'Acknowledge an open incident: someone takes responsibility and escalation stops',
+          requestBody: {
+            required: true,
+            content: json({ type: 'object', additionalProperties: false, required: ['by'], properties: { by: { type: 'string', maxLength: 200 }, note: { type: 'string', maxLength: 2000 } } }),
+          },
+          responses: {
+            '200': { description: 'The incident as its alert workflow now sees it', content: json({ type: 'object' }) },
+            '400': { description: 'Invalid acknowledgement or incident id', content: json(ref('ValidationError')) },
+            '401': errorResponse('Missing or invalid API key'),
+            '404': errorResponse('No such incident'),
+            '409': errorResponse('The incident is already resolved'),
+            '503': errorResponse('Temporal unavailable'),
+          },
+        },
+      },
       '/v1/openapi.json': {
         get: {
           operationId: 'openApi',
@@ -135,6 +191,28 @@ export function openApiDocument(): Record<string, unknown> {
         bearer: { type: 'http', scheme: 'bearer' },
       },
       schemas: {
+        Incident: {
+          type: 'object',
+          properties: {
+            id: { type: 'string', pattern: '^[0-9a-f]{12}$' },
+            rule: { enum: ['threshold', 'forecast', 'spike', 'unpriced'] },
+            scope: { type: 'string' },
+            budgetPeriod: { type: ['string', 'null'] },
+            periodKey: { type: ['string', 'null'] },
+            level: { enum: ['info', 'warning', 'critical', 'emergency'] },
+            status: { enum: ['open', 'acknowledged', 'resolved'] },
+            title: { type: 'string' },
+            summary: { type: 'string' },
+            fields: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, value: { type: 'string' } } } },
+            openedAt: { type: 'string', format: 'date-time' },
+            updatedAt: { type: 'string', format: 'date-time' },
+            acknowledged: { type: ['object', 'null'], properties: { by: { type: 'string' }, at: { type: 'string' }, note: { type: ['string', 'null'] } } },
+            resolved: { type: ['object', 'null'], properties: { at: { type: 'string' }, reason: { type: 'string' } } },
+            escalations: { type: 'integer' },
+            notifications: { type: 'integer' },
+            events: { type: 'array', description: 'GET /v1/alerts/{id} only.', items: { type: 'object' } },
+          },
+        },
         TokenUsage: {
           type: 'object',
           additionalProperties: false,

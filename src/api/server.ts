@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
+import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
 import { assertScope, queryBudgetStatus, setScopeBudgets } from '../client/budgets.js';
 import { type CostTracker, parseTrackedEvents } from '../client/cost-tracker.js';
 import type { Config } from '../config/index.js';
@@ -188,6 +189,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       defaultTimezone: deps.config.timezone,
     });
   });
+
+  app.get<{ Querystring: { status?: string; scope?: string; limit?: string } }>('/v1/alerts', async (request) => {
+    const { status = 'open', scope, limit } = request.query;
+    if (status !== 'open' && status !== 'all') throw new ValidationError([{ path: 'status', message: 'expected "open" or "all"' }]);
+    if (scope !== undefined) assertScope(scope);
+    const n = limit === undefined ? 100 : Number(limit);
+    return { incidents: await listAlerts(deps.pool, { all: status === 'all', scope, limit: n }) };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/alerts/:id', async (request) => getAlert(deps.pool, request.params.id));
+
+  app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body));
 
   return app;
 }

@@ -131,5 +131,54 @@ program
     }
   });
 
+const alerts = program.command('alerts').description('incidents: list, show, acknowledge');
+
+alerts
+  .command('list')
+  .description('open incidents, most severe first (with --all, recently resolved ones too)')
+  .option('--all', 'include resolved incidents')
+  .option('--scope <scope>', 'only incidents of this scope')
+  .option('--limit <n>', 'at most this many (1-1000)', '100')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { all?: boolean; scope?: string; limit?: string; json?: boolean }) => {
+    try {
+      const { renderAlertsList, runAlertsList } = await import('./alerts.js');
+      const rows = await runAlertsList(config(), opts);
+      print(Boolean(opts.json), { incidents: rows }, renderAlertsList(rows));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+alerts
+  .command('show <id>')
+  .description('one incident with its history')
+  .option('--json', 'machine-readable output')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    try {
+      const { renderIncident, runAlertsShow } = await import('./alerts.js');
+      const incident = await runAlertsShow(config(), id);
+      print(Boolean(opts.json), incident, renderIncident(incident));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+alerts
+  .command('ack <id>')
+  .description('acknowledge an incident: you take responsibility and escalation stops')
+  .option('--by <name>', 'who takes responsibility (default: your user name)')
+  .option('--note <text>', 'a note for the others')
+  .option('--json', 'machine-readable output')
+  .action(async (id: string, opts: { by?: string; note?: string; json?: boolean }) => {
+    try {
+      const { renderAck, runAlertsAck } = await import('./alerts.js');
+      const state = await runAlertsAck(config(), id, opts);
+      print(Boolean(opts.json), state, renderAck(state));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
 await program.parseAsync(process.argv).catch((err: unknown) => handleError(err, false));
 

@@ -30,6 +30,8 @@ const channelList = z.array(z.string().min(1, 'expected a channel name'));
 
 const alertsObject = z
   .object({
+    /** Off: no rule is evaluated and no incident opens (budgets and totals work as before). */
+    enabled: z.boolean().default(true),
     repeatInterval: duration('the repeat interval', 1000).default(DEFAULTS.alerts.repeatIntervalMs),
     evaluateEvery: duration('the evaluation interval', 1000).default(DEFAULTS.alerts.evaluateEveryMs),
     routing: z
