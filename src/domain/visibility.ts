@@ -80,6 +80,10 @@ export function renderBudgetMarkdown(status: BudgetStatus): string {
   if (top && top.calls > 0) {
     lines.push('', `**Top models (${status.budgets[0]!.period})**: ${top.byModel.slice(0, 5).map((m) => `${m.key} ${formatMoney(m.costUsd, 'USD', 4)}`).join(', ')}`);
   }
+  if (status.incidents && status.incidents.length > 0) {
+    lines.push('', '**Open incidents** (workflow `alert/<id>`; acknowledge there with the `ack` signal):');
+    for (const i of status.incidents) lines.push(`- \`${i.incidentId}\` ${i.rule} **${i.level}**${i.status === 'acknowledged' ? ' (acknowledged)' : ''}`);
+  }
   const c = status.counters;
   lines.push('', `Batches applied ${c.batchesApplied}, duplicate batches ${c.duplicateBatches}, dropped ${c.droppedBatches}; events counted ${c.eventsCounted}, duplicate events ${c.duplicateEvents}, late ${c.lateEvents}.`);
   return lines.join('\n');
