@@ -8,6 +8,7 @@ import type { Config } from '../src/config/index.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
 import type { Logger } from '../src/lib/logger.js';
 import { createBudgetActivities } from './budget.js';
+import { createChannelActivities } from './channels.js';
 import { createLedgerActivities } from './ledger.js';
 import { createRealtimeView } from './realtime.js';
 
@@ -30,6 +31,7 @@ export const createActivities = (deps: ActivityDeps) => ({
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
   }),
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
+  ...createChannelActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;
