@@ -157,10 +157,10 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 
 function showValue(path: readonly PropertyKey[], value: unknown): string {
   if (value === undefined) return '(missing)';
+  // Never echo a secret back, whatever its type: connection URLs carry passwords, keys are keys.
+  if (path.some((p) => typeof p === 'string' && SECRET_KEYS.test(p))) return '(redacted)';
   // A channel's object holds its secrets: name the key, never print the whole object.
   if (path[0] === 'channels' && typeof value === 'object' && value !== null) return Array.isArray(value) ? '(a list)' : '(an object)';
-  // Never echo a secret back: connection URLs carry passwords, keys are keys.
-  if (path.some((p) => typeof p === 'string' && SECRET_KEYS.test(p)) && typeof value === 'string') return '(redacted)';
   const s = JSON.stringify(value);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
