@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { channelSecrets } from '../../src/channels/config.js';
 import { ConfigError, parseConfigFile } from '../../src/config/index.js';
+import { projectRoot } from '../../src/lib/paths.js';
 
 const SLACK_URL = 'https://hooks.slack.com/services/T0001/B0001/s3cr3tWebhookPathValue';
 const WHSEC = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
@@ -143,5 +145,18 @@ describe('channels: invalid configurations name the key and never echo a secret'
 
   it('an empty recipient list', () => {
     expect(errorOf('channels:\n  m: { type: email, smtp: { host: h, port: 25 }, from: a@example.com, to: [] }\n')).toContain('channels.m.to = (a list): expected at least one recipient');
+  });
+});
+
+describe('the example configuration', () => {
+  it('has a valid, commented example of each channel type', () => {
+    const text = readFileSync(`${projectRoot()}/config/costguard.example.yaml`, 'utf8');
+    const start = text.indexOf('# channels:');
+    expect(start).toBeGreaterThan(0);
+    const block = text.slice(start).split('\n').filter((l) => l.startsWith('#')).map((l) => l.slice(2)).join('\n');
+    const parsed = parseConfigFile(block, 'example', {
+      SMTP_PASSWORD: 'p', SLACK_WEBHOOK_URL: SLACK_URL, TWILIO_AUTH_TOKEN: 't', NTFY_TOKEN: 'n', COSTGUARD_WEBHOOK_SECRET: WHSEC,
+    }).channels;
+    expect(Object.values(parsed).map((c) => c.type).sort()).toEqual(['email', 'ntfy', 'slack', 'twilio', 'webhook']);
   });
 });
