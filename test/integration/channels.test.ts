@@ -16,7 +16,7 @@ import type { Notification } from '../../src/domain/notification.js';
 import { REDACT_PATHS } from '../../src/lib/logger.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import {
-  type Receiver, type ReceivedEmail, type ReceivedPush, type ReceivedSlackMessage, type ReceivedSms, type ReceivedWebhook,
+  type HttpReceiver, type Receiver, type ReceivedEmail, type ReceivedPush, type ReceivedSlackMessage, type ReceivedSms, type ReceivedWebhook,
   startNtfyReceiver, startSlackReceiver, startSmtpReceiver, startTwilioReceiver, startWebhookReceiver,
 } from './helpers/receivers.js';
 import { quietTemporalRuntime } from './helpers/stack.js';
@@ -36,10 +36,10 @@ let worker: Worker;
 let running: Promise<void>;
 let config: Config;
 let smtp: Receiver<ReceivedEmail>;
-let slack: Receiver<ReceivedSlackMessage>;
-let twilio: Receiver<ReceivedSms>;
-let ntfy: Receiver<ReceivedPush>;
-let webhook: Receiver<ReceivedWebhook>;
+let slack: HttpReceiver<ReceivedSlackMessage>;
+let twilio: HttpReceiver<ReceivedSms>;
+let ntfy: HttpReceiver<ReceivedPush>;
+let webhook: HttpReceiver<ReceivedWebhook>;
 const taskQueue = `channels-${randomBytes(4).toString('hex')}`;
 const logLines: string[] = [];
 const outcomes: { channel: string; type: string; outcome: DeliveryOutcome }[] = [];
@@ -89,6 +89,7 @@ beforeAll(async () => {
     baseUrl: ${twilio.url}
   push: { type: ntfy, url: "${ntfy.url}", topic: costguard-ops, token: "\${NTFY_TOKEN}" }
   hook: { type: webhook, url: "${webhook.url}", secret: "\${WEBHOOK_SECRET}", headers: { X-Team: platform } }
+  hook-impatient: { type: webhook, url: "${webhook.url}", secret: "\${WEBHOOK_SECRET}", timeoutMs: 500 }
 `,
   );
   const [temporal, database, workflowBundle] = await Promise.all([
@@ -292,6 +293,15 @@ describe('retries and the delivery log', () => {
     expect(outcomesOf('hook').slice(-3)).toEqual(['retryable_error', 'retryable_error', 'sent']);
   });
 
+  it('a receiver that does not answer times out, and the retry delivers', async () => {
+    const accepted = webhook.received.length;
+    webhook.stallNext(1);
+    const n = notification();
+    expect(await deliver('hook-impatient', n)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(webhook.received.length - accepted).toBe(1);
+    expect(await row(n, 'hook-impatient')).toMatchObject({ status: 'sent', attempts: 2, last_error: 'webhook: no answer within 500 ms' });
+  });
+
   it('delivering the same notification again returns already_sent with the first time, and sends nothing', async () => {
     const n = notification();
     const first = await deliver('slack', n);
@@ -371,7 +381,7 @@ describe('permanent failures stop after one attempt as ChannelConfigError', () =
     const failure = await failureOf('pager', n);
     expect(failure.type).toBe('ChannelConfigError');
     expect(failure.message).toBe(
-      'Channel "pager" is not configured: expected it under `channels:` in the config file (configured: mail, mail-bad-password, slack, slack-bad-url, sms, sms-bad-token, push, hook)',
+      'Channel "pager" is not configured: expected it under `channels:` in the config file (configured: mail, mail-bad-password, slack, slack-bad-url, sms, sms-bad-token, push, hook, hook-impatient)',
     );
     expect(await row(n, 'pager')).toBeUndefined();
   });

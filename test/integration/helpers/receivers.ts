@@ -8,6 +8,7 @@
  * - `received`: accepted messages, parsed; `rejected`: refused requests with the reason;
  * - `requests`: every request or SMTP message seen, including those failed on purpose;
  * - `failNext(count, status)`: answer the next `count` requests with `status` (e.g. 500 twice);
+ * - `stallNext(count)` (HTTP receivers): never answer the next `count` requests (the sender times out);
  * - `waitFor(n, timeoutMs)`: resolves once `n` messages were accepted;
  * - `close()`.
  */
@@ -35,6 +36,13 @@ export interface Receiver<T> {
   close(): Promise<void>;
 }
 
+export interface HttpReceiver<T> extends Receiver<T> {
+  stallNext(count: number): void;
+}
+
+/** A planned failure that is no answer at all. */
+const STALL = 0;
+
 /** The bookkeeping every receiver shares: accepted and rejected messages, waiters, planned failures. */
 class Tally<T> {
   received: T[] = [];
@@ -47,7 +55,7 @@ class Tally<T> {
     for (let i = 0; i < count; i++) this.failures.push(status);
   }
 
-  /** Counts a request; returns the status to fail it with, if one was planned. */
+  /** Counts a request; returns the status to fail it with (or STALL), if one was planned. */
   arrive(): number | undefined {
     this.requests++;
     return this.failures.shift();
@@ -104,12 +112,13 @@ async function startHttpReceiver<T>(
   check: (req: IncomingMessage, body: Buffer) => Verdict<T>,
   failure: (status: number) => { status: number; body: string; contentType: string },
   path = '',
-): Promise<Receiver<T>> {
+): Promise<HttpReceiver<T>> {
   const tally = new Tally<T>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       const body = await readBody(req);
       const planned = tally.arrive();
+      if (planned === STALL) return; // no answer: the socket stays open until the client gives up
       let answer: { status: number; body: string; contentType: string };
       if (planned !== undefined) {
         answer = failure(planned);
@@ -144,6 +153,7 @@ async function startHttpReceiver<T>(
     },
     waitFor: (n, timeoutMs) => tally.waitFor(n, timeoutMs),
     failNext: (count, status) => tally.failNext(count, status),
+    stallNext: (count) => tally.failNext(count, STALL),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -262,7 +272,7 @@ export interface ReceivedSlackMessage {
  * paths get 404 `no_service`, a bad payload 400 `invalid_payload` or `invalid_blocks`, no text
  * fallback 400 `no_text`; success is 200 `ok`.
  */
-export async function startSlackReceiver(): Promise<Receiver<ReceivedSlackMessage>> {
+export async function startSlackReceiver(): Promise<HttpReceiver<ReceivedSlackMessage>> {
   const path = `/services/T${randomBytes(4).toString('hex').toUpperCase()}/B${randomBytes(4).toString('hex').toUpperCase()}/${randomBytes(12).toString('hex')}`;
   return startHttpReceiver<ReceivedSlackMessage>(
     (req, body) => {
@@ -308,7 +318,7 @@ const twilioError = (status: number, code: number, message: string) =>
  * token (401 with error 20003 otherwise), a form body with To, From and Body; answers 201 with a
  * message resource (`sid` SM...).
  */
-export async function startTwilioReceiver(opts: { accountSid: string; authToken: string }): Promise<Receiver<ReceivedSms>> {
+export async function startTwilioReceiver(opts: { accountSid: string; authToken: string }): Promise<HttpReceiver<ReceivedSms>> {
   return startHttpReceiver<ReceivedSms>(
     (req, body) => {
       const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(req.url ?? '');
@@ -360,7 +370,7 @@ function decodeHeader(value: string): string {
  * An ntfy server: `POST /{topic}` with Title, Priority (1-5 or a name) and Tags headers. With a
  * `token`, requests without a bearer get 403 (40301) and with another token 401 (40101).
  */
-export async function startNtfyReceiver(opts: { token?: string } = {}): Promise<Receiver<ReceivedPush>> {
+export async function startNtfyReceiver(opts: { token?: string } = {}): Promise<HttpReceiver<ReceivedPush>> {
   const ntfyError = (status: number, code: number, error: string) => json(status, { code, http: status, error });
   return startHttpReceiver<ReceivedPush>(
     (req, body) => {
@@ -395,7 +405,7 @@ export interface ReceivedWebhook {
 }
 
 /** A Standard Webhooks consumer at `/hooks`: verifies the signature with the reference library (401 if bad). */
-export async function startWebhookReceiver(opts: { secret: string }): Promise<Receiver<ReceivedWebhook>> {
+export async function startWebhookReceiver(opts: { secret: string }): Promise<HttpReceiver<ReceivedWebhook>> {
   const wh = new Webhook(opts.secret);
   return startHttpReceiver<ReceivedWebhook>(
     (req, body) => {
