@@ -10,6 +10,7 @@ import type { PricingEngine } from '../src/domain/pricing.js';
 import type { Logger } from '../src/lib/logger.js';
 import { createAlertActivities } from './alerts.js';
 import { createBudgetActivities } from './budget.js';
+import { createChannelActivities } from './channels.js';
 import { createLedgerActivities } from './ledger.js';
 import { createRealtimeView } from './realtime.js';
 
@@ -35,6 +36,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   }),
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
   ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
+  ...createChannelActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -28,7 +28,6 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { Incident, type PlannedNotification } from '../src/domain/incident.js';
-import type { Notification } from '../src/domain/notification.js';
 import {
   type Acknowledgement,
   type AlertWorkflowInput,
@@ -48,7 +47,7 @@ const history = proxyActivities<Activities>({
 
 // A channel that is down is retried with backoff for about half an hour; a configuration error
 // (4xx, bad credentials, unknown channel) fails at once and is reported, never retried forever.
-const channels = proxyActivities<Pick<Activities, never> & { deliverNotification(input: { channel: string; notification: Notification }): Promise<unknown> }>({
+const channels = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 20, nonRetryableErrorTypes: ['ChannelConfigError'] },
 });

@@ -19,6 +19,8 @@ export const DEFAULTS = {
   ],
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
+  /** Notification channels: each HTTP request or SMTP exchange gives up after this long (then retried). */
+  channels: { timeoutMs: 10_000 },
   /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
   /**
    * Alerts: do not resend the same alert within an hour; an unacknowledged critical alert escalates

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
 import { isTimeZone } from '../domain/periods.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
+import { type ChannelsConfig, channelsSchema, expandChannelSecrets } from '../channels/config.js';
 import { DEFAULTS } from './defaults.js';
 
 export class ConfigError extends Error {
@@ -89,7 +90,7 @@ const exchangeRates = z
   })
   .transform((rates): ExchangeRates => ({ ...DEFAULT_EXCHANGE_RATES, ...rates, USD: '1' }));
 
-/** The optional file. Channels are kept as given here; the alerting code validates its own part. */
+/** The optional file. `channels` is validated by src/channels/config.ts after `${VAR}` expansion. */
 export const fileSchema = z
   .object({
     timezone: timeZone.default(DEFAULTS.timezone),
@@ -97,7 +98,7 @@ export const fileSchema = z
     exchangeRates: exchangeRates.default(() => ({ ...DEFAULT_EXCHANGE_RATES })),
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
     pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
-    channels: z.record(z.string(), z.unknown()).default({}),
+    channels: channelsSchema,
     alerts: alertsSchema,
     budgetWorkflow: z
       .object({
@@ -143,12 +144,12 @@ export interface Config {
   exchangeRates: ExchangeRates;
   budgets: BudgetRule[];
   pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
-  channels: Record<string, unknown>;
+  channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
   alerts: AlertsConfig;
 }
 
-const SECRET_KEYS = /key|secret|token|password|url/i;
+const SECRET_KEYS = /key|secret|token|pass|url|headers|authorization/i;
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let v = input;
@@ -161,8 +162,10 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 
 function showValue(path: readonly PropertyKey[], value: unknown): string {
   if (value === undefined) return '(missing)';
-  // Never echo a secret back: connection URLs carry passwords, keys are keys.
-  if (path.some((p) => typeof p === 'string' && SECRET_KEYS.test(p)) && typeof value === 'string') return '(redacted)';
+  // Never echo a secret back, whatever its type: connection URLs carry passwords, keys are keys.
+  if (path.some((p) => typeof p === 'string' && SECRET_KEYS.test(p))) return '(redacted)';
+  // A channel's object holds its secrets: name the key, never print the whole object.
+  if (path[0] === 'channels' && typeof value === 'object' && value !== null) return Array.isArray(value) ? '(a list)' : '(an object)';
   const s = JSON.stringify(value);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
@@ -181,8 +184,11 @@ function fail(source: string, error: z.ZodError, input: unknown): never {
   throw new ConfigError(`Invalid configuration in ${source}:\n${lines.join('\n')}`);
 }
 
-/** Parses a config file's text (YAML, of which JSON is a subset). */
-export function parseConfigFile(text: string, source: string): z.infer<typeof fileSchema> {
+/**
+ * Parses a config file's text (YAML, of which JSON is a subset). `${VAR}` references under
+ * `channels` are expanded from `env` first; one naming no variable stops start-up with its key path.
+ */
+export function parseConfigFile(text: string, source: string, env: Record<string, string | undefined> = {}): z.infer<typeof fileSchema> {
   let raw: unknown;
   try {
     raw = text.trim() === '' ? {} : parseYaml(text);
@@ -194,7 +200,16 @@ export function parseConfigFile(text: string, source: string): z.infer<typeof fi
       `Invalid configuration in ${source}: not valid YAML/JSON${pos ? ` at line ${pos.line}, column ${pos.col}` : ''} (${code})`,
     );
   }
-  const parsed = fileSchema.safeParse(raw ?? {});
+  raw ??= {};
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'channels' in raw) {
+    const { value, missing } = expandChannelSecrets((raw as Record<string, unknown>).channels, env);
+    if (missing.length > 0) {
+      const lines = missing.map((m) => `  ${formatPath(m.path)}: environment variable ${m.variable} is not set (referenced as \${${m.variable}})`);
+      throw new ConfigError(`Invalid configuration in ${source}:\n${lines.join('\n')}`);
+    }
+    raw = { ...(raw as Record<string, unknown>), channels: value };
+  }
+  const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) fail(source, parsed.error, raw);
   return parsed.data;
 }
@@ -212,7 +227,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     } catch (err) {
       throw new ConfigError(`Cannot read COSTGUARD_CONFIG=${JSON.stringify(e.COSTGUARD_CONFIG)}: ${(err as Error).message}`);
     }
-    file = parseConfigFile(text, e.COSTGUARD_CONFIG);
+    file = parseConfigFile(text, e.COSTGUARD_CONFIG, env);
   }
   return {
     databaseUrl: e.DATABASE_URL,
@@ -229,6 +244,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pricing: file.pricing,
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
-    alerts: resolveAlerts(file.alerts),
+    alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
   };
+}
+
+/**
+ * Routing given in the file must name configured channels (a typo would silently page nobody);
+ * the default routing names the usual channels and skips those not configured.
+ */
+function checkRouting(alerts: AlertsConfig, channels: ChannelsConfig, source: string): AlertsConfig {
+  if (!alerts.routingExplicit) return alerts;
+  const known = Object.keys(channels);
+  const problems = Object.entries(alerts.routing).flatMap(([level, names]) =>
+    names.filter((n) => !known.includes(n)).map((n) => `  alerts.routing.${level}: unknown channel ${JSON.stringify(n)}; configured channels: ${known.join(', ') || '(none)'}`),
+  );
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration in ${source}:\n${problems.join('\n')}`);
+  return alerts;
 }

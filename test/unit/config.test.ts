@@ -166,7 +166,7 @@ pricing:
       inputPer1k: "0.015"
       outputPer1k: "0.075"
 channels:
-  slack: { webhookUrl: "https://hooks.example/x" }
+  slack: { type: slack, webhookUrl: "https://hooks.example/x" }
 `);
     const config = loadConfig({ COSTGUARD_CONFIG: path });
     expect(config.configFile).toBe(path);
@@ -181,7 +181,7 @@ channels:
       { provider: 'openai', model: 'gpt-4', inputPer1k: '0.03', outputPer1k: '0.06' },
       { provider: 'anthropic', model: 'claude-3-opus', effectiveFrom: '2025-01-01', inputPer1k: '0.015', outputPer1k: '0.075' },
     ]);
-    expect(config.channels).toEqual({ slack: { webhookUrl: 'https://hooks.example/x' } });
+    expect(config.channels).toEqual({ slack: { type: 'slack', webhookUrl: 'https://hooks.example/x', timeoutMs: 10_000 } });
 
     // and the overrides reach the pricing engine: gpt-4 1000 in + 1000 out = 0.03 + 0.06
     const engine = createPricingEngine(config);

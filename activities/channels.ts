@@ -1,0 +1,168 @@
+/**
+ * The notification channel activity: delivers ONE notification to ONE named channel, at most once.
+ *
+ * The delivery log (`notification_deliveries`, one row per notification and channel) is read under
+ * a PostgreSQL advisory lock held for the whole send: a second attempt for the same key (a retry
+ * whose first attempt's completion was lost, or a duplicate activity) waits, then finds the row
+ * `sent` and returns `already_sent` without sending. The lock is a session lock on a dedicated
+ * connection rather than a row lock in a transaction so the `sending` row and its attempt count are
+ * committed before the send: a worker that dies mid-send still leaves its attempt in the log, and
+ * PostgreSQL releases the lock with the dead connection.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool, PoolClient } from 'pg';
+import { type ChannelConfig, channelSecrets } from '../src/channels/config.js';
+import { ChannelDeliveryError, scrubSecrets } from '../src/channels/errors.js';
+import { sendToChannel } from '../src/channels/index.js';
+import type { Config } from '../src/config/index.js';
+import type { Notification } from '../src/domain/notification.js';
+import type { Logger } from '../src/lib/logger.js';
+
+export type DeliveryOutcome = 'sent' | 'already_sent' | 'retryable_error' | 'config_error';
+
+export interface DeliveryResult {
+  channel: string;
+  status: 'sent' | 'already_sent';
+  /** When the notification reached the channel (the first time, for `already_sent`). */
+  deliveredAt: string;
+  /** Attempts the delivery log counted for this notification and channel. */
+  attempts: number;
+}
+
+export interface DeliverNotificationInput {
+  channel: string;
+  notification: Notification;
+}
+
+export interface ChannelActivityDeps {
+  pool: Pool;
+  config: Config;
+  logger: Logger;
+  clock: () => number;
+  /** Called once per outcome (metrics hook). */
+  onDelivery?: (channel: string, channelType: string, outcome: DeliveryOutcome) => void;
+}
+
+/** The error type workflows list in `nonRetryableErrorTypes` (it is non-retryable anyway). */
+export const CHANNEL_CONFIG_ERROR = 'ChannelConfigError';
+
+interface DeliveryRow {
+  status: 'sending' | 'sent' | 'failed';
+  attempts: number;
+  sent_at: Date | null;
+  sent_recipients: string[];
+}
+
+async function withDeliveryLock<T>(pool: Pool, key: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
+    try {
+      return await fn(client);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch((err: Error) => {
+        broken = err; // destroy the connection instead: closing it releases the lock
+      });
+    }
+  } finally {
+    client.release(broken);
+  }
+}
+
+export const createChannelActivities = (deps: ChannelActivityDeps) => {
+  const { pool, config, logger, clock } = deps;
+  const report = (channel: string, type: string, outcome: DeliveryOutcome) => deps.onDelivery?.(channel, type, outcome);
+
+  return {
+    async deliverNotification(input: DeliverNotificationInput): Promise<DeliveryResult> {
+      const { channel, notification: n } = input;
+      const log = logger.child({ channel, sourceId: n.sourceId, notificationId: n.notificationId });
+      const channelConfig: ChannelConfig | undefined = Object.hasOwn(config.channels, channel) ? config.channels[channel] : undefined;
+      if (!channelConfig) {
+        log.error({ outcome: 'config_error' }, 'notification not delivered: unknown channel');
+        report(channel, 'unknown', 'config_error');
+        throw ApplicationFailure.nonRetryable(
+          `Channel "${channel}" is not configured: expected it under \`channels:\` in the config file (configured: ${Object.keys(config.channels).join(', ') || 'none'})`,
+          CHANNEL_CONFIG_ERROR,
+        );
+      }
+      const type = channelConfig.type;
+      const key = JSON.stringify([n.sourceId, n.notificationId, channel]);
+
+      return withDeliveryLock(pool, key, async (db) => {
+        const existing = await db.query<DeliveryRow>(
+          `SELECT status, attempts, sent_at, sent_recipients FROM notification_deliveries
+            WHERE source_id = $1 AND notification_id = $2 AND channel = $3`,
+          [n.sourceId, n.notificationId, channel],
+        );
+        const prior = existing.rows[0];
+        if (prior?.status === 'sent' && prior.sent_at) {
+          log.info({ channelType: type, outcome: 'already_sent', attempts: prior.attempts }, 'notification already delivered: not sent again');
+          report(channel, type, 'already_sent');
+          return { channel, status: 'already_sent', deliveredAt: prior.sent_at.toISOString(), attempts: prior.attempts };
+        }
+
+        const startedAt = new Date(clock());
+        const claimed = await db.query<DeliveryRow>(
+          `INSERT INTO notification_deliveries
+             (source_id, notification_id, channel, channel_type, level, kind, status, attempts, first_attempt_at, last_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, 'sending', 1, $7, $7)
+           ON CONFLICT (source_id, notification_id, channel) DO UPDATE
+             SET status = 'sending', attempts = notification_deliveries.attempts + 1, last_attempt_at = EXCLUDED.last_attempt_at,
+                 channel_type = EXCLUDED.channel_type
+           RETURNING status, attempts, sent_at, sent_recipients`,
+          [n.sourceId, n.notificationId, channel, type, n.level, n.kind, startedAt],
+        );
+        const attempts = claimed.rows[0]!.attempts;
+        const reached = new Set(claimed.rows[0]!.sent_recipients);
+
+        try {
+          const sent = await sendToChannel(channelConfig, n, {
+            timeoutMs: channelConfig.timeoutMs,
+            now: clock,
+            reached,
+            recipientReached: async (recipient) => {
+              await db.query(
+                `UPDATE notification_deliveries SET sent_recipients = array_append(sent_recipients, $4)
+                  WHERE source_id = $1 AND notification_id = $2 AND channel = $3 AND NOT ($4 = ANY (sent_recipients))`,
+                [n.sourceId, n.notificationId, channel, recipient],
+              );
+            },
+          });
+          const sentAt = new Date(clock());
+          await db.query(
+            `UPDATE notification_deliveries SET status = 'sent', sent_at = $4, response_status = $5
+              WHERE source_id = $1 AND notification_id = $2 AND channel = $3`,
+            [n.sourceId, n.notificationId, channel, sentAt, sent.responseStatus],
+          );
+          log.info({ channelType: type, outcome: 'sent', attempts, responseStatus: sent.responseStatus }, 'notification delivered');
+          report(channel, type, 'sent');
+          return { channel, status: 'sent', deliveredAt: sentAt.toISOString(), attempts };
+        } catch (err) {
+          const failure =
+            err instanceof ChannelDeliveryError
+              ? err
+              : new ChannelDeliveryError(`unexpected ${(err as Error)?.name ?? 'error'}: ${(err as Error)?.message ?? String(err)}`, { retryable: true });
+          const reason = scrubSecrets(failure.message, channelSecrets(channelConfig));
+          await db.query(
+            `UPDATE notification_deliveries SET status = $4, last_error = $5, response_status = $6
+              WHERE source_id = $1 AND notification_id = $2 AND channel = $3`,
+            [n.sourceId, n.notificationId, channel, failure.retryable ? 'sending' : 'failed', reason, failure.status],
+          );
+          const message = `Channel "${channel}" (${type}) failed on attempt ${attempts}: ${reason}`;
+          if (failure.retryable) {
+            log.warn({ channelType: type, outcome: 'retryable_error', attempts, responseStatus: failure.status, reason }, 'notification not delivered: will retry');
+            report(channel, type, 'retryable_error');
+            throw new Error(message);
+          }
+          log.error({ channelType: type, outcome: 'config_error', attempts, responseStatus: failure.status, reason }, 'notification not delivered: permanent failure, fix the channel configuration');
+          report(channel, type, 'config_error');
+          throw ApplicationFailure.nonRetryable(message, CHANNEL_CONFIG_ERROR);
+        }
+      });
+    },
+  };
+};
+
+export type ChannelActivities = ReturnType<typeof createChannelActivities>;
