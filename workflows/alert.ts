@@ -160,13 +160,12 @@ export async function alertWorkflow(input: AlertWorkflowInput): Promise<Incident
   }
 
   for (;;) {
-    while (incident.hasQueued()) await notify(incident.takeQueued()!);
-
     if (levelChanged) {
       levelChanged = false;
       upsertSearchAttributes([{ key: searchAttributes.alertLevel, value: incident.state.level }]);
       await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'level_changed', detail: { level: incident.state.level } });
     }
+    while (incident.hasQueued()) await notify(incident.takeQueued()!);
     if (incident.state.acknowledged && !ackRecorded) {
       await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'acknowledged', detail: { ...incident.state.acknowledged } });
       ackRecorded = true;

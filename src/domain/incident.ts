@@ -183,7 +183,7 @@ export class Incident {
       title: `${prefix}${c.title}`,
       summary: n.kind === 'resolved' ? `${c.title}: resolved (${this.state.resolved?.reason ?? 'resolved'}).` : c.summary,
       fields,
-      ...(n.kind === 'resolved' ? {} : { ackHint: `Acknowledge: costguard alerts ack ${id} (or POST /v1/alerts/${id}/ack)` }),
+      ...(n.kind === 'resolved' ? {} : { ackHint: `costguard alerts ack ${id}` }),
       occurredAt: new Date(nowMs).toISOString(),
     };
   }
