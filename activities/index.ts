@@ -10,6 +10,7 @@ import type { Logger } from '../src/lib/logger.js';
 import { createBudgetActivities } from './budget.js';
 import { createLedgerActivities } from './ledger.js';
 import { createRealtimeView } from './realtime.js';
+import { createReportActivities } from './reports.js';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -30,6 +31,7 @@ export const createActivities = (deps: ActivityDeps) => ({
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
   }),
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
+  ...createReportActivities({ pool: deps.pool, pricing: deps.pricing, config: deps.config, logger: deps.logger, clock: deps.clock }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

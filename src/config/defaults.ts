@@ -20,5 +20,11 @@ export const DEFAULTS = {
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
   /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
+  /**
+   * Scheduled reports: daily at 00:05 and monthly at 00:05 on the 1st, in `timezone` (default: the
+   * configured one). A run missed by more than the catch-up window (worker or server down) is
+   * skipped rather than sent late; `topUsers` is the length of the top-users list.
+   */
+  reports: { enabled: true, topUsers: 10, catchupWindow: '1d' },
   alerts: { repeatIntervalMs: 60 * 60 * 1000, spike: { windowMinutes: 60, factor: 3, floorUsd: '1' } },
 } as const;
