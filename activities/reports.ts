@@ -22,6 +22,7 @@ import {
   previousReportPeriod,
   scheduledReportPeriod,
 } from '../src/domain/report-period.js';
+import { reportChannels, reportTimezone } from '../src/config/reports.js';
 import type { Logger } from '../src/lib/logger.js';
 
 export interface ReportActivityDeps {
@@ -52,22 +53,6 @@ export interface GeneratedReport {
   /** Channel names to deliver to (`reports.channels`, default every email and slack channel). */
   channels: string[];
   notification: Notification;
-}
-
-const DELIVERED_CHANNEL_TYPES = new Set(['email', 'slack']);
-
-/** Where reports go: `reports.channels` if set, else every configured channel of type email or slack. */
-export function reportChannels(config: Pick<Config, 'channels' | 'reports'>): string[] {
-  if (config.reports.channels) return [...config.reports.channels];
-  return Object.entries(config.channels)
-    .filter(([, c]) => DELIVERED_CHANNEL_TYPES.has(String((c as { type?: unknown } | null)?.type)))
-    .map(([name]) => name)
-    .sort();
-}
-
-/** The report time zone: explicit, else `reports.timezone`, else the configured `timezone`. */
-export function reportTimezone(config: Pick<Config, 'timezone' | 'reports'>, explicit?: string): string {
-  return explicit ?? config.reports.timezone ?? config.timezone;
 }
 
 /** The period to report on (throws ValidationError for a bad kind, period or time zone). */

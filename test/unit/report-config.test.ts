@@ -1,6 +1,6 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { reportChannels, reportTimezone } from '../../activities/reports.js';
+import { reportChannels, reportTimezone } from '../../src/config/reports.js';
 import { ConfigError, parseConfigFile, loadConfig } from '../../src/config/index.js';
 import { reportScheduleOptions } from '../../src/temporal/schedules.js';
 
