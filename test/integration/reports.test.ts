@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
+import { ActivityFailure, Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/server.js';
@@ -200,7 +200,15 @@ describe('a daily report over a known data set', () => {
   });
 
   it('refuses a bad period without retrying', async () => {
-    await expect(runReport({ kind: 'daily', period: '2026-02-30', timezone: NY })).rejects.toThrow(/workflow execution failed/i);
+    const failure = await runReport({ kind: 'daily', period: '2026-02-30', timezone: NY }).then(
+      () => expect.fail('expected the workflow to fail'),
+      (err: unknown) => err as WorkflowFailedError,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const activity = failure.cause as ActivityFailure;
+    expect(activity).toBeInstanceOf(ActivityFailure);
+    expect(activity.cause).toMatchObject({ type: 'ValidationError', nonRetryable: true, message: expect.stringContaining('period: expected a real calendar date') });
+    expect(activity.retryState).toBe('NON_RETRYABLE_FAILURE');
   });
 });
 
@@ -259,6 +267,18 @@ describe('report schedules', () => {
     expect(expected.has(result.period)).toBe(true);
     expect(result.timezone).toBe(NY);
     expect(await stored('daily', result.period, NY)).toHaveLength(1);
+  });
+
+  it('a run started late (backfilled) reports on the day before its NOMINAL time, not its start', async () => {
+    const handle = stack.client.schedule.getHandle(REPORT_SCHEDULE_IDS.daily);
+    const before = (await stored('daily', '2026-03-08', NY))[0]!.generations;
+    // The 00:05 run of 9 March 2026 in New York (04:05Z), started now, months late.
+    await handle.backfill({ start: new Date('2026-03-09T04:00:00Z'), end: new Date('2026-03-09T04:10:00Z'), overlap: ScheduleOverlapPolicy.ALLOW_ALL });
+    const run = stack.client.workflow.getHandle<() => Promise<ReportWorkflowResult>>('report-daily-2026-03-09T04:05:00Z');
+    await eventually(() => run.describe(), () => true, 30_000, 'the backfilled run');
+    const result = await run.result();
+    expect(result).toMatchObject({ period: '2026-03-08', timezone: NY, empty: false });
+    expect((await stored('daily', '2026-03-08', NY))[0]!.generations).toBe(before + 1);
   });
 
   it('are deleted when reports are disabled', async () => {
