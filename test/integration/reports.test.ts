@@ -8,13 +8,18 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ApplicationFailure } from '@temporalio/activity';
 import { ActivityFailure, Client, Connection, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities/index.js';
+import type { Config } from '../../src/config/index.js';
+import type { Notification } from '../../src/domain/notification.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../../src/api/server.js';
 import { CostTracker } from '../../src/client/index.js';
 import { persistBatch, type PricedEvent } from '../../src/db/ledger.js';
-import { normalizeAmount } from '../../src/domain/money.js';
+import { normalizeAmount, parseAmount } from '../../src/domain/money.js';
 import type { Report } from '../../src/domain/report.js';
 import { scheduledReportPeriod } from '../../src/domain/report-period.js';
 import { assertUsageEvents } from '../../src/domain/usage.js';
@@ -23,7 +28,8 @@ import { projectRoot } from '../../src/lib/paths.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { REPORT_SCHEDULE_IDS, ensureReportSchedules } from '../../src/temporal/schedules.js';
 import type { ReportWorkflowInput, ReportWorkflowResult } from '../../workflows/report.js';
-import { eventually, type Stack, startStack } from './helpers/stack.js';
+import { recordHistory } from './helpers/histories.js';
+import { eventually, type Stack, startStack, workflowBundle } from './helpers/stack.js';
 
 const KEY = 'cg_test_key_0123456789abcdef';
 const NY = 'America/New_York';
@@ -277,6 +283,7 @@ describe('report schedules', () => {
     const run = stack.client.workflow.getHandle<() => Promise<ReportWorkflowResult>>('report-daily-2026-03-09T04:05:00Z');
     await eventually(() => run.describe(), () => true, 30_000, 'the backfilled run');
     const result = await run.result();
+    await recordHistory(stack.env.address, run, 'report-daily-scheduled-backfill').catch((e: unknown) => console.warn('recordHistory failed:', e));
     expect(result).toMatchObject({ period: '2026-03-08', timezone: NY, empty: false });
     expect((await stored('daily', '2026-03-08', NY))[0]!.generations).toBe(before + 1);
   });
@@ -380,5 +387,70 @@ describe('costguard report (the built CLI)', () => {
     const future = await costguard(['report', 'daily', '--date', '2999-01-01', '--generate']);
     expect(future.code).toBe(2);
     expect(future.stderr).toContain('has not ended yet');
+  });
+});
+
+/**
+ * Delivery wiring of the workflow. The real `deliverNotification` is the channels module's (another
+ * branch); until it is merged, a stand-in that records what it is given runs in its place on a
+ * worker of its own. It checks what the report workflow sends, not how channels deliver.
+ */
+describe('report delivery', () => {
+  const delivered: { channel: string; notification: Notification }[] = [];
+
+  async function withDeliveryWorker<T>(reports: Partial<Config['reports']>, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+    const taskQueue = `${stack.taskQueue}-delivery`;
+    const config: Config = {
+      ...stack.config,
+      channels: { 'ops-email': { type: 'email' }, 'team-slack': { type: 'slack' }, pager: { type: 'twilio' }, broken: { type: 'webhook' } },
+      reports: { ...stack.config.reports, ...reports },
+    };
+    const activities = {
+      ...createActivities({ pool: stack.pool, redis: stack.redis, config, pricing: createPricingEngine(config), logger: createLogger('silent'), clock: Date.now }),
+      async deliverNotification(input: { channel: string; notification: Notification }) {
+        if (input.channel === 'broken') throw ApplicationFailure.nonRetryable('webhook answered 404', 'ChannelConfigError');
+        delivered.push(input);
+        return { channel: input.channel, status: 'sent' as const, deliveredAt: new Date().toISOString(), attempts: 1 };
+      },
+    };
+    const worker = await Worker.create({ connection: stack.env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities });
+    return worker.runUntil(fn(taskQueue));
+  }
+
+  it('sends the report to every email and slack channel: the HTML page and the headline', async () => {
+    delivered.length = 0;
+    const result = await withDeliveryWorker({}, async (taskQueue) => {
+      const handle = await stack.client.workflow.start('reportWorkflow', {
+        workflowId: 'test-report-delivery',
+        taskQueue,
+        args: [{ kind: 'daily', period: '2026-03-08', timezone: NY } satisfies ReportWorkflowInput],
+      });
+      const r = (await handle.result()) as ReportWorkflowResult;
+      await recordHistory(stack.env.address, handle, 'report-daily-delivered').catch((e: unknown) => console.warn('recordHistory failed:', e));
+      return r;
+    });
+    expect(result.deliveries).toEqual([
+      { channel: 'ops-email', status: 'sent' },
+      { channel: 'team-slack', status: 'sent' },
+    ]);
+    expect(delivered.map((d) => d.channel).sort()).toEqual(['ops-email', 'team-slack']);
+    const n = delivered[0]!.notification;
+    const [{ html, report }] = (await stored('daily', '2026-03-08', NY)) as unknown as [{ html: string; report: Report }];
+    expect(n).toMatchObject({ sourceId: `report/daily/2026-03-08/${NY}`, notificationId: 'report', kind: 'report', level: 'info', title: `Daily cost report 2026-03-08 (${NY})`, html });
+    expect(n.summary).toContain(`$${parseAmount(report.totals.costUsd).toFixed(6)} over ${report.totals.calls} calls`);
+    expect(n.fields).toContainEqual({ label: 'Calls', value: String(report.totals.calls) });
+  });
+
+  it('delivers to the other channels when one fails, then fails the run naming it (the report stays stored)', async () => {
+    delivered.length = 0;
+    const outcome = await withDeliveryWorker({ channels: ['broken', 'team-slack'] }, (taskQueue) =>
+      stack.client.workflow.execute('reportWorkflow', { workflowId: 'test-report-delivery-broken', taskQueue, args: [{ kind: 'daily', period: '2026-03-08', timezone: NY }] }).then(
+        () => expect.fail('expected the run to fail'),
+        (err: unknown) => err as WorkflowFailedError,
+      ),
+    );
+    expect(delivered.map((d) => d.channel)).toEqual(['team-slack']);
+    expect(outcome.cause).toMatchObject({ type: 'DeliveryFailed', message: expect.stringContaining('delivery failed on: broken') });
+    expect(await stored('daily', '2026-03-08', NY)).toHaveLength(1);
   });
 });
