@@ -2,6 +2,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { reportChannels, reportTimezone } from '../../src/config/reports.js';
 import { ConfigError, parseConfigFile, loadConfig } from '../../src/config/index.js';
+import { reportCommandPeriod } from '../../src/cli/report.js';
 import { reportScheduleOptions } from '../../src/temporal/schedules.js';
 
 type FileConfig = ReturnType<typeof parseConfigFile>;
@@ -64,5 +65,21 @@ describe('report schedules', () => {
       spec: { calendars: [{ dayOfMonth: 1, hour: 0, minute: 5 }], timezone: 'Europe/Paris' },
       action: { args: [{ kind: 'monthly', timezone: 'Europe/Paris' }] },
     });
+  });
+});
+
+describe('costguard report: which period', () => {
+  const config = { ...loadConfig({}), reports: { enabled: true, topUsers: 10, catchupWindow: '1d', timezone: 'America/New_York' } };
+
+  it('defaults to the last complete day (month) in the report zone', () => {
+    // 03:00Z on 9 March is still the evening of 8 March in New York: the last complete day is the 7th.
+    expect(reportCommandPeriod(config, 'daily', {}, Date.parse('2026-03-09T03:00:00Z')).period).toBe('2026-03-07');
+    expect(reportCommandPeriod(config, 'daily', { tz: 'UTC' }, Date.parse('2026-03-09T03:00:00Z')).period).toBe('2026-03-08');
+    expect(reportCommandPeriod(config, 'monthly', {}, Date.parse('2026-04-01T03:00:00Z')).period).toBe('2026-02');
+  });
+
+  it('takes the date given, trimmed, and rejects a bad zone even without one', () => {
+    expect(reportCommandPeriod(config, 'daily', { period: ' 2026-03-08 ' }, 0)).toMatchObject({ period: '2026-03-08', timezone: 'America/New_York' });
+    expect(() => reportCommandPeriod(config, 'monthly', { tz: 'Nowhere/Land' }, 0)).toThrow(/tz: expected an IANA time zone/);
   });
 });
