@@ -95,6 +95,7 @@ export async function generateStoredReport(deps: ReportActivityDeps, period: Rep
       byTaskType: aggregates.byTaskType,
       topUsers: aggregates.topUsers,
       byBucket: aggregates.byBucket,
+      byHourOfDay: aggregates.byHourOfDay,
       budgets,
       incidents,
       generatedAt: new Date(deps.clock()).toISOString(),

@@ -322,6 +322,11 @@ export function openApiDocument(): Record<string, unknown> {
                 buckets: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, start: { type: 'string', format: 'date-time' }, costUsd: { type: 'string' }, calls: { type: 'integer' } } } },
               },
             },
+            byHourOfDay: {
+              type: ['array', 'null'],
+              description: 'Monthly reports: cost by local hour of the day (24 entries); null for daily reports.',
+              items: { type: 'object', properties: { hour: { type: 'integer' }, label: { type: 'string' }, costUsd: { type: 'string' }, calls: { type: 'integer' } } },
+            },
             budgets: { type: 'array', items: { type: 'object', properties: { scope: { type: 'string' }, period: { type: 'string' }, amountUsd: { type: 'string' }, spentUsd: { type: 'string' }, usagePct: { type: 'number' } } } },
             incidents: { type: 'array', items: { type: 'object' } },
             recommendations: {

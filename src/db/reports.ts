@@ -56,6 +56,8 @@ export interface LedgerAggregates {
   byTaskType: UsageGroup[];
   topUsers: UsageGroup[];
   byBucket: { index: number; costUsd: string; calls: number }[];
+  /** Monthly reports: cost by local hour of the day (0-23) over the month. */
+  byHourOfDay?: { hour: number; costUsd: string; calls: number }[];
   previous: { costUsd: string; calls: number };
 }
 
@@ -114,6 +116,14 @@ export async function readLedgerAggregates(
          FROM usage_ledger WHERE ${RANGE} GROUP BY 1 ORDER BY 1`,
       period.kind === 'daily' ? range : [...range, period.timezone],
     );
+    const hourOfDay =
+      period.kind === 'monthly'
+        ? await client.query<{ hour: number; cost_usd: string; calls: string }>(
+            `SELECT extract(hour FROM (occurred_at AT TIME ZONE $3))::int AS hour, sum(cost_usd)::text AS cost_usd, count(*)::text AS calls
+               FROM usage_ledger WHERE ${RANGE} GROUP BY 1 ORDER BY 1`,
+            [...range, period.timezone],
+          )
+        : undefined;
     const prev = await client.query<{ cost_usd: string; calls: string }>(
       `SELECT coalesce(sum(cost_usd), 0)::text AS cost_usd, count(*)::text AS calls FROM usage_ledger WHERE ${RANGE}`,
       [new Date(previous.startMs), new Date(previous.endMs)],
@@ -126,6 +136,7 @@ export async function readLedgerAggregates(
       byTaskType,
       topUsers: users.rows.map((r) => group(r.user_id, r)),
       byBucket: buckets.rows.map((r) => ({ index: Number(r.idx), costUsd: normalizeAmount(r.cost_usd), calls: Number(r.calls) })),
+      ...(hourOfDay ? { byHourOfDay: hourOfDay.rows.map((r) => ({ hour: Number(r.hour), costUsd: normalizeAmount(r.cost_usd), calls: Number(r.calls) })) } : {}),
       previous: { costUsd: normalizeAmount(prev.rows[0]!.cost_usd), calls: Number(prev.rows[0]!.calls) },
     };
   } catch (err) {

@@ -153,6 +153,16 @@ export function renderReportHtml(r: Report): string {
         [false, true, true],
       ),
     );
+    if (r.byHourOfDay) {
+      sections.push(
+        table(
+          'By hour of day',
+          ['Hour', 'Cost', 'Calls'],
+          r.byHourOfDay.filter((h) => h.calls > 0).map((h) => [h.label, usd(h.costUsd), String(h.calls)]),
+          [false, true, true],
+        ),
+      );
+    }
   }
   sections.push(
     table(

@@ -52,6 +52,8 @@ export interface ReportData {
   topUsers: UsageGroup[];
   /** By bucket index (see reportBuckets); buckets without usage may be absent. */
   byBucket: { index: number; costUsd: string; calls: number }[];
+  /** Monthly reports: by local hour of the day (0-23); hours without usage may be absent. */
+  byHourOfDay?: { hour: number; costUsd: string; calls: number }[] | undefined;
   budgets: { scope: string; period: string; amountUsd: string }[];
   incidents: OpenIncident[];
   generatedAt: string;
@@ -125,6 +127,12 @@ export interface Report {
   topUsers: BreakdownRow[];
   /** Cost by local hour (daily) or local day (monthly); every bucket of the period, in order. */
   series: { unit: 'hour' | 'day'; buckets: { label: string; start: string; costUsd: string; calls: number }[] };
+  /**
+   * Monthly reports: cost by local hour of the day over the month (24 entries, `00:00`..`23:00`;
+   * the repeated hour of a fall-back day counts in its wall-clock hour). Null for daily reports,
+   * whose series already is by hour.
+   */
+  byHourOfDay: { hour: number; label: string; costUsd: string; calls: number }[] | null;
   budgets: { scope: string; period: string; amountUsd: string; spentUsd: string; usagePct: number }[];
   incidents: OpenIncident[];
   recommendations: Recommendation[];
@@ -302,6 +310,13 @@ export function buildReport(data: ReportData, pricer: Pricer): Report {
     byTaskType: data.byTaskType.map((g) => row(g, total)).sort(byCost),
     topUsers: data.topUsers.map((g) => row(g, total)).sort(byCost),
     series: { unit: p.kind === 'daily' ? 'hour' : 'day', buckets },
+    byHourOfDay:
+      p.kind === 'daily'
+        ? null
+        : Array.from({ length: 24 }, (_, hour) => {
+            const got = data.byHourOfDay?.find((h) => h.hour === hour);
+            return { hour, label: `${String(hour).padStart(2, '0')}:00`, costUsd: normalizeAmount(got?.costUsd ?? '0'), calls: got?.calls ?? 0 };
+          }),
     budgets: data.budgets.map((b) => ({
       scope: b.scope,
       period: b.period,

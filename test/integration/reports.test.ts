@@ -183,6 +183,15 @@ describe('a daily report over a known data set', () => {
     expect(report.series.unit).toBe('day');
     expect(report.series.buckets).toHaveLength(31);
     expect(report.series.buckets.filter((b) => b.calls > 0).map((b) => b.label)).toEqual(['2026-03-06', '2026-03-07', '2026-03-08', '2026-03-09']);
+    const { rows } = await stack.pool.query<{ hour: number; cost: string }>(
+      `SELECT extract(hour FROM occurred_at AT TIME ZONE $1)::int AS hour, sum(cost_usd)::text AS cost FROM usage_ledger
+        WHERE (occurred_at AT TIME ZONE $1) >= '2026-03-01' AND (occurred_at AT TIME ZONE $1) < '2026-04-01' GROUP BY 1`,
+      [NY],
+    );
+    expect(report.byHourOfDay).toHaveLength(24);
+    expect(Object.fromEntries(report.byHourOfDay!.filter((h) => h.calls > 0).map((h) => [h.hour, h.costUsd]))).toEqual(
+      Object.fromEntries(rows.map((r) => [r.hour, normalizeAmount(r.cost)])),
+    );
   });
 
   it('a second run for the same period replaces the report instead of duplicating it', async () => {

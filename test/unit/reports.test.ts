@@ -157,6 +157,22 @@ describe('buildReport', () => {
     expect(r.budgets).toEqual([{ scope: 'system', period: 'day', amountUsd: '100', spentUsd: '0.361', usagePct: 0.4 }]);
     expect(r.empty).toBe(false);
     expect(r.hours).toBe(23);
+    expect(r.byHourOfDay).toBeNull();
+  });
+
+  it('a monthly report has a bar per local day and the cost by hour of day', () => {
+    const period = parseReportPeriod('monthly', '2026-03', 'America/New_York');
+    const r = buildReport(sample({ period, byBucket: [{ index: 7, costUsd: '0.361', calls: 20 }], byHourOfDay: [{ hour: 1, costUsd: '0.36', calls: 10 }, { hour: 23, costUsd: '0.001', calls: 10 }] }), engine);
+    expect(r.series.unit).toBe('day');
+    expect(r.series.buckets.filter((b) => b.calls > 0).map((b) => b.label)).toEqual(['2026-03-08']);
+    expect(r.byHourOfDay).toHaveLength(24);
+    expect(r.byHourOfDay!.filter((h) => h.calls > 0)).toEqual([
+      { hour: 1, label: '01:00', costUsd: '0.36', calls: 10 },
+      { hour: 23, label: '23:00', costUsd: '0.001', calls: 10 },
+    ]);
+    const html = renderReportHtml(r);
+    expect(html).toContain('>By hour of day</h2>');
+    expect([...html.matchAll(/<rect class="bar" data-bucket="([^"]+)"/g)].map((x) => x[1])).toEqual(['2026-03-08']);
   });
 
   it('recommends on expensive providers and task types, high averages, and a cheaper model with its saving', () => {
