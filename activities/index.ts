@@ -13,6 +13,7 @@ import { createBudgetActivities } from './budget.js';
 import { createChannelActivities } from './channels.js';
 import { createLedgerActivities } from './ledger.js';
 import { createRealtimeView } from './realtime.js';
+import { createReportActivities } from './reports.js';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -37,6 +38,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
   ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
   ...createChannelActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock }),
+  ...createReportActivities({ pool: deps.pool, pricing: deps.pricing, config: deps.config, logger: deps.logger, clock: deps.clock }),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

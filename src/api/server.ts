@@ -15,7 +15,10 @@ import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
 import { assertScope, queryBudgetStatus, setScopeBudgets } from '../client/budgets.js';
 import { type CostTracker, parseTrackedEvents } from '../client/cost-tracker.js';
 import type { Config } from '../config/index.js';
-import { CostGuardError, type ErrorCode, type FieldIssue, ValidationError } from '../domain/errors.js';
+import { reportTimezone } from '../config/reports.js';
+import { loadReport } from '../db/reports.js';
+import { parseReportPeriod } from '../domain/report-period.js';
+import { CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { isValidApiKey } from './auth.js';
 import { MAX_EVENTS_PER_REQUEST, openApiDocument, openApiPath } from './openapi.js';
@@ -201,6 +204,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get<{ Params: { id: string } }>('/v1/alerts/:id', async (request) => getAlert(deps.pool, request.params.id));
 
   app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body));
+
+  // One route serves both forms: `/v1/reports/daily/2026-03-08` (JSON) and `.../2026-03-08.html`
+  // (the page sent by email). Reports are read, never generated here: generating reads a whole
+  // period of the ledger, which an HTTP request should not trigger (`costguard report --generate`).
+  app.get<{ Params: { kind: string; period: string }; Querystring: { tz?: string } }>('/v1/reports/:kind/:period', async (request, reply) => {
+    const { kind } = request.params;
+    const html = request.params.period.endsWith('.html');
+    const period = html ? request.params.period.slice(0, -'.html'.length) : request.params.period;
+    const tz = typeof request.query.tz === 'string' ? request.query.tz : undefined;
+    const p = parseReportPeriod(kind, period, reportTimezone(deps.config, tz));
+    const stored = await loadReport(deps.pool, p.kind, p.period, p.timezone);
+    if (!stored) {
+      throw new NotFoundError(
+        `no ${p.kind} report for ${p.period} (${p.timezone}) has been generated; generate it with \`costguard report ${p.kind} ${p.kind === 'daily' ? '--date' : '--month'} ${p.period} --tz ${p.timezone} --generate\``,
+      );
+    }
+    if (html) return reply.type('text/html; charset=utf-8').send(stored.html);
+    return stored.report;
+  });
 
   return app;
 }

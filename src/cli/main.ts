@@ -179,6 +179,27 @@ alerts
       handleError(err, Boolean(opts.json));
     }
   });
+const report = program.command('report').description('print a cost report (stored), or generate it now for any past period with --generate');
+
+for (const kind of ['daily', 'monthly'] as const) {
+  const flag = kind === 'daily' ? '--date <YYYY-MM-DD>' : '--month <YYYY-MM>';
+  report
+    .command(kind)
+    .description(`the ${kind} report (default: the last complete ${kind === 'daily' ? 'day' : 'month'})`)
+    .option(flag, kind === 'daily' ? 'the day to report on' : 'the month to report on')
+    .option('--tz <zone>', 'IANA time zone of the period (default: reports.timezone, else timezone)')
+    .option('--generate', 'generate (or regenerate) and store it now from the ledger, without delivering it')
+    .option('--json', 'machine-readable output (the report object)')
+    .action(async (opts: { date?: string; month?: string; tz?: string; generate?: boolean; json?: boolean }) => {
+      try {
+        const { renderReportText, runReportCommand } = await import('./report.js');
+        const result = await runReportCommand(config(), kind, { period: opts.date ?? opts.month, tz: opts.tz, generate: opts.generate }, Date.now());
+        print(Boolean(opts.json), result.report, renderReportText(result));
+      } catch (err) {
+        handleError(err, Boolean(opts.json));
+      }
+    });
+}
 
 await program.parseAsync(process.argv).catch((err: unknown) => handleError(err, false));
 

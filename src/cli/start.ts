@@ -7,6 +7,7 @@ import { buildApi } from '../api/server.js';
 import { CostTracker } from '../client/index.js';
 import { createLogger } from '../lib/logger.js';
 import { createPricingEngine } from '../pricing/index.js';
+import { ensureReportSchedules } from '../temporal/schedules.js';
 import { registerSearchAttributes } from '../temporal/search-attributes.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId } from '../messages.js';
 import { createWorker } from '../worker/index.js';
@@ -31,6 +32,8 @@ export async function startAll(config: Config): Promise<void> {
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const added = await registerSearchAttributes(temporal, config.temporal.namespace);
   if (added.length > 0) logger.info({ added }, 'registered search attributes');
+  // Created or updated in place: restarting (or running several processes) never duplicates them.
+  await ensureReportSchedules(temporal, config, logger);
   const { worker, connection } = await createWorker({ config, pool, redis, pricing, logger, client: temporal });
   // The system budget (and every configured team/project budget) runs from start-up, whether or not
   // usage has arrived yet; starting an existing one is a no-op.

@@ -21,7 +21,12 @@ export const DEFAULTS = {
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
   /** Notification channels: each HTTP request or SMTP exchange gives up after this long (then retried). */
   channels: { timeoutMs: 10_000 },
-  /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
+  /**
+   * Scheduled reports: daily at 00:05 and monthly at 00:05 on the 1st, in `timezone` (default: the
+   * configured one). A run missed by more than the catch-up window (worker or server down) is
+   * skipped rather than sent late; `topUsers` is the length of the top-users list.
+   */
+  reports: { enabled: true, topUsers: 10, catchupWindow: '1d' },
   /**
    * Alerts: do not resend the same alert within an hour; an unacknowledged critical alert escalates
    * every 15 minutes (up to 3 times), adding SMS and push; spike = the last 60 minutes above 3x the

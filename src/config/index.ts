@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
-import { isTimeZone } from '../domain/periods.js';
+import { fixedLengthMs, isTimeZone } from '../domain/periods.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
 import { type ChannelsConfig, channelsSchema, expandChannelSecrets } from '../channels/config.js';
 import { DEFAULTS } from './defaults.js';
@@ -100,6 +100,20 @@ export const fileSchema = z
     pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
     channels: channelsSchema,
     alerts: alertsSchema,
+    reports: z
+      .object({
+        enabled: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.reports.enabled),
+        timezone: timeZone.optional(),
+        channels: z.array(z.string().trim().min(1, 'expected a channel name')).optional(),
+        topUsers: z.number({ error: 'expected a whole number' }).int('expected a whole number').min(1).max(100).default(DEFAULTS.reports.topUsers),
+        catchupWindow: z
+          .string()
+          .regex(/^\d+[mhd]$/, 'expected a duration such as "30m", "12h" or "1d"')
+          .refine((s) => fixedLengthMs(s) >= 60_000, { message: 'expected at least one minute' })
+          .default(DEFAULTS.reports.catchupWindow),
+      })
+      .strict()
+      .default(() => ({ ...DEFAULTS.reports })),
     budgetWorkflow: z
       .object({
         ledgerPollMs: z.number().int().min(200, 'expected at least 200 ms').max(600_000).default(DEFAULTS.budgetWorkflow.ledgerPollMs),
@@ -108,7 +122,19 @@ export const fileSchema = z
       .strict()
       .default(() => ({ ...DEFAULTS.budgetWorkflow })),
   })
-  .strict();
+  .strict()
+  .superRefine((file, ctx) => {
+    file.reports.channels?.forEach((name, i) => {
+      if (!Object.hasOwn(file.channels, name)) {
+        const known = Object.keys(file.channels);
+        ctx.addIssue({
+          code: 'custom',
+          path: ['reports', 'channels', i],
+          message: `expected the name of a channel under "channels" (${known.length ? `one of ${known.join(', ')}` : 'none is configured'})`,
+        });
+      }
+    });
+  });
 
 const port = z.coerce.number({ error: 'expected a port number' }).int('expected a whole port number').min(1).max(65535);
 
@@ -147,6 +173,20 @@ export interface Config {
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
   alerts: AlertsConfig;
+  reports: ReportsConfig;
+}
+
+/** `reports:` in the config file. */
+export interface ReportsConfig {
+  /** Create (or update) the report schedules at start-up; when false, existing ones are deleted. */
+  enabled: boolean;
+  /** Time zone of the scheduled reports; default the top-level `timezone`. */
+  timezone?: string | undefined;
+  /** Channel names to deliver to; default every configured channel of type email or slack. */
+  channels?: string[] | undefined;
+  topUsers: number;
+  /** A duration such as "1d" or "12h": how late a missed scheduled run may still start. */
+  catchupWindow: string;
 }
 
 const SECRET_KEYS = /key|secret|token|pass|url|headers|authorization/i;
@@ -245,6 +285,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
+    reports: file.reports,
   };
 }
 

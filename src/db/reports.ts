@@ -1,0 +1,204 @@
+/**
+ * Report SQL: aggregates straight from `usage_ledger` for the report's own period and time zone
+ * (the rollups exist only in the configured time zone, and a report may ask for another), stores
+ * reports (one per kind, period and time zone) and reads open incidents. Parameterised SQL only.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { Budget } from '../domain/budget.js';
+import { normalizeAmount } from '../domain/money.js';
+import type { ModelUsageGroup, OpenIncident, Report, UsageGroup } from '../domain/report.js';
+import type { ReportKind, ReportPeriod } from '../domain/report-period.js';
+
+const SUMS = `
+  coalesce(sum(cost_usd), 0)::text AS cost_usd,
+  count(*)::text AS calls,
+  count(*) FILTER (WHERE unpriced)::text AS unpriced_calls,
+  coalesce(sum(input_tokens), 0)::text AS input_tokens,
+  coalesce(sum(cache_read_tokens), 0)::text AS cache_read_tokens,
+  coalesce(sum(cache_write_tokens), 0)::text AS cache_write_tokens,
+  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h_tokens,
+  coalesce(sum(output_tokens), 0)::text AS output_tokens,
+  coalesce(sum(reasoning_tokens), 0)::text AS reasoning_tokens`;
+
+interface SumRow {
+  cost_usd: string;
+  calls: string;
+  unpriced_calls: string;
+  input_tokens: string;
+  cache_read_tokens: string;
+  cache_write_tokens: string;
+  cache_write_1h_tokens: string;
+  output_tokens: string;
+  reasoning_tokens: string;
+}
+
+function group(key: string, r: SumRow): UsageGroup {
+  return {
+    key,
+    costUsd: normalizeAmount(r.cost_usd),
+    calls: Number(r.calls),
+    unpricedCalls: Number(r.unpriced_calls),
+    tokens: {
+      inputTokens: Number(r.input_tokens),
+      cacheReadTokens: Number(r.cache_read_tokens),
+      cacheWriteTokens: Number(r.cache_write_tokens),
+      cacheWrite1hTokens: Number(r.cache_write_1h_tokens),
+      outputTokens: Number(r.output_tokens),
+      reasoningTokens: Number(r.reasoning_tokens),
+    },
+  };
+}
+
+export interface LedgerAggregates {
+  totals: UsageGroup;
+  byProvider: UsageGroup[];
+  byModel: ModelUsageGroup[];
+  byTaskType: UsageGroup[];
+  topUsers: UsageGroup[];
+  byBucket: { index: number; costUsd: string; calls: number }[];
+  /** Monthly reports: cost by local hour of the day (0-23) over the month. */
+  byHourOfDay?: { hour: number; costUsd: string; calls: number }[];
+  previous: { costUsd: string; calls: number };
+}
+
+const RANGE = 'occurred_at >= $1 AND occurred_at < $2';
+
+/**
+ * Everything a report reads from the ledger, in one read-only REPEATABLE READ transaction so that
+ * totals, breakdowns and buckets describe the same rows even while usage keeps arriving.
+ *
+ * Buckets: a daily report numbers the hours from local midnight, `floor((occurred_at - start) / 1h)`,
+ * so a 23- or 25-hour day has 23 or 25 buckets and the repeated hour is not merged; a monthly report
+ * numbers local calendar days.
+ */
+export async function readLedgerAggregates(
+  pool: Pool,
+  period: ReportPeriod,
+  previous: ReportPeriod,
+  opts: { topUsers: number },
+): Promise<LedgerAggregates> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const range = [new Date(period.startMs), new Date(period.endMs)];
+    const sets = await client.query<SumRow & { grp: string; provider: string | null; model: string | null; task_type: string | null }>(
+      `SELECT CASE
+                WHEN GROUPING(provider, model, task_type) = 7 THEN 'total'
+                WHEN GROUPING(model) = 0 THEN 'model'
+                WHEN GROUPING(provider) = 0 THEN 'provider'
+                ELSE 'task' END AS grp,
+              provider, model, task_type, ${SUMS}
+         FROM usage_ledger WHERE ${RANGE}
+        GROUP BY GROUPING SETS ((), (provider), (provider, model), (task_type))`,
+      range,
+    );
+    let totals = group('total', { cost_usd: '0', calls: '0', unpriced_calls: '0', input_tokens: '0', cache_read_tokens: '0', cache_write_tokens: '0', cache_write_1h_tokens: '0', output_tokens: '0', reasoning_tokens: '0' });
+    const byProvider: UsageGroup[] = [];
+    const byModel: ModelUsageGroup[] = [];
+    const byTaskType: UsageGroup[] = [];
+    for (const r of sets.rows) {
+      if (r.grp === 'total') totals = group('total', r);
+      else if (r.grp === 'provider') byProvider.push(group(r.provider!, r));
+      else if (r.grp === 'model') byModel.push({ ...group(`${r.provider!}/${r.model!}`, r), provider: r.provider!, model: r.model! });
+      else byTaskType.push(group(r.task_type!, r));
+    }
+    const users = await client.query<SumRow & { user_id: string }>(
+      `SELECT user_id, ${SUMS} FROM usage_ledger WHERE ${RANGE}
+        GROUP BY user_id ORDER BY sum(cost_usd) DESC, user_id LIMIT $3`,
+      [...range, opts.topUsers],
+    );
+    const bucketExpr =
+      period.kind === 'daily'
+        ? `floor(extract(epoch FROM (occurred_at - $1::timestamptz)) / 3600)::int`
+        : `((occurred_at AT TIME ZONE $3)::date - ($1::timestamptz AT TIME ZONE $3)::date)`;
+    const buckets = await client.query<{ idx: number; cost_usd: string; calls: string }>(
+      `SELECT ${bucketExpr} AS idx, sum(cost_usd)::text AS cost_usd, count(*)::text AS calls
+         FROM usage_ledger WHERE ${RANGE} GROUP BY 1 ORDER BY 1`,
+      period.kind === 'daily' ? range : [...range, period.timezone],
+    );
+    const hourOfDay =
+      period.kind === 'monthly'
+        ? await client.query<{ hour: number; cost_usd: string; calls: string }>(
+            `SELECT extract(hour FROM (occurred_at AT TIME ZONE $3))::int AS hour, sum(cost_usd)::text AS cost_usd, count(*)::text AS calls
+               FROM usage_ledger WHERE ${RANGE} GROUP BY 1 ORDER BY 1`,
+            [...range, period.timezone],
+          )
+        : undefined;
+    const prev = await client.query<{ cost_usd: string; calls: string }>(
+      `SELECT coalesce(sum(cost_usd), 0)::text AS cost_usd, count(*)::text AS calls FROM usage_ledger WHERE ${RANGE}`,
+      [new Date(previous.startMs), new Date(previous.endMs)],
+    );
+    await client.query('COMMIT');
+    return {
+      totals,
+      byProvider,
+      byModel,
+      byTaskType,
+      topUsers: users.rows.map((r) => group(r.user_id, r)),
+      byBucket: buckets.rows.map((r) => ({ index: Number(r.idx), costUsd: normalizeAmount(r.cost_usd), calls: Number(r.calls) })),
+      ...(hourOfDay ? { byHourOfDay: hourOfDay.rows.map((r) => ({ hour: Number(r.hour), costUsd: normalizeAmount(r.cost_usd), calls: Number(r.calls) })) } : {}),
+      previous: { costUsd: normalizeAmount(prev.rows[0]!.cost_usd), calls: Number(prev.rows[0]!.calls) },
+    };
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Incidents still open (or acknowledged, not resolved) that were opened before the period ended.
+ * The `alert_incidents` table belongs to alerting (migration 0004); until it exists there are none.
+ * Kept in this one function so a change of that table's shape is one edit.
+ */
+export async function readOpenIncidents(db: Pool | PoolClient, periodEndMs: number, limit = 50): Promise<OpenIncident[]> {
+  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass('alert_incidents') IS NOT NULL AS ok`);
+  if (!exists.rows[0]?.ok) return [];
+  const { rows } = await db.query<{ id: string; scope: string; rule: string; level: OpenIncident['level']; status: OpenIncident['status']; opened_at: Date; title: string }>(
+    `SELECT id::text AS id, scope, rule, level, status, opened_at, title
+       FROM alert_incidents
+      WHERE status IN ('open', 'acknowledged') AND opened_at < $1
+      ORDER BY opened_at, id LIMIT $2`,
+    [new Date(periodEndMs), limit],
+  );
+  return rows.map((r) => ({ id: r.id, scope: r.scope, rule: r.rule, level: r.level, status: r.status, openedAt: r.opened_at.toISOString(), title: r.title }));
+}
+
+/** The system scope's budgets as changed at runtime (PUT /v1/budgets/system), if ever. */
+export async function readRuntimeBudgets(pool: Pool, scope: string): Promise<Budget[] | null> {
+  const { rows } = await pool.query<{ budgets: Budget[] }>('SELECT budgets FROM budget_configs WHERE scope = $1', [scope]);
+  return rows[0]?.budgets ?? null;
+}
+
+export interface StoredReport {
+  report: Report;
+  html: string;
+  generatedAt: string;
+  /** How many times this period's report was generated (1 the first time). */
+  generations: number;
+}
+
+/** Stores a report: inserted the first time, replaced in place afterwards (never duplicated). */
+export async function saveReport(pool: Pool, report: Report, html: string): Promise<{ generations: number }> {
+  const { rows } = await pool.query<{ generations: number }>(
+    `INSERT INTO reports (kind, period_key, timezone, period_start, period_end, body, html, generated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (kind, period_key, timezone) DO UPDATE
+       SET body = EXCLUDED.body, html = EXCLUDED.html, generated_at = EXCLUDED.generated_at,
+           period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
+           generations = reports.generations + 1
+     RETURNING generations`,
+    [report.kind, report.period, report.timezone, report.periodStart, report.periodEnd, JSON.stringify(report), html, report.generatedAt],
+  );
+  return { generations: rows[0]!.generations };
+}
+
+export async function loadReport(pool: Pool, kind: ReportKind, period: string, timezone: string): Promise<StoredReport | null> {
+  const { rows } = await pool.query<{ body: Report; html: string; generated_at: Date; generations: number }>(
+    'SELECT body, html, generated_at, generations FROM reports WHERE kind = $1 AND period_key = $2 AND timezone = $3',
+    [kind, period, timezone],
+  );
+  const r = rows[0];
+  return r ? { report: r.body, html: r.html, generatedAt: r.generated_at.toISOString(), generations: r.generations } : null;
+}

@@ -1,0 +1,105 @@
+/**
+ * The report workflow: generate and store one period's cost report (an activity reads the ledger),
+ * then deliver it to each report channel. Started by the `costguard-daily-report` and
+ * `costguard-monthly-report` schedules (src/temporal/schedules.ts), or on demand for any period.
+ *
+ * A scheduled run carries no period: it reports on the day (month) BEFORE its nominal time, taken
+ * from the `TemporalScheduledStartTime` search attribute, so a run started late (catch-up after an
+ * outage) still reports on the period it was scheduled for. Storage is idempotent per period and
+ * each delivery is keyed by (report, channel) in the channels' delivery log, so a retried or
+ * repeated run neither duplicates the report nor sends it twice.
+ */
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { ApplicationFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { GeneratedReport, ReportActivities } from '../activities/reports.js';
+import type { Notification } from '../src/domain/notification.js';
+import type { ReportKind } from '../src/domain/report-period.js';
+
+export interface ReportWorkflowInput {
+  kind: ReportKind;
+  /** `YYYY-MM-DD` (daily) or `YYYY-MM` (monthly); absent: the previous period (scheduled runs). */
+  period?: string;
+  /** IANA time zone; absent: `reports.timezone`, else the configured `timezone`. */
+  timezone?: string;
+  /** Deliver to the report channels (default true). */
+  deliver?: boolean;
+}
+
+export interface ReportWorkflowResult {
+  kind: ReportKind;
+  period: string;
+  timezone: string;
+  empty: boolean;
+  generations: number;
+  deliveries: { channel: string; status: 'sent' | 'already_sent' }[];
+}
+
+/**
+ * The delivery activity of the channels module (activities/channels.ts, `createChannelActivities`),
+ * declared here by its signature so this workflow does not depend on that module's other types.
+ */
+interface ChannelActivities {
+  deliverNotification(input: { channel: string; notification: Notification }): Promise<{
+    channel: string;
+    status: 'sent' | 'already_sent';
+    deliveredAt: string;
+    attempts: number;
+  }>;
+}
+
+const ScheduledStartTime = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+
+// Reading the ledger can fail transiently (PostgreSQL restarting); a bad period cannot succeed later.
+const reports = proxyActivities<ReportActivities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: ['ValidationError'] },
+});
+
+// A channel that is down is retried for a while; a misconfigured one fails at once.
+const channels = proxyActivities<ChannelActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 12, nonRetryableErrorTypes: ['ChannelConfigError'] },
+});
+
+/** The schedule's nominal time of this run, else the workflow's start time. */
+function nominalTime(): number {
+  const info = workflowInfo();
+  const scheduled = info.typedSearchAttributes.get(ScheduledStartTime);
+  return (scheduled ?? info.startTime).getTime();
+}
+
+export async function reportWorkflow(input: ReportWorkflowInput): Promise<ReportWorkflowResult> {
+  const generated: GeneratedReport = await reports.generateReport({
+    kind: input.kind,
+    period: input.period,
+    timezone: input.timezone,
+    nominalMs: nominalTime(),
+  });
+  const result: ReportWorkflowResult = {
+    kind: generated.kind,
+    period: generated.period,
+    timezone: generated.timezone,
+    empty: generated.empty,
+    generations: generated.generations,
+    deliveries: [],
+  };
+  if (input.deliver === false || generated.channels.length === 0) return result;
+  // Every channel gets its chance even if another fails; failures are reported together at the end.
+  const outcomes = await Promise.allSettled(
+    generated.channels.map((channel) => channels.deliverNotification({ channel, notification: generated.notification })),
+  );
+  const failed: string[] = [];
+  outcomes.forEach((o, i) => {
+    const channel = generated.channels[i]!;
+    if (o.status === 'fulfilled') result.deliveries.push({ channel, status: o.value.status });
+    else {
+      failed.push(channel);
+      log.warn('report delivery failed', { channel, period: generated.period, error: String(o.reason) });
+    }
+  });
+  if (failed.length > 0) {
+    // The report is stored; the run fails so the failed delivery shows in the Temporal UI.
+    throw ApplicationFailure.nonRetryable(`report ${generated.period} stored, but delivery failed on: ${failed.join(', ')}`, 'DeliveryFailed', result);
+  }
+  return result;
+}
