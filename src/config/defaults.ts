@@ -8,6 +8,9 @@ export const DEFAULTS = {
   taskQueue: 'costguard',
   apiHost: '127.0.0.1',
   apiPort: 8080,
+  /** The worker's Prometheus listener (the API also serves GET /metrics); port 0 disables it. */
+  metricsHost: '127.0.0.1',
+  metricsPort: 9464,
   logLevel: 'info',
   timezone: 'UTC',
   currency: 'USD',
@@ -19,6 +22,12 @@ export const DEFAULTS = {
   ],
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
+  /**
+   * Prometheus: `user_id` on the cost/call counters is opt-in (one series per user); the top-N gauge
+   * is the bounded alternative. Provider and model label values beyond `maxLabelValues` distinct
+   * ones fold into "other". Ledger gauges computed on scrape are cached for `scrapeCacheMs`.
+   */
+  metrics: { userLabel: false, topUsers: 10, maxLabelValues: 200, scrapeCacheMs: 5000 },
   /** Alerts: do not resend the same alert within an hour; spike = last 60 min above 3x the usual hour. */
   alerts: { repeatIntervalMs: 60 * 60 * 1000, spike: { windowMinutes: 60, factor: 3, floorUsd: '1' } },
 } as const;

@@ -33,7 +33,7 @@ beforeAll(async () => {
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger, temporal: stack.client, tracker, config: stack.config });
+  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger, temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
   await app.ready();
 });
 
@@ -266,7 +266,7 @@ describe('Temporal unavailable', () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${port}`, interceptors: [] });
     const deadClient = new Client({ connection });
     const deadTracker = new CostTracker({ client: deadClient, taskQueue: stack.taskQueue, lingerMs: 1, maxSendAttempts: 2, retryBaseMs: 10 });
-    const deadApp = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: pino({ level: 'silent' }), temporal: deadClient, tracker: deadTracker, config: stack.config });
+    const deadApp = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: pino({ level: 'silent' }), temporal: deadClient, tracker: deadTracker, config: stack.config, metrics: stack.metrics });
     try {
       const res = await deadApp.inject({ method: 'POST', url: '/v1/usage', headers: auth, payload: [event('api-dead', { requestId: 'api-dead-1' })] });
       expect(res.statusCode).toBe(503);
