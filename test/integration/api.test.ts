@@ -59,6 +59,7 @@ describe('API keys', () => {
       ['GET', '/v1/budgets/system'],
       ['PUT', '/v1/budgets/system'],
       ['GET', '/v1/openapi.json'],
+      ['GET', '/metrics'],
       ['GET', '/v1/no-such-route'],
     ] as const) {
       for (const headers of [{}, { 'x-api-key': 'cg_wrong_key_0123456789abcdef' }, { authorization: 'Bearer cg_wrong_key_0123456789abcdef' }]) {
@@ -248,7 +249,7 @@ describe('GET /v1/openapi.json', () => {
     expect(res.statusCode).toBe(200);
     const doc = JSON.parse(res.body) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/budgets/{scope}', '/v1/openapi.json', '/v1/usage']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/metrics', '/v1/budgets/{scope}', '/v1/openapi.json', '/v1/usage']);
     expect(Object.keys(doc.paths['/v1/budgets/{scope}']!)).toEqual(expect.arrayContaining(['get', 'put']));
     expect(doc.paths['/v1/usage']!.post).toBeDefined();
   });
