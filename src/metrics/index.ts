@@ -10,7 +10,8 @@
  *    is re-sent. They are per process: sum them across workers in PromQL.
  *  - STATE gauges (`llm_cost_per_hour_usd`, `budget_usage_ratio`, `costguard_top_user_cost_usd`)
  *    are read from the ledger's exact rollups on scrape (cached `metrics.scrapeCacheMs`), so every
- *    process reports the same value: take `max` across instances, never `sum`.
+ *    process reports the same value: take `max` across instances, never `sum`. When the rollups
+ *    cannot be read the labelled ones are absent and `llm_cost_per_hour_usd` is NaN (unknown).
  *
  * Money in metrics is a float (prom-client's only number type). That is acceptable for graphs and
  * alert rules; the ledger, rollups and budgets stay exact decimals and are the record.
@@ -234,9 +235,9 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     help: 'System-wide spend over the last 60 minutes, USD, from the hourly rollups (current hour + the previous hour\'s remaining share).',
     registers,
     async collect() {
-      this.reset();
       const s = await snapshot();
-      if (s) this.set(rollingHourUsd(s));
+      // An unlabelled gauge is always exported: NaN says "unknown" where 0 would claim no spend.
+      this.set(s ? rollingHourUsd(s) : Number.NaN);
     },
   });
   new Gauge({
