@@ -38,11 +38,11 @@ WHERE timezone = $2 AND scope = ANY($3::text[]) AND (
    OR (period_kind = 'month' AND period_start = date_trunc('month', $1::timestamptz, $2)))`;
 
 const TOP_USERS_SQL = `
-SELECT substr(scope, 6) AS user_id, cost_usd::text AS cost_usd
+SELECT substr(scope, 6) AS user_id, cost_usd::text AS cost
 FROM usage_rollup_totals
 WHERE period_kind = 'day' AND timezone = $2 AND period_start = date_trunc('day', $1::timestamptz, $2)
   AND scope LIKE 'user:%'
-ORDER BY cost_usd DESC, scope
+ORDER BY usage_rollup_totals.cost_usd DESC, scope
 LIMIT $3`;
 
 const HOUR_ELAPSED_SQL = `SELECT extract(epoch FROM $1::timestamptz - date_trunc('hour', $1::timestamptz, $2))::float8 AS s`;
@@ -56,8 +56,8 @@ export async function readLedgerSnapshot(
   const [periods, top, overrides, elapsed] = await Promise.all([
     pool.query<{ scope: string; period_kind: string; cost_usd: string; current_hour: boolean }>(PERIOD_SQL, [now, opts.timezone, scopes]),
     opts.topUsers > 0
-      ? pool.query<{ user_id: string; cost_usd: string }>(TOP_USERS_SQL, [now, opts.timezone, opts.topUsers])
-      : Promise.resolve({ rows: [] as { user_id: string; cost_usd: string }[] }),
+      ? pool.query<{ user_id: string; cost: string }>(TOP_USERS_SQL, [now, opts.timezone, opts.topUsers])
+      : Promise.resolve({ rows: [] as { user_id: string; cost: string }[] }),
     pool.query<{ scope: string; budgets: Budget[] }>('SELECT scope, budgets FROM budget_configs WHERE scope = ANY($1::text[])', [scopes]),
     pool.query<{ s: number }>(HOUR_ELAPSED_SQL, [now, opts.timezone]),
   ]);
@@ -66,7 +66,7 @@ export async function readLedgerSnapshot(
     previousHourUsd: 0,
     hourElapsed: Math.min(1, Math.max(0, (elapsed.rows[0]?.s ?? 0) / 3600)),
     periodCostUsd: new Map(),
-    topUsers: top.rows.map((r) => ({ userId: r.user_id, costUsd: Number(r.cost_usd) })),
+    topUsers: top.rows.map((r) => ({ userId: r.user_id, costUsd: Number(r.cost) })),
     overrides: new Map(overrides.rows.map((r) => [r.scope, r.budgets])),
   };
   for (const row of periods.rows) {
