@@ -8,7 +8,7 @@
  * its live state is in the budget workflow (Temporal UI, `costguard status`).
  */
 import { scopeKind } from '../domain/budget.js';
-import { type Currency, type ExchangeRates, toUsd } from '../domain/money.js';
+import { type Currency, type ExchangeRates, parseAmount, toUsd } from '../domain/money.js';
 
 export interface BudgetLike {
   period: string;
@@ -25,7 +25,8 @@ export interface BudgetGauge {
   scope: string;
   /** The rollup to read: the scope's row, or (for `user`) the top user's row. */
   periodKind: 'day' | 'month';
-  amountUsd: number;
+  /** The budget in USD, exact (converted at the configured rates). */
+  amountUsd: string;
 }
 
 const PERIOD_NAME = { day: 'daily', month: 'monthly' } as const;
@@ -48,7 +49,7 @@ export function budgetGauges(
     const kind = rule.scope.includes(':') ? scopeKind(rule.scope) : rule.scope;
     const specific = rule.scope.includes(':') || rule.scope === 'system';
     if (!specific && kind !== 'user') continue;
-    const amountUsd = Number(toUsd(rule.amount, rule.currency ?? 'USD', rates));
+    const amountUsd = toUsd(rule.amount, rule.currency ?? 'USD', rates);
     gauges.push({
       budgetType: `${kind}_${PERIOD_NAME[rule.period]}${specific ? '' : '_max'}`,
       scope: rule.scope,
@@ -57,4 +58,10 @@ export function budgetGauges(
     });
   }
   return gauges;
+}
+
+/** The ratio the gauge shows: spent over the budget, divided exactly and only then made a float. */
+export function usageRatio(spentUsd: string, amountUsd: string): number {
+  const amount = parseAmount(amountUsd);
+  return amount.isZero() ? 0 : parseAmount(spentUsd).dividedBy(amount).toNumber();
 }

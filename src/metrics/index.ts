@@ -22,7 +22,7 @@ import type { Config } from '../config/index.js';
 import type { Budget } from '../domain/budget.js';
 import { Dec } from '../domain/money.js';
 import type { Logger } from '../lib/logger.js';
-import { type BudgetGauge, budgetGauges } from './budget-gauges.js';
+import { type BudgetGauge, budgetGauges, usageRatio } from './budget-gauges.js';
 import { type LedgerSnapshot, readLedgerSnapshot, rollingHourUsd } from './ledger-snapshot.js';
 
 /** The value a bounded label takes once its distinct values are used up. */
@@ -250,10 +250,10 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
       const s = await snapshot();
       if (!s) return;
       for (const g of shownBudgets(s)) {
-        const spent = g.scope === 'user' ? (s.topUsers[0]?.costUsd ?? 0) : (s.periodCostUsd.get(`${g.periodKind}|${g.scope}`) ?? 0);
         // The per-user maximum needs the top-N query; without it (topUsers: 0) it is not shown.
         if (g.scope === 'user' && config.metrics.topUsers === 0) continue;
-        this.set({ budget_type: g.budgetType, scope: g.scope }, g.amountUsd > 0 ? spent / g.amountUsd : 0);
+        const spent = g.scope === 'user' ? (s.topUsers[0]?.costUsd ?? '0') : (s.periodCostUsd.get(`${g.periodKind}|${g.scope}`) ?? '0');
+        this.set({ budget_type: g.budgetType, scope: g.scope }, usageRatio(spent, g.amountUsd));
       }
     },
   });
@@ -265,7 +265,7 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     async collect() {
       this.reset();
       const s = await snapshot();
-      s?.topUsers.forEach((u, i) => this.set({ rank: String(i + 1), user_id: u.userId }, u.costUsd));
+      s?.topUsers.forEach((u, i) => this.set({ rank: String(i + 1), user_id: u.userId }, Number(u.costUsd)));
     },
   });
 

@@ -19,10 +19,10 @@ export interface LedgerSnapshot {
   previousHourUsd: number;
   /** Fraction of the current hour elapsed, 0..1. */
   hourElapsed: number;
-  /** Current day/month cost per scope, USD: `day|system`, `month|team:infra`. */
-  periodCostUsd: Map<string, number>;
-  /** Today's top users by cost, most first. */
-  topUsers: { userId: string; costUsd: number }[];
+  /** Current day/month cost per scope, USD (exact decimal strings): `day|system`, `month|team:infra`. */
+  periodCostUsd: Map<string, string>;
+  /** Today's top users by cost, most first (exact decimal strings). */
+  topUsers: { userId: string; costUsd: string }[];
   /** Budgets set at runtime (PUT /v1/budgets/:scope), which replace the configured ones. */
   overrides: Map<string, Budget[]>;
 }
@@ -66,17 +66,16 @@ export async function readLedgerSnapshot(
     previousHourUsd: 0,
     hourElapsed: Math.min(1, Math.max(0, (elapsed.rows[0]?.s ?? 0) / 3600)),
     periodCostUsd: new Map(),
-    topUsers: top.rows.map((r) => ({ userId: r.user_id, costUsd: Number(r.cost) })),
+    topUsers: top.rows.map((r) => ({ userId: r.user_id, costUsd: r.cost })),
     overrides: new Map(overrides.rows.map((r) => [r.scope, r.budgets])),
   };
   for (const row of periods.rows) {
-    const cost = Number(row.cost_usd);
     if (row.period_kind === 'hour') {
       if (row.scope !== 'system') continue;
-      if (row.current_hour) snapshot.currentHourUsd = cost;
-      else snapshot.previousHourUsd = cost;
+      if (row.current_hour) snapshot.currentHourUsd = Number(row.cost_usd);
+      else snapshot.previousHourUsd = Number(row.cost_usd);
     } else {
-      snapshot.periodCostUsd.set(`${row.period_kind}|${row.scope}`, cost);
+      snapshot.periodCostUsd.set(`${row.period_kind}|${row.scope}`, row.cost_usd);
     }
   }
   return snapshot;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { DEFAULT_EXCHANGE_RATES } from '../../src/domain/money.js';
-import { budgetGauges } from '../../src/metrics/budget-gauges.js';
+import { budgetGauges, usageRatio } from '../../src/metrics/budget-gauges.js';
 import { BoundedLabel, type CountedEventSample, createMetrics } from '../../src/metrics/index.js';
 import { rollingHourUsd } from '../../src/metrics/ledger-snapshot.js';
 import { parsePromText, promtoolCheckMetrics, promtoolPath, seriesOf, sumOf } from '../prom-text.js';
@@ -150,11 +150,16 @@ describe('budget_usage_ratio: which budgets can be read exactly from the rollups
       DEFAULT_EXCHANGE_RATES,
     );
     expect(gauges).toEqual([
-      { budgetType: 'system_daily', scope: 'system', periodKind: 'day', amountUsd: 100 },
-      { budgetType: 'system_monthly', scope: 'system', periodKind: 'month', amountUsd: 2000 },
-      { budgetType: 'user_daily_max', scope: 'user', periodKind: 'day', amountUsd: 10 },
-      { budgetType: 'team_monthly', scope: 'team:infra', periodKind: 'month', amountUsd: 100 },
+      { budgetType: 'system_daily', scope: 'system', periodKind: 'day', amountUsd: '100' },
+      { budgetType: 'system_monthly', scope: 'system', periodKind: 'month', amountUsd: '2000' },
+      { budgetType: 'user_daily_max', scope: 'user', periodKind: 'day', amountUsd: '10' },
+      { budgetType: 'team_monthly', scope: 'team:infra', periodKind: 'month', amountUsd: '100' },
     ]);
+  });
+
+  it('divides exactly before making the ratio a float', () => {
+    expect(usageRatio('0.00036', '100')).toBe(0.0000036); // 0.00036 / 100 in floats is 0.0000036000000000000003
+    expect(usageRatio('1', '0')).toBe(0);
   });
 });
 
