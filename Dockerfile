@@ -19,6 +19,7 @@ COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 COPY config ./config
 USER node
-EXPOSE 8080
+# 8080: the API (start); 9464: the worker's Prometheus listener (start --no-api).
+EXPOSE 8080 9464
 ENTRYPOINT ["node", "dist/src/cli/main.js"]
 CMD ["start"]

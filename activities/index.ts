@@ -1,6 +1,6 @@
 /**
  * All activities, built once by the worker over clients it owns:
- * `createActivities({ pool, redis, config, pricing, logger, clock, temporal })`.
+ * `createActivities({ pool, redis, config, pricing, metrics, logger, clock, temporal })`.
  */
 import type { Client } from '@temporalio/client';
 import type { Redis } from 'ioredis';
@@ -9,6 +9,7 @@ import type { Config } from '../src/config/index.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
 import type { Logger } from '../src/lib/logger.js';
 import { createAlertActivities } from './alerts.js';
+import type { CostGuardMetrics } from '../src/metrics/index.js';
 import { createBudgetActivities } from './budget.js';
 import { createChannelActivities } from './channels.js';
 import { createLedgerActivities } from './ledger.js';
@@ -20,6 +21,8 @@ export interface ActivityDeps {
   redis: Redis;
   config: Config;
   pricing: PricingEngine;
+  /** The process's Prometheus registry (src/metrics): the ledger activity feeds it. */
+  metrics: CostGuardMetrics;
   logger: Logger;
   clock: () => number;
   /** A Temporal client (alert activities start and signal alert workflows). */
@@ -33,11 +36,18 @@ export const createActivities = (deps: ActivityDeps) => ({
     timezone: deps.config.timezone,
     clock: deps.clock,
     logger: deps.logger,
+    metrics: deps.metrics,
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
   }),
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
   ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
-  ...createChannelActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock }),
+  ...createChannelActivities({
+    pool: deps.pool,
+    config: deps.config,
+    logger: deps.logger,
+    clock: deps.clock,
+    onDelivery: (channel, channelType, outcome) => deps.metrics.recordNotification(channel, channelType, outcome),
+  }),
   ...createReportActivities({ pool: deps.pool, pricing: deps.pricing, config: deps.config, logger: deps.logger, clock: deps.clock }),
 });
 

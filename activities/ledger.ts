@@ -20,8 +20,9 @@ import { ConflictError } from '../src/domain/errors.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
 import type { BatchResult, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
 import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
-import { type PricedEvent, persistBatch } from '../src/db/ledger.js';
+import { type PricedEvent, persistBatchOnce } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
+import type { CostGuardMetrics, FlushOutcome } from '../src/metrics/index.js';
 import type { RealtimeView } from './realtime.js';
 
 /** A batch as services send it: raw events (validated here) under a batch id chosen by the sender. */
@@ -39,6 +40,8 @@ export interface LedgerActivityDeps {
   logger: Logger;
   /** The Redis real-time view, updated after the commit (idempotently) when given. */
   realtime?: RealtimeView;
+  /** Prometheus: fed only by the attempt that stored the batch, so nothing counts twice. */
+  metrics?: CostGuardMetrics;
 }
 
 /** Error types the workflow must not retry: the same input would fail the same way. */
@@ -56,12 +59,9 @@ export function priceEvents(pricing: PricingEngine, events: readonly UsageEvent[
   }));
 }
 
-export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
-  /**
-   * Prices and persists a batch; returns what it newly counted. Safe to retry: a retry after the
-   * commit returns the first attempt's result (see src/db/ledger.ts).
-   */
-  async recordUsageBatch(batch: UsageBatchInput): Promise<FlushResult> {
+export const createLedgerActivities = (deps: LedgerActivityDeps) => {
+  /** The flush itself; `firstTime` is true only for the attempt whose commit stored the batch. */
+  async function recordBatch(batch: UsageBatchInput): Promise<{ result: FlushResult; firstTime: boolean }> {
     if (typeof batch?.batchId !== 'string' || batch.batchId.length === 0 || !Array.isArray(batch.events)) {
       throw ApplicationFailure.nonRetryable('batch must have a non-empty batchId and an events array', 'ValidationError');
     }
@@ -86,33 +86,71 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => ({
       }
     }
     let result: BatchResult;
+    let firstTime: boolean;
     // Heartbeats while the statement runs, so a crashed worker's flush is retried elsewhere within
     // the heartbeat timeout instead of the whole start-to-close timeout.
     const beat = inActivity() ? setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
     try {
-      result = await persistBatch(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone });
+      ({ result, firstTime } = await persistBatchOnce(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
     } catch (err) {
       if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
       throw err;
     } finally {
       clearInterval(beat);
     }
+    const byId = new Map(valid.map((e) => [e.requestId, e]));
+    // Counted before Redis: if Redis fails, the retry replays the stored result and counts nothing,
+    // so counting after Redis would lose these events from the metrics for good.
+    if (firstTime && deps.metrics) {
+      const persistedAtMs = deps.clock();
+      deps.metrics.recordFlush({
+        received: batch.events.length,
+        rejected: rejected.length,
+        duplicates: result.duplicates,
+        persistedAtMs,
+        counted: result.events.map((c) => {
+          const e = byId.get(c.requestId)!;
+          const { costUsd, unpriced, occurredAt } = c;
+          return { provider: e.provider, model: e.model, userId: e.userId, costUsd, unpriced, occurredAt, inputTokens: e.usage.inputTokens, outputTokens: e.usage.outputTokens };
+        }),
+      });
+    }
     // After the commit: if Redis fails, the retry finds the stored result and writes the same values.
     await deps.realtime?.recordBatch(batch.batchId, valid, result, deps.clock());
-    const byId = new Map(valid.map((e) => [e.requestId, e]));
     const unpricedWhy = new Map(priced.flatMap((p) => (p.price.priced ? [] : [[p.event.requestId, p.price.code] as const])));
     return {
-      batchId: batch.batchId,
-      received: batch.events.length,
-      duplicates: result.duplicates,
-      counted: result.events.map((c) => {
-        const e = byId.get(c.requestId)!;
-        const why = c.unpriced ? unpricedWhy.get(c.requestId) : undefined;
-        return { ...c, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage, ...(why ? { unpricedReason: why } : {}) };
-      }),
-      rejected,
+      result: {
+        batchId: batch.batchId,
+        received: batch.events.length,
+        duplicates: result.duplicates,
+        counted: result.events.map((c) => {
+          const e = byId.get(c.requestId)!;
+          const why = c.unpriced ? unpricedWhy.get(c.requestId) : undefined;
+          return { ...c, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage, ...(why ? { unpricedReason: why } : {}) };
+        }),
+        rejected,
+      },
+      firstTime,
     };
-  },
-});
+  }
+
+  return {
+    /**
+     * Prices and persists a batch; returns what it newly counted. Safe to retry: a retry after the
+     * commit returns the first attempt's result (see src/db/ledger.ts).
+     */
+    async recordUsageBatch(batch: UsageBatchInput): Promise<FlushResult> {
+      const started = performance.now();
+      let outcome: FlushOutcome = 'error';
+      try {
+        const { result, firstTime } = await recordBatch(batch);
+        outcome = firstTime ? 'stored' : 'replayed';
+        return result;
+      } finally {
+        deps.metrics?.observeFlushDuration((performance.now() - started) / 1000, outcome);
+      }
+    },
+  };
+};
 
 export type LedgerActivities = ReturnType<typeof createLedgerActivities>;

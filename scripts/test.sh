@@ -20,10 +20,10 @@ step() {
   fi
 }
 
-# promtool (Prometheus' rule/metrics checker) is not installed here. Even when apt-get is available and
-# we are root, this script deliberately installs nothing: test runs must not change the machine, and
-# whether/how alert rules get validated is a separate, later decision. Tests that need promtool should
-# skip themselves when `command -v promtool` fails.
+# promtool (`promtool check metrics` on our /metrics output) and docker-compose (`docker-compose
+# config` on the compose file) are installed by costguard_prepare below when missing and possible
+# (root with apt-get; see ensure_check_tools in setup.sh); otherwise the two checks skip themselves
+# with a message saying how to install them.
 
 # `npx --no`: use only the versions pinned in package-lock.json; never let npx fetch a missing tool
 # from the registry (it would silently run whatever version is latest).

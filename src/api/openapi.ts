@@ -244,6 +244,19 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) }, '401': errorResponse('Missing or invalid API key') },
         },
       },
+      '/metrics': {
+        get: {
+          operationId: 'metrics',
+          summary: 'Prometheus metrics of this process (text exposition format 0.0.4)',
+          description:
+            'For Prometheus: configure the scrape job with `authorization: { credentials: <key> }` (sent as `Authorization: Bearer`). ' +
+            'Names, labels and their mapping from the original metric names are in the README ("Metrics").',
+          responses: {
+            '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
+            '401': errorResponse('Missing or invalid API key'),
+          },
+        },
+      },
     },
     components: {
       securitySchemes: {

@@ -20,6 +20,7 @@ import { loadReport } from '../db/reports.js';
 import { parseReportPeriod } from '../domain/report-period.js';
 import { CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { CostGuardMetrics } from '../metrics/index.js';
 import { isValidApiKey } from './auth.js';
 import { MAX_EVENTS_PER_REQUEST, openApiDocument, openApiPath } from './openapi.js';
 
@@ -30,6 +31,8 @@ export interface ApiDeps {
   temporal: Client;
   tracker: CostTracker;
   config: Config;
+  /** The process's Prometheus registry, served at GET /metrics (API key required, as everywhere). */
+  metrics: CostGuardMetrics;
   /** Injected for tests; default Date.now and randomUUID. */
   clock?: () => number;
   generateId?: () => string;
@@ -144,6 +147,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get('/v1/openapi.json', async () => openApiDocument());
+
+  // Outside /v1: Prometheus' conventional path, and its format is versioned by its content type.
+  app.get('/metrics', async (_request, reply) => {
+    const text = await deps.metrics.render();
+    return reply.header('content-type', deps.metrics.contentType).send(text);
+  });
 
   app.post('/v1/usage', async (request, reply) => {
     const body = request.body;

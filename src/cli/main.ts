@@ -86,10 +86,12 @@ program
 program
   .command('start')
   .description('run the worker and the HTTP API until SIGINT/SIGTERM')
-  .action(async () => {
+  .option('--no-api', 'run the worker only (Prometheus metrics on METRICS_HOST:METRICS_PORT)')
+  .option('--no-worker', 'run the API only (another process runs the worker on the same task queue)')
+  .action(async (opts: { api: boolean; worker: boolean }) => {
     try {
       const { startAll } = await import('./start.js');
-      await startAll(config());
+      await startAll(config(), { api: opts.api, worker: opts.worker });
     } catch (err) {
       handleError(err, false);
     }

@@ -1,11 +1,13 @@
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { Config } from '../config/index.js';
+import { type Config, ConfigError } from '../config/index.js';
 import { resolveApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import { CostTracker } from '../client/index.js';
 import { createLogger } from '../lib/logger.js';
+import { createMetrics } from '../metrics/index.js';
+import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
 import { createPricingEngine } from '../pricing/index.js';
 import { ensureReportSchedules } from '../temporal/schedules.js';
 import { registerSearchAttributes } from '../temporal/search-attributes.js';
@@ -19,8 +21,19 @@ export function aggregateScopes(config: Config): string[] {
   return [...scopes];
 }
 
-/** Runs the worker and the API in one process until SIGINT/SIGTERM, then shuts both down cleanly. */
-export async function startAll(config: Config): Promise<void> {
+/** What one `costguard start` process runs (`--no-api`, `--no-worker`). */
+export interface StartRoles {
+  worker: boolean;
+  api: boolean;
+}
+
+/**
+ * Runs the worker and/or the API in one process until SIGINT/SIGTERM, then shuts them down cleanly.
+ * One Prometheus registry per process: the API serves it at GET /metrics (API key); a process
+ * without the API serves it on the metrics listener (METRICS_PORT, unauthenticated, 0 = off).
+ */
+export async function startAll(config: Config, roles: StartRoles = { worker: true, api: true }): Promise<void> {
+  if (!roles.worker && !roles.api) throw new ConfigError('nothing to run: --no-worker and --no-api together leave nothing to start');
   const logger = createLogger(config.logLevel);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
   pool.on('error', (err) => logger.error({ err }, 'idle PostgreSQL client error'));
@@ -34,7 +47,12 @@ export async function startAll(config: Config): Promise<void> {
   if (added.length > 0) logger.info({ added }, 'registered search attributes');
   // Created or updated in place: restarting (or running several processes) never duplicates them.
   await ensureReportSchedules(temporal, config, logger);
-  const { worker, connection } = await createWorker({ config, pool, redis, pricing, logger, client: temporal });
+  const metrics = createMetrics({ config, pool, logger: logger.child({ component: 'metrics' }) });
+  const running = roles.worker ? await createWorker({ config, pool, redis, pricing, metrics, logger, client: temporal }) : undefined;
+  const metricsServer: MetricsServer | undefined =
+    !roles.api && config.metrics.port !== 0
+      ? await startMetricsServer(metrics, { host: config.metrics.host, port: config.metrics.port, logger })
+      : undefined;
   // The system budget (and every configured team/project budget) runs from start-up, whether or not
   // usage has arrived yet; starting an existing one is a no-op.
   for (const scope of aggregateScopes(config)) {
@@ -46,48 +64,57 @@ export async function startAll(config: Config): Promise<void> {
       staticSummary: `Cost Guard budget for ${scope}`,
     });
   }
-  const { keys, keyFile } = resolveApiKeys(config.api.keys, config.dataDir);
-  // API: usage goes to the budget workflows through a CostTracker on the Temporal client above.
-  const tracker = new CostTracker({ client: temporal, taskQueue: config.temporal.taskQueue, logger });
-  const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config });
-  let apiClosed: Promise<void> | undefined;
-  /** Stops taking requests, then delivers every event already accepted (before the worker stops). */
-  const closeApi = () =>
-    (apiClosed ??= (async () => {
-      await api.close();
-      await tracker.close();
-    })().catch((err: unknown) => logger.error({ err }, 'error while closing the API')));
-  await api.listen({ host: config.api.host, port: config.api.port });
-
-  const base = `http://${config.api.host}:${config.api.port}`;
-  process.stdout.write(
-    [
-      'Cost Guard is running.',
-      `  API:         ${base}  (health: ${base}/healthz)`,
+  let closeApi: () => Promise<void> = async () => undefined;
+  const lines = ['Cost Guard is running.'];
+  if (roles.api) {
+    const { keys, keyFile } = resolveApiKeys(config.api.keys, config.dataDir);
+    // API: usage goes to the budget workflows through a CostTracker on the Temporal client above.
+    const tracker = new CostTracker({ client: temporal, taskQueue: config.temporal.taskQueue, logger });
+    const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics });
+    let apiClosed: Promise<void> | undefined;
+    /** Stops taking requests, then delivers every event already accepted (before the worker stops). */
+    closeApi = () =>
+      (apiClosed ??= (async () => {
+        await api.close();
+        await tracker.close();
+      })().catch((err: unknown) => logger.error({ err }, 'error while closing the API')));
+    await api.listen({ host: config.api.host, port: config.api.port });
+    const base = `http://${config.api.host}:${config.api.port}`;
+    lines.push(
+      `  API:         ${base}  (health: ${base}/healthz, Prometheus: ${base}/metrics)`,
       `  API key:     ${keyFile ? `in ${keyFile} (send it as the x-api-key header)` : 'from API_KEYS'}`,
-      `  Temporal:    ${config.temporal.address}, namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`,
-      'Press Ctrl-C to stop.',
-      '',
-    ].join('\n'),
+    );
+  }
+  if (running) lines.push(`  Worker:      task queue ${config.temporal.taskQueue}`);
+  if (metricsServer) lines.push(`  Metrics:     ${metricsServer.url}`);
+  lines.push(
+    `  Temporal:    ${config.temporal.address}, namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`,
+    'Press Ctrl-C to stop.',
+    '',
   );
+  process.stdout.write(lines.join('\n'));
 
   let stopping = false;
+  let stopped!: () => void;
+  const signalled = new Promise<void>((resolve) => (stopped = resolve));
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
     // The SDK's runtime may already have begun stopping the worker on this signal.
     void closeApi().finally(() => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      if (running?.worker.getState() === 'RUNNING') running.worker.shutdown();
+      stopped();
     });
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   try {
-    await worker.run();
+    await (running ? running.worker.run() : signalled);
   } finally {
     await closeApi();
-    await connection.close();
+    await metricsServer?.close();
+    await running?.connection.close();
     await temporalConnection.close();
     redis.disconnect();
     await pool.end();

@@ -8,6 +8,9 @@ export const DEFAULTS = {
   taskQueue: 'costguard',
   apiHost: '127.0.0.1',
   apiPort: 8080,
+  /** The worker's Prometheus listener (the API also serves GET /metrics); port 0 disables it. */
+  metricsHost: '127.0.0.1',
+  metricsPort: 9464,
   logLevel: 'info',
   timezone: 'UTC',
   currency: 'USD',
@@ -19,6 +22,12 @@ export const DEFAULTS = {
   ],
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
+  /**
+   * Prometheus: `user_id` on the cost/call counters is opt-in (one series per user); the top-N gauge
+   * is the bounded alternative. Provider and model label values beyond `maxLabelValues` distinct
+   * ones fold into "other". Ledger gauges computed on scrape are cached for `scrapeCacheMs`.
+   */
+  metrics: { userLabel: false, topUsers: 10, maxLabelValues: 200, scrapeCacheMs: 5000 },
   /** Notification channels: each HTTP request or SMTP exchange gives up after this long (then retried). */
   channels: { timeoutMs: 10_000 },
   /**

@@ -121,6 +121,15 @@ export const fileSchema = z
       })
       .strict()
       .default(() => ({ ...DEFAULTS.budgetWorkflow })),
+    metrics: z
+      .object({
+        userLabel: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.metrics.userLabel),
+        topUsers: z.number().int().min(0, 'expected 0 (off) or more').max(1000, 'expected at most 1000').default(DEFAULTS.metrics.topUsers),
+        maxLabelValues: z.number().int().min(1).max(100_000).default(DEFAULTS.metrics.maxLabelValues),
+        scrapeCacheMs: z.number().int().min(0).max(600_000).default(DEFAULTS.metrics.scrapeCacheMs),
+      })
+      .strict()
+      .default(() => ({ ...DEFAULTS.metrics })),
   })
   .strict()
   .superRefine((file, ctx) => {
@@ -147,6 +156,13 @@ export const envSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
   API_HOST: z.string().min(1).default(DEFAULTS.apiHost),
   API_PORT: port.default(DEFAULTS.apiPort),
+  METRICS_HOST: z.string().min(1).default(DEFAULTS.metricsHost),
+  METRICS_PORT: z.coerce
+    .number({ error: 'expected a port number, or 0 to disable' })
+    .int('expected a whole port number')
+    .min(0)
+    .max(65535)
+    .default(DEFAULTS.metricsPort),
   API_KEYS: z
     .string()
     .default('')
@@ -174,6 +190,8 @@ export interface Config {
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
   alerts: AlertsConfig;
   reports: ReportsConfig;
+  /** Prometheus: the worker's listener (port 0 = none) and what the registry exports. */
+  metrics: { host: string; port: number; userLabel: boolean; topUsers: number; maxLabelValues: number; scrapeCacheMs: number };
 }
 
 /** `reports:` in the config file. */
@@ -286,6 +304,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     budgetWorkflow: file.budgetWorkflow,
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
     reports: file.reports,
+    metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },
   };
 }
 

@@ -223,6 +223,23 @@ export interface PersistBatchInput {
  * was already used for a different set of events.
  */
 export async function persistBatch(pool: Pool, input: PersistBatchInput): Promise<BatchResult> {
+  return (await persistBatchOnce(pool, input)).result;
+}
+
+/** What a persist call did: the batch's result, and whether THIS call stored it. */
+export interface PersistOutcome {
+  result: BatchResult;
+  /**
+   * True only for the call whose statement inserted the batch's `usage_batches` row, i.e. the one
+   * that committed its ledger rows. A retry, a re-sent batch or a concurrent twin gets the stored
+   * result with `firstTime: false`. Per-process side effects that must happen once per event (the
+   * Prometheus counters) key on this: the result itself is identical either way.
+   */
+  firstTime: boolean;
+}
+
+/** `persistBatch`, also telling whether this call is the one that stored the batch. */
+export async function persistBatchOnce(pool: Pool, input: PersistBatchInput): Promise<PersistOutcome> {
   // First occurrence of a request id within the batch wins; later copies are duplicates.
   const seen = new Set<string>();
   const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
@@ -241,7 +258,7 @@ export async function persistBatch(pool: Pool, input: PersistBatchInput): Promis
     if ((err as { hint?: string }).hint === 'costguard_check') throw conflict();
     throw err;
   }
-  if (row.stored) return toBatchResult(input.batchId, input.events.length, row.stored);
+  if (row.stored) return { result: toBatchResult(input.batchId, input.events.length, row.stored), firstTime: true };
   let existing = row.existing_fingerprint !== null ? { fingerprint: row.existing_fingerprint, result: row.existing_result } : null;
   if (!existing) {
     // A concurrent attempt committed the batch after this statement's snapshot was taken.
@@ -252,5 +269,5 @@ export async function persistBatch(pool: Pool, input: PersistBatchInput): Promis
     existing = again.rows[0] ?? null;
   }
   if (!existing || existing.fingerprint !== fingerprint || !existing.result) throw conflict();
-  return toBatchResult(input.batchId, input.events.length, existing.result);
+  return { result: toBatchResult(input.batchId, input.events.length, existing.result), firstTime: false };
 }

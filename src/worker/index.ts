@@ -12,12 +12,15 @@ import { createActivities } from '../../activities/index.js';
 import type { Config } from '../config/index.js';
 import type { PricingEngine } from '../domain/pricing.js';
 import type { Logger } from '../lib/logger.js';
+import type { CostGuardMetrics } from '../metrics/index.js';
 
 export interface WorkerDeps {
   config: Config;
   pool: Pool;
   redis: Redis;
   pricing: PricingEngine;
+  /** This process's registry (`createMetrics`); serve it with startMetricsServer or the API. */
+  metrics: CostGuardMetrics;
   logger: Logger;
   clock?: () => number;
   /** A pre-built bundle (tests build one per file); otherwise workflows/ is bundled at start. */
@@ -42,6 +45,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     redis: deps.redis,
     config: deps.config,
     pricing: deps.pricing,
+    metrics: deps.metrics,
     logger: deps.logger.child({ component: 'activities' }),
     clock: deps.clock ?? Date.now,
     temporal: () => client,

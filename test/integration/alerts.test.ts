@@ -51,7 +51,7 @@ budgetWorkflow:
 `,
   });
   tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, lingerMs: 20 });
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: createLogger('silent'), temporal: stack.client, tracker, config: stack.config });
+  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: createLogger('silent'), temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
   await app.ready();
 });
 

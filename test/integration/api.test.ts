@@ -33,7 +33,7 @@ beforeAll(async () => {
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger, temporal: stack.client, tracker, config: stack.config });
+  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger, temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
   await app.ready();
 });
 
@@ -61,6 +61,7 @@ describe('API keys', () => {
       ['GET', '/v1/openapi.json'],
       ['GET', '/v1/reports/daily/2026-03-08'],
       ['GET', '/v1/reports/daily/2026-03-08.html'],
+      ['GET', '/metrics'],
       ['GET', '/v1/no-such-route'],
     ] as const) {
       for (const headers of [{}, { 'x-api-key': 'cg_wrong_key_0123456789abcdef' }, { authorization: 'Bearer cg_wrong_key_0123456789abcdef' }]) {
@@ -252,6 +253,10 @@ describe('GET /v1/openapi.json', () => {
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/healthz',
+      '/metrics',
+      '/v1/alerts',
+      '/v1/alerts/{id}',
+      '/v1/alerts/{id}/ack',
       '/v1/budgets/{scope}',
       '/v1/openapi.json',
       '/v1/reports/{kind}/{period}',
@@ -275,7 +280,7 @@ describe('Temporal unavailable', () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${port}`, interceptors: [] });
     const deadClient = new Client({ connection });
     const deadTracker = new CostTracker({ client: deadClient, taskQueue: stack.taskQueue, lingerMs: 1, maxSendAttempts: 2, retryBaseMs: 10 });
-    const deadApp = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: pino({ level: 'silent' }), temporal: deadClient, tracker: deadTracker, config: stack.config });
+    const deadApp = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: pino({ level: 'silent' }), temporal: deadClient, tracker: deadTracker, config: stack.config, metrics: stack.metrics });
     try {
       const res = await deadApp.inject({ method: 'POST', url: '/v1/usage', headers: auth, payload: [event('api-dead', { requestId: 'api-dead-1' })] });
       expect(res.statusCode).toBe(503);

@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { type Config, loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/lib/logger.js';
+import { type CostGuardMetrics, createMetrics } from '../../../src/metrics/index.js';
 import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, usageSignal } from '../../../src/messages.js';
 import { createPricingEngine } from '../../../src/pricing/index.js';
 import { registerSearchAttributes } from '../../../src/temporal/search-attributes.js';
@@ -45,6 +46,8 @@ export interface Stack {
   redis: Redis;
   redisPrefix: string;
   config: Config;
+  /** The workers' Prometheus registry (one for the whole stack, as in one process). */
+  metrics: CostGuardMetrics;
   worker: Worker;
   /** Starts another worker (e.g. after stopping the first). */
   startWorker(): Promise<Worker>;
@@ -84,6 +87,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   await registerSearchAttributes(env.client, config.temporal.namespace);
   const logger = createLogger('silent');
   const pricing = createPricingEngine(config);
+  const metrics = createMetrics({ config, pool: db.pool, logger });
 
   let running: { worker: Worker; done: Promise<void> } | undefined;
   const startWorker = async () => {
@@ -92,6 +96,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       pool: db.pool,
       redis,
       pricing,
+      metrics,
       logger,
       workflowBundle: workflowBundleBuilt,
       connection: env.nativeConnection,
@@ -118,6 +123,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     redis,
     redisPrefix,
     config,
+    metrics,
     worker,
     startWorker,
     stopWorker,

@@ -1,0 +1,166 @@
+/**
+ * The deployment files: the Grafana dashboard refers only to metrics Cost Guard exports (the list
+ * comes from a real registry, not from this test), the compose file passes `docker-compose config`
+ * with every service the stack needs, and Prometheus' configuration passes `promtool check config`
+ * and scrapes the services compose defines.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config/index.js';
+import { projectRoot } from '../../src/lib/paths.js';
+import { createMetrics } from '../../src/metrics/index.js';
+import { promtoolPath } from '../prom-text.js';
+
+const root = projectRoot();
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+
+interface Panel {
+  type: string;
+  title: string;
+  datasource?: { uid: string };
+  targets?: { expr: string }[];
+}
+const dashboard = JSON.parse(read('deploy/grafana/dashboards/costguard.json')) as { uid: string; panels: Panel[] };
+const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
+
+const PROMQL_WORDS = new Set([
+  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless', 'inf', 'nan',
+]);
+
+/**
+ * The metric names a PromQL expression selects: identifiers left once strings, label matchers,
+ * grouping clauses, range selectors and Grafana variables are removed, that are not functions
+ * (followed by "(") or keywords.
+ */
+function promqlMetricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\$\w+/g, ' ');
+  const names: string[] = [];
+  for (const m of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*(\s*\()?/g)) {
+    if (m[1] || PROMQL_WORDS.has(m[0].toLowerCase())) continue;
+    names.push(m[0]);
+  }
+  return names;
+}
+
+/** Every series name the registry exports (a histogram `h` as h_bucket, h_sum and h_count). */
+function exportedSeriesNames(): Set<string> {
+  const metrics = createMetrics({ config: loadConfig({}) });
+  const names = new Set<string>();
+  for (const m of metrics.registry.getMetricsAsArray()) {
+    const type = (m as unknown as { type: string }).type;
+    if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(m.name + suffix);
+    else if (type === 'summary') for (const suffix of ['', '_sum', '_count']) names.add(m.name + suffix);
+    else names.add(m.name);
+  }
+  return names;
+}
+
+describe('the Grafana dashboard', () => {
+  it('extracts metric names from PromQL (the check below relies on it)', () => {
+    expect(promqlMetricNames('histogram_quantile(0.95, sum by (le, kind) (rate(llm_token_usage_bucket{provider="a b"}[$__rate_interval])))')).toEqual([
+      'llm_token_usage_bucket',
+    ]);
+    expect(promqlMetricNames('sum(rate(a_total[5m])) * 3600 / on (x) group_left b_total > 0')).toEqual(['a_total', 'b_total']);
+  });
+
+  it('queries only metrics Cost Guard exports', () => {
+    const exported = exportedSeriesNames();
+    const used = new Set(exprs.flatMap(promqlMetricNames));
+    expect(exprs.length).toBeGreaterThan(10);
+    expect([...used].filter((n) => !exported.has(n))).toEqual([]);
+    // The dashboard's reason to exist: cost, budgets, alerts and ingestion health are all on it.
+    for (const name of [
+      'llm_cost_usd_total', 'llm_cost_per_hour_usd', 'budget_usage_ratio', 'llm_api_calls_total', 'llm_token_usage_bucket',
+      'costguard_top_user_cost_usd', 'costguard_alert_notifications_total', 'costguard_ingestion_lag_seconds_bucket',
+      'costguard_flush_batch_events_bucket', 'costguard_flush_duration_seconds_bucket', 'costguard_unpriced_events_total',
+    ]) {
+      expect(used, name).toContain(name);
+    }
+  });
+
+  it('has the original four panels, and uses the provisioned data source', () => {
+    const titles = dashboard.panels.map((p) => p.title);
+    for (const t of ['Cost rate (USD per hour)', 'Daily budget (system)', 'Cost by provider', 'Cost trend (USD per hour, by provider)', 'Budget usage per scope', 'Alert notifications by outcome']) {
+      expect(titles).toContain(t);
+    }
+    expect(dashboard.panels.find((p) => p.title === 'Daily budget (system)')?.type).toBe('gauge');
+    const datasources = parseYaml(read('deploy/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string; url: string }[] };
+    const uids = new Set(dashboard.panels.filter((p) => p.type !== 'row').map((p) => p.datasource?.uid));
+    expect([...uids]).toEqual([datasources.datasources[0]!.uid]);
+    expect(datasources.datasources[0]!.url).toBe('http://prometheus:9090');
+  });
+});
+
+const dockerCompose = (() => {
+  const r = spawnSync('sh', ['-c', 'command -v docker-compose'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+})();
+
+function composeConfig(env: Record<string, string>) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'COSTGUARD_API_KEYS'));
+  return spawnSync(dockerCompose!, ['-f', join(root, 'docker-compose.yml'), 'config'], { encoding: 'utf8', env: { ...clean, ...env } });
+}
+
+describe('docker-compose.yml', () => {
+  it('passes docker-compose config, with every service of the stack', (ctx) => {
+    if (!dockerCompose) {
+      console.warn('docker-compose not installed (Debian package "docker-compose"; scripts/setup.sh installs it as root): skipping docker-compose config');
+      return ctx.skip();
+    }
+    const r = composeConfig({ COSTGUARD_API_KEYS: 'cg_compose_test_key_0123456789' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const config = parseYaml(r.stdout) as { services: Record<string, { command?: string[]; image?: string; build?: unknown }> };
+    expect(Object.keys(config.services).sort()).toEqual(
+      ['api', 'grafana', 'migrate', 'postgres', 'prometheus', 'redis', 'temporal', 'temporal-db', 'temporal-ui', 'worker'],
+    );
+    expect(config.services.worker!.command).toEqual(['start', '--no-api']);
+    expect(config.services.api!.command).toEqual(['start', '--no-worker']);
+    // Images are pinned: no floating "latest".
+    for (const [name, s] of Object.entries(config.services)) if (s.image) expect(s.image, name).toMatch(/:[0-9v][\w.-]*$/);
+  });
+
+  it('refuses to run without an API key', (ctx) => {
+    if (!dockerCompose) return ctx.skip();
+    const r = composeConfig({});
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('set COSTGUARD_API_KEYS');
+  });
+});
+
+describe('the Prometheus configuration', () => {
+  const prometheusYml = read('deploy/prometheus/prometheus.yml');
+
+  it('scrapes the worker listener and the API with its key', () => {
+    const cfg = parseYaml(prometheusYml) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[]; authorization?: unknown }[] };
+    const job = (n: string) => cfg.scrape_configs.find((j) => j.job_name === n);
+    expect(job('costguard-worker')?.static_configs[0]?.targets).toEqual(['worker:9464']);
+    expect(job('costguard-api')?.static_configs[0]?.targets).toEqual(['api:8080']);
+    expect(job('costguard-api')?.authorization).toEqual({ type: 'Bearer', credentials_file: '/prometheus/api-key' });
+  });
+
+  it('passes promtool check config', (ctx) => {
+    const promtool = promtoolPath();
+    if (!promtool) {
+      console.warn('promtool not installed: skipping promtool check config');
+      return ctx.skip();
+    }
+    // The key file exists only inside the container: point the check at a stand-in.
+    const dir = mkdtempSync(join(tmpdir(), 'cg-prom-'));
+    writeFileSync(join(dir, 'api-key'), 'cg_compose_test_key_0123456789');
+    const file = join(dir, 'prometheus.yml');
+    writeFileSync(file, prometheusYml.replace('credentials_file: /prometheus/api-key', `credentials_file: ${join(dir, 'api-key')}`));
+    const r = spawnSync(promtool, ['check', 'config', file], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS');
+    expect(r.status).toBe(0);
+  });
+});
