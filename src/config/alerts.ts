@@ -81,11 +81,12 @@ export type AlertsFileConfig = z.infer<typeof alertsSchema>;
 /** Resolved alert settings: routing completed with the defaults. */
 export interface AlertsConfig extends Omit<AlertsFileConfig, 'routing'> {
   routing: Record<AlertLevel, string[]>;
-  /** True when routing came from the file (then unknown channel names are an error). */
-  routingExplicit: boolean;
+  /** Levels whose routing the file gives (there an unknown channel name is an error). */
+  explicitLevels: AlertLevel[];
 }
 
 export function resolveAlerts(file: AlertsFileConfig): AlertsConfig {
   const routing = Object.fromEntries(ALERT_LEVELS.map((l) => [l, [...(file.routing?.[l] ?? DEFAULTS.alerts.routing[l])]])) as Record<AlertLevel, string[]>;
-  return { ...file, routing, routingExplicit: file.routing !== undefined };
+  const explicitLevels = ALERT_LEVELS.filter((l) => file.routing?.[l] !== undefined);
+  return { ...file, routing, explicitLevels };
 }

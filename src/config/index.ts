@@ -313,10 +313,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
  * the default routing names the usual channels and skips those not configured.
  */
 function checkRouting(alerts: AlertsConfig, channels: ChannelsConfig, source: string): AlertsConfig {
-  if (!alerts.routingExplicit) return alerts;
   const known = Object.keys(channels);
-  const problems = Object.entries(alerts.routing).flatMap(([level, names]) =>
-    names.filter((n) => !known.includes(n)).map((n) => `  alerts.routing.${level}: unknown channel ${JSON.stringify(n)}; configured channels: ${known.join(', ') || '(none)'}`),
+  const problems = alerts.explicitLevels.flatMap((level) =>
+    alerts.routing[level].filter((n) => !known.includes(n)).map((n) => `  alerts.routing.${level}: unknown channel ${JSON.stringify(n)}; configured channels: ${known.join(', ') || '(none)'}`),
   );
   if (problems.length > 0) throw new ConfigError(`Invalid configuration in ${source}:\n${problems.join('\n')}`);
   return alerts;

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -62,11 +62,13 @@ export interface StackOptions {
   temporalArgs?: string[];
   /** Start without a worker (tests that run the worker in another process). */
   noWorker?: boolean;
+  /** Use this running server (e.g. startPersistentTemporal) instead of an in-memory one. */
+  temporalAddress?: string;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   quietTemporalRuntime();
-  const [env, db, workflowBundleBuilt] = await Promise.all([startTemporal(opts.temporalArgs), createTestDatabase(), workflowBundle()]);
+  const [env, db, workflowBundleBuilt] = await Promise.all([opts.temporalAddress ? TestWorkflowEnvironment.createFromExistingServer({ address: opts.temporalAddress }) : startTemporal(opts.temporalArgs), createTestDatabase(), workflowBundle()]);
   const redisPrefix = `costguard-test:${randomBytes(4).toString('hex')}:`;
   const taskQueue = `costguard-test-${randomBytes(4).toString('hex')}`;
   let configPath: string | undefined;

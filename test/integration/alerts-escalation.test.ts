@@ -1,0 +1,129 @@
+/**
+ * Escalation and acknowledgement with short delays, and notification dedup across a worker restart
+ * and a Temporal server restart (the server persists to a SQLite file that is kept), on the real
+ * stack with real local receivers.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { incidentIdFor } from '../../activities/alerts.js';
+import { type BudgetStatus, ackSignal, alertWorkflowId, budgetWorkflowId, statusQuery } from '../../src/messages.js';
+import { type Receivers, countsOf, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
+import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
+import { type PersistentTemporal, startPersistentTemporal } from './helpers/temporal.js';
+
+let stack: Stack;
+let server: PersistentTemporal;
+let rx: Receivers;
+const dir = mkdtempSync(join(tmpdir(), 'cg-alerts-sqlite-'));
+const TODAY = () => new Date().toISOString().slice(0, 10);
+const key = (user: string) => `user:${user}|day|day:${TODAY()}@UTC|threshold`;
+
+beforeAll(async () => {
+  rx = await startReceivers();
+  server = await startPersistentTemporal(join(dir, 'temporal.sqlite'));
+  stack = await startStack({
+    temporalAddress: server.address,
+    configYaml: `${rx.channelsYaml}
+budgets:
+  - { scope: system, period: day, amount: "100000", thresholds: { warning: 0.8, critical: 0.95 } }
+  - { scope: user, period: day, amount: "1", thresholds: { warning: 0.8, critical: 0.95 } }
+pricing:
+  overrides:
+    - { provider: testco, model: flat-1, inputPer1k: "0.1", outputPer1k: "0" }
+alerts:
+  evaluateEvery: 1s
+  escalation: { delay: 2s, channels: [sms, push], maxEscalations: 2 }
+  routing:
+    warning: [mail, hook]
+    critical: [mail, slack, hook]
+    emergency: [mail, slack, hook]
+  forecast: { enabled: false }
+budgetWorkflow:
+  ledgerPollMs: 500
+`,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await server?.stop();
+  await rx?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let seq = 0;
+const send = (userId: string, n: number) =>
+  sendUsage(stack, `user:${userId}`, {
+    batchId: `b-${userId}-${seq++}`,
+    events: Array.from({ length: n }, () => ({
+      requestId: `${userId}-${seq++}`,
+      occurredAt: new Date().toISOString(),
+      provider: 'testco',
+      model: 'flat-1',
+      userId,
+      usage: { inputTokens: 500, outputTokens: 0 },
+    })),
+  });
+
+const status = (scope: string): Promise<BudgetStatus> => stack.client.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
+const kinds = (user: string) => hookMessagesOf(rx, key(user)).map((m) => `${m.kind}:${m.level}`);
+
+describe('escalation', () => {
+  it('re-notifies an unacknowledged emergency after the delay, adding SMS and push, up to the maximum', async () => {
+    await send('e1', 20); // $1.00: emergency at once
+    await eventually(async () => kinds('e1'), (k) => k.length === 3, 30_000, 'opened + two escalations');
+    await sleep(3000); // a third escalation would be due by now
+    expect(kinds('e1')).toEqual(['opened:emergency', 'escalated:emergency', 'escalated:emergency']);
+    // The first notice went to mail, slack, hook; each escalation added sms and push.
+    expect(countsOf(rx, key('e1'))).toEqual({ mail: 3, slack: 3, sms: 2, push: 2, hook: 3 });
+    const [first, second] = rx.push.received.filter((m) => m.message.includes(incidentIdFor(key('e1'))));
+    expect(first).toMatchObject({ priority: 5 });
+    expect(second!.title).toContain('Escalation 2, not acknowledged');
+  });
+
+  it('stops escalating once acknowledged from the Temporal UI (the `ack` signal)', async () => {
+    await send('e2', 20);
+    await eventually(async () => kinds('e2'), (k) => k.length === 1, 30_000, 'opened');
+    await stack.client.workflow.getHandle(alertWorkflowId(incidentIdFor(key('e2')))).signal(ackSignal, { by: 'ui-operator', note: 'looking' });
+    await eventually(
+      async () => (await stack.pool.query('SELECT status, acknowledged_by FROM alert_incidents WHERE id = $1', [incidentIdFor(key('e2'))])).rows[0],
+      (r) => r?.status === 'acknowledged',
+      10_000,
+      'acknowledged in the history',
+    );
+    await sleep(4500); // two escalation delays
+    expect(kinds('e2')).toEqual(['opened:emergency']);
+    expect(countsOf(rx, key('e2')).push).toBe(0);
+  });
+});
+
+describe('dedup across restarts', () => {
+  it('notifies once per level across a worker restart and a Temporal server restart', async () => {
+    await send('d1', 16); // 80%: warning
+    await eventually(async () => kinds('d1'), (k) => k.length === 1, 30_000, 'warning');
+
+    await stack.stopWorker();
+    await stack.startWorker();
+    await send('d1', 1); // 85%: still warning
+    await eventually(() => status('user:d1'), (s) => s.counters.eventsCounted === 17, 30_000, 'counted after the worker restart');
+
+    await stack.stopWorker();
+    await server.restart();
+    await stack.startWorker();
+    await eventually(() => status('user:d1'), (s) => s.counters.eventsCounted === 17, 60_000, 'the budget workflow is back after the server restart');
+    await send('d1', 1); // 90%: still warning
+    await eventually(() => status('user:d1'), (s) => s.counters.eventsCounted === 18, 30_000, 'counted after the server restart');
+    await sleep(1500);
+    expect(kinds('d1')).toEqual(['opened:warning']);
+
+    await send('d1', 1); // 95%: critical, once
+    await eventually(async () => kinds('d1'), (k) => k.length === 2, 30_000, 'critical');
+    await sleep(1500);
+    expect(kinds('d1')).toEqual(['opened:warning', 'raised:critical']);
+    expect(countsOf(rx, key('d1'))).toMatchObject({ mail: 2, hook: 2, slack: 1 });
+    const notified = (await incidentEvents(stack.pool, key('d1'))).filter((e) => e.kind === 'notified');
+    expect(notified.map((e) => e.level)).toEqual(['warning', 'critical']);
+  });
+});
