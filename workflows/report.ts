@@ -11,8 +11,8 @@
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { ApplicationFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { GeneratedReport, ReportActivities } from '../activities/reports.js';
-import type { Notification } from '../src/domain/notification.js';
+import type { Activities } from '../activities/index.js';
+import type { GeneratedReport } from '../activities/reports.js';
 import type { ReportKind } from '../src/domain/report-period.js';
 
 export interface ReportWorkflowInput {
@@ -34,30 +34,20 @@ export interface ReportWorkflowResult {
   deliveries: { channel: string; status: 'sent' | 'already_sent' }[];
 }
 
-/**
- * The delivery activity of the channels module (activities/channels.ts, `createChannelActivities`),
- * declared here by its signature so this workflow does not depend on that module's other types.
- */
-interface ChannelActivities {
-  deliverNotification(input: { channel: string; notification: Notification }): Promise<{
-    channel: string;
-    status: 'sent' | 'already_sent';
-    deliveredAt: string;
-    attempts: number;
-  }>;
-}
-
 const ScheduledStartTime = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
 
 // Reading the ledger can fail transiently (PostgreSQL restarting); a bad period cannot succeed later.
-const reports = proxyActivities<ReportActivities>({
+const reports = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 10, nonRetryableErrorTypes: ['ValidationError'] },
 });
 
-// A channel that is down is retried for a while; a misconfigured one fails at once.
-const channels = proxyActivities<ChannelActivities>({
-  startToCloseTimeout: '1m',
+// A channel that is down is retried with backoff for about half an hour (5 s doubling to 5 min, 12
+// attempts); a misconfigured one (4xx, bad credentials, unknown channel) fails at once. An attempt
+// may take longer than a channel's own timeout (`timeoutMs`, at most 2 min, per request or SMTP
+// stage) so the channel gives up first, with a reason, rather than Temporal.
+const channels = proxyActivities<Activities>({
+  startToCloseTimeout: '3m',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '5m', maximumAttempts: 12, nonRetryableErrorTypes: ['ChannelConfigError'] },
 });
 

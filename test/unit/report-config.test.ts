@@ -11,6 +11,22 @@ function file(yaml: string): FileConfig {
   return parseConfigFile(yaml, 'costguard.yaml');
 }
 
+/**
+ * Complete channels of four types, as a config file gives them (flow-style YAML), so the configs
+ * below are validated by the real schema like a production file.
+ */
+const CHANNELS = {
+  ops: '{ type: email, smtp: { host: smtp.example.com, port: 587 }, from: "Cost Guard <costguard@example.com>", to: [ops@example.com] }',
+  chat: '{ type: slack, webhookUrl: "https://hooks.slack.com/services/T0000/B0000/report-config-test" }',
+  pager: '{ type: twilio, accountSid: AC0123456789abcdef0123456789abcdef, authToken: twilio-test-token, from: "+14155550100", to: ["+14155550101"] }',
+  hook: '{ type: webhook, url: "https://hooks.example.com/costguard", secret: "whsec_Y29zdGd1YXJkLXJlcG9ydC1jb25maWctdGVzdC1zZWNyZXQh" }',
+} as const;
+
+/** `channels: { ... }` with the named channels of CHANNELS. */
+function channels(...names: (keyof typeof CHANNELS)[]): string {
+  return `channels: { ${names.map((n) => `${n}: ${CHANNELS[n]}`).join(', ')} }`;
+}
+
 function fileError(yaml: string): string {
   try {
     file(yaml);
@@ -26,12 +42,14 @@ describe('reports config', () => {
     const config = loadConfig({});
     expect(config.reports).toEqual({ enabled: true, topUsers: 10, catchupWindow: '1d' });
     expect(reportTimezone(config)).toBe('UTC');
-    const withChannels = { ...config, channels: { ops: { type: 'email' }, chat: { type: 'slack' }, pager: { type: 'twilio' }, hook: { type: 'webhook' } } };
+    const withChannels = file(channels('ops', 'chat', 'pager', 'hook'));
+    expect(withChannels.reports).toEqual(config.reports);
+    expect(Object.keys(withChannels.channels).sort()).toEqual(['chat', 'hook', 'ops', 'pager']);
     expect(reportChannels(withChannels)).toEqual(['chat', 'ops']);
   });
 
   it('takes a zone of its own, a channel list and a window', () => {
-    const f = file('timezone: UTC\nchannels: { ops: { type: email }, chat: { type: slack } }\nreports: { timezone: Asia/Tokyo, channels: [chat], topUsers: 3, catchupWindow: 12h }');
+    const f = file(`timezone: UTC\n${channels('ops', 'chat')}\nreports: { timezone: Asia/Tokyo, channels: [chat], topUsers: 3, catchupWindow: 12h }`);
     expect(f.reports).toEqual({ enabled: true, timezone: 'Asia/Tokyo', channels: ['chat'], topUsers: 3, catchupWindow: '12h' });
     expect(reportChannels(f)).toEqual(['chat']);
     expect(reportTimezone(f)).toBe('Asia/Tokyo');
@@ -42,7 +60,7 @@ describe('reports config', () => {
     expect(fileError('reports: { catchupWindow: soon }')).toContain('reports.catchupWindow = "soon": expected a duration such as "30m", "12h" or "1d"');
     expect(fileError('reports: { topUsers: 0 }')).toContain('reports.topUsers = 0');
     expect(fileError('reports: { sendAt: "01:00" }')).toContain('reports: unknown key(s) sendAt');
-    expect(fileError('channels: { ops: { type: email } }\nreports: { channels: [ops, pager] }')).toContain(
+    expect(fileError(`${channels('ops')}\nreports: { channels: [ops, pager] }`)).toContain(
       'reports.channels[1] = "pager": expected the name of a channel under "channels" (one of ops)',
     );
   });
