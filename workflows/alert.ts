@@ -47,8 +47,9 @@ const history = proxyActivities<Activities>({
 
 // A channel that is down is retried with backoff for about half an hour; a configuration error
 // (4xx, bad credentials, unknown channel) fails at once and is reported, never retried forever.
+// The attempt timeout leaves room for a channel's own request timeouts (one SMS per number).
 const channels = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
+  startToCloseTimeout: '3m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 20, nonRetryableErrorTypes: ['ChannelConfigError'] },
 });
 
