@@ -3,10 +3,13 @@
  * and a Temporal server restart (the server persists to a SQLite file that is kept), on the real
  * stack with real local receivers.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { projectRoot } from '../../src/lib/paths.js';
 import { incidentIdFor } from '../../activities/alerts.js';
 import { type BudgetStatus, ackSignal, alertWorkflowId, budgetWorkflowId, statusQuery } from '../../src/messages.js';
 import { type Receivers, countsOf, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
@@ -125,5 +128,52 @@ describe('dedup across restarts', () => {
     expect(countsOf(rx, key('d1'))).toMatchObject({ mail: 2, hook: 2, slack: 1 });
     const notified = (await incidentEvents(stack.pool, key('d1'))).filter((e) => e.kind === 'notified');
     expect(notified.map((e) => e.level)).toEqual(['warning', 'critical']);
+  });
+});
+
+describe('costguard alerts (the built CLI)', () => {
+  const BIN = join(projectRoot(), 'dist/src/cli/main.js');
+  async function costguard(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build first`);
+    const env = {
+      ...process.env,
+      DATABASE_URL: stack.db.url,
+      TEMPORAL_ADDRESS: server.address,
+      TEMPORAL_TASK_QUEUE: stack.taskQueue,
+      LOG_LEVEL: 'silent',
+    };
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it('lists open incidents, shows one with its history, and acknowledges it', async () => {
+    const id = incidentIdFor(key('e1'));
+    const list = await costguard(['alerts', 'list', '--json']);
+    expect(list.code).toBe(0);
+    const incidents = (JSON.parse(list.stdout) as { incidents: { id: string; level: string; status: string }[] }).incidents;
+    expect(incidents.find((i) => i.id === id)).toMatchObject({ level: 'emergency', status: 'open' });
+    const text = await costguard(['alerts', 'list']);
+    expect(text.stdout).toMatch(new RegExp(`^${id}\\s+EMERGENCY\\s+open`, 'm'));
+
+    const ack = await costguard(['alerts', 'ack', id, '--by', 'cli-oncall', '--note', 'rolling back the deploy', '--json']);
+    expect(ack.code).toBe(0);
+    expect(JSON.parse(ack.stdout)).toMatchObject({ incidentId: id, status: 'acknowledged', acknowledged: { by: 'cli-oncall', note: 'rolling back the deploy' } });
+
+    const show = await costguard(['alerts', 'show', id]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('acknowledged by cli-oncall');
+    expect(show.stdout).toMatch(/escalated|notified/);
+  });
+
+  it('exits 2 for a malformed id and 3 for an unknown one', async () => {
+    expect((await costguard(['alerts', 'ack', 'nope', '--by', 'x'])).code).toBe(2);
+    const unknown = await costguard(['alerts', 'ack', '0123456789ab', '--by', 'x']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('no incident 0123456789ab');
   });
 });
