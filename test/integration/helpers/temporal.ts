@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 export async function startPersistentTemporal(dbFile: string): Promise<PersistentTemporal> {
   const { spawn } = await import('node:child_process');
   const [port, uiPort] = [await freePort(), await freePort()];
-  let child: import('node:child_process').ChildProcess | undefined;
+  let child: ChildProcess | undefined;
   const start = async () => {
     child = spawn(
       temporalCliPath(),
