@@ -64,8 +64,8 @@ export interface FlushSample {
 /** `stored`: this attempt committed the batch; `replayed`: it found the stored result; `error`: it threw. */
 export type FlushOutcome = 'stored' | 'replayed' | 'error';
 
-/** Suggested notification outcomes (channel activities may report others; keep the set small). */
-export type NotificationOutcome = 'delivered' | 'failed' | 'skipped' | (string & {});
+/** The channel activity's outcomes (activities/channels.ts DeliveryOutcome). */
+export type NotificationOutcome = 'sent' | 'already_sent' | 'retryable_error' | 'config_error';
 
 export interface CostGuardMetrics {
   readonly registry: Registry;

@@ -102,19 +102,19 @@ describe('event counters', () => {
 
   it('counts notifications by channel, channel type and outcome', async () => {
     const metrics = createMetrics({ config: loadConfig({}), processMetrics: false });
-    metrics.recordNotification('ops-email', 'email', 'delivered');
-    metrics.recordNotification('ops-email', 'email', 'delivered');
-    metrics.recordNotification('oncall', 'sms', 'failed');
+    metrics.recordNotification('ops-email', 'email', 'sent');
+    metrics.recordNotification('ops-email', 'email', 'sent');
+    metrics.recordNotification('oncall', 'sms', 'config_error');
     const s = parsePromText(await metrics.render());
-    expect(sumOf(s, 'costguard_alert_notifications_total', { channel: 'ops-email', channel_type: 'email', outcome: 'delivered' })).toBe(2);
-    expect(sumOf(s, 'costguard_alert_notifications_total', { outcome: 'failed' })).toBe(1);
+    expect(sumOf(s, 'costguard_alert_notifications_total', { channel: 'ops-email', channel_type: 'email', outcome: 'sent' })).toBe(2);
+    expect(sumOf(s, 'costguard_alert_notifications_total', { outcome: 'config_error' })).toBe(1);
   });
 
   it('without a database, leaves the state gauges empty (NaN); the whole output passes promtool', async (ctx) => {
     const metrics = createMetrics({ config: loadConfig({}) });
     metrics.recordFlush({ received: 1, rejected: 0, duplicates: 0, persistedAtMs: NOW, counted: [sample()] });
     metrics.observeFlushDuration(0.02, 'stored');
-    metrics.recordNotification('ops', 'slack', 'delivered');
+    metrics.recordNotification('ops', 'slack', 'sent');
     const text = await metrics.render();
     const s = parsePromText(text);
     expect(seriesOf(s, 'budget_usage_ratio')).toEqual([]);
