@@ -59,20 +59,20 @@ afterAll(async () => {
 describe('migrations', () => {
   it('apply from empty, and a second run is a no-op', async () => {
     const first = await migrate(db.url);
-    expect(first.applied).toEqual(['0001_usage_ledger', '0002_budget_configs', '0005_reports']);
+    expect(first.applied).toEqual(['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index']);
     const second = await migrate(db.url);
     expect(second.applied).toEqual([]);
     const tables = await db.pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
     );
-    expect(tables.rows.map((r) => r.table_name)).toEqual(['budget_configs', 'reports', 'schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollup_totals', 'usage_rollups']);
+    expect(tables.rows.map((r) => r.table_name)).toEqual(['alert_events', 'alert_incidents', 'alert_notification_claims', 'budget_configs', 'notification_deliveries', 'reports', 'schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollup_totals', 'usage_rollups']);
   });
 
   it('two concurrent runs on an empty database apply each migration exactly once', async () => {
     const fresh = await createTestDatabase({ migrate: false });
     try {
       const results = await Promise.all([migrate(fresh.url), migrate(fresh.url)]);
-      expect(results.flatMap((r) => r.applied).sort()).toEqual(['0001_usage_ledger', '0002_budget_configs', '0005_reports']);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual(['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index']);
     } finally {
       await fresh.drop();
     }

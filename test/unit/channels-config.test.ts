@@ -153,7 +153,10 @@ describe('the example configuration', () => {
     const text = readFileSync(`${projectRoot()}/config/costguard.example.yaml`, 'utf8');
     const start = text.indexOf('# channels:');
     expect(start).toBeGreaterThan(0);
-    const block = text.slice(start).split('\n').filter((l) => l.startsWith('#')).map((l) => l.slice(2)).join('\n');
+    // The commented block that starts at `# channels:` (up to the first line that is not a comment).
+    const lines = text.slice(start).split('\n');
+    const end = lines.findIndex((l) => !l.startsWith('#'));
+    const block = lines.slice(0, end === -1 ? undefined : end).map((l) => l.slice(2)).join('\n');
     const parsed = parseConfigFile(block, 'example', {
       SMTP_PASSWORD: 'p', SLACK_WEBHOOK_URL: SLACK_URL, TWILIO_AUTH_TOKEN: 't', NTFY_TOKEN: 'n', COSTGUARD_WEBHOOK_SECRET: WHSEC,
     }).channels;
