@@ -74,5 +74,8 @@ export function renderStatusText(status: BudgetStatus): string {
     const top = t.byModel.slice(0, 3).map((e) => `${e.key} ${money(e.costUsd)}`).join(', ');
     lines.push(`  ${b.period}: ${t.calls} call(s)${t.unpricedCalls ? `, ${t.unpricedCalls} UNPRICED` : ''}${top ? `; top models: ${top}` : ''}`);
   }
+  for (const i of status.incidents ?? []) {
+    lines.push(`  incident ${i.incidentId}: ${i.rule} ${i.level.toUpperCase()}${i.status === 'acknowledged' ? ' (acknowledged)' : ''}; see costguard alerts show ${i.incidentId}`);
+  }
   return lines.join('\n');
 }
