@@ -123,6 +123,8 @@ export const searchAttributes = {
   dailyUsagePct: defineSearchAttributeKey('CostDailyUsagePct', SearchAttributeType.DOUBLE),
   monthlySpendUsd: defineSearchAttributeKey('CostMonthlySpendUsd', SearchAttributeType.DOUBLE),
   alertLevel: defineSearchAttributeKey('CostAlertLevel', SearchAttributeType.KEYWORD),
+  /** Open incidents of a budget's scope (set once the scope has had one): `CostOpenIncidents > 0`. */
+  openIncidents: defineSearchAttributeKey('CostOpenIncidents', SearchAttributeType.INT),
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
 import { Dec, formatMoney } from './money.js';
 import { fixedLengthMs } from './periods.js';
 
-export type VisibilityKey = 'dailySpendUsd' | 'dailyUsagePct' | 'monthlySpendUsd' | 'alertLevel';
+export type VisibilityKey = 'dailySpendUsd' | 'dailyUsagePct' | 'monthlySpendUsd' | 'alertLevel' | 'openIncidents';
 
 const LEVEL_ORDER = ['ok', 'info', 'warning', 'critical', 'emergency'] as const;
 
@@ -50,6 +50,10 @@ export function visibilityUpdates(
   if (monthly) candidates.push({ key: 'monthlySpendUsd', material: cents(monthly.spentUsd), value: Number(cents(monthly.spentUsd)) });
   const level = highestLevel(status);
   candidates.push({ key: 'alertLevel', material: level, value: level });
+  // Only once a first incident appears: workflows that never had one upsert nothing new (and their
+  // recorded histories replay unchanged).
+  const open = status.incidents?.length ?? 0;
+  if (open > 0 || last.openIncidents !== undefined) candidates.push({ key: 'openIncidents', material: String(open), value: open });
   const material: Record<string, string> = { ...last };
   const changed: { key: VisibilityKey; value: number | string }[] = [];
   for (const c of candidates) {

@@ -13,7 +13,7 @@ import { setScopeBudgets } from '../../src/client/budgets.js';
 import { CostTracker } from '../../src/client/index.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
-import { type BudgetStatus, alertWorkflowId, budgetWorkflowId, incidentQuery, statusQuery } from '../../src/messages.js';
+import { type BudgetStatus, alertWorkflowId, budgetWorkflowId, incidentQuery, searchAttributes, statusQuery } from '../../src/messages.js';
 import { type Receivers, countsOf, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
 import { recordHistory } from './helpers/histories.js';
 import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
@@ -121,6 +121,17 @@ describe('threshold alerts', () => {
     expect(s.incidents).toEqual([{ incidentId: id, key: key(), rule: 'threshold', level: 'emergency', status: 'open' }]);
     const kinds = (await incidentEvents(stack.pool, key())).map((e) => `${e.kind}:${e.level}`);
     expect(kinds).toEqual(['opened:warning', 'notified:warning', 'level_changed:critical', 'notified:critical', 'level_changed:emergency', 'notified:emergency']);
+    // Searchable in the Temporal UI: the budget's open incidents, the incident's level and scope.
+    const budget = await eventually(
+      () => stack.client.workflow.getHandle(budgetWorkflowId('user:t1')).describe(),
+      (d) => d.typedSearchAttributes.get(searchAttributes.openIncidents) !== undefined,
+      10_000,
+      'CostOpenIncidents',
+    );
+    expect(budget.typedSearchAttributes.get(searchAttributes.openIncidents)).toBeGreaterThanOrEqual(1);
+    const alert = await stack.client.workflow.getHandle(alertWorkflowId(id)).describe();
+    expect(alert.typedSearchAttributes.get(searchAttributes.alertLevel)).toBe('emergency');
+    expect(alert.typedSearchAttributes.get(searchAttributes.scopeId)).toBe('t1');
     const res = await app.inject({ method: 'GET', url: '/v1/alerts', headers: { 'x-api-key': KEY } });
     expect(res.statusCode).toBe(200);
     const listed = (res.json() as { incidents: { id: string; level: string; status: string; rule: string }[] }).incidents.find((i) => i.id === id);

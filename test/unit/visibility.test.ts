@@ -47,6 +47,16 @@ describe('visibilityUpdates', () => {
     expect(updates.material).toEqual({ dailySpendUsd: '2.34', dailyUsagePct: '23', monthlySpendUsd: '40.50', alertLevel: 'ok' });
   });
 
+  it('open incidents: nothing until a first one, then the count, down to 0 again', () => {
+    const incident = { incidentId: 'abc', key: 'k', rule: 'threshold', level: 'warning', status: 'open' as const };
+    const base = status(budget('day', '9', '10'));
+    const { material } = visibilityUpdates({ ...base, incidents: [] }, {});
+    expect(material.openIncidents).toBeUndefined();
+    const one = visibilityUpdates({ ...base, incidents: [incident] }, material);
+    expect(one.changed).toEqual([{ key: 'openIncidents', value: 1 }]);
+    expect(visibilityUpdates({ ...base, incidents: [] }, one.material).changed).toEqual([{ key: 'openIncidents', value: 0 }]);
+  });
+
   it('re-run with the material it returned, changes nothing', () => {
     const s = status(budget('day', '2.345', '10'), budget('month', '40.5', '200'));
     const { material } = visibilityUpdates(s, {});
