@@ -56,9 +56,15 @@ const ledger = proxyActivities<Activities>({
 
 // Raising an alert is a signal-with-start to the incident's workflow: a local activity, so the
 // notification is not held up by a round trip through the task queue.
+// Bounded, and failures are caught: alerting must never hold up the ledger flushes. A condition
+// that could not be raised is not recorded as raised, so the next evaluation raises it again.
 const alerting = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+});
+const spendWindows = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
 });
 
 export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> {
@@ -130,12 +136,16 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
 
   const apply = async (changes: AlertChange[]) => {
     for (const change of changes) {
-      if (change.kind === 'raise') {
-        const { incidentId } = await alerting.raiseAlert({ condition: change.condition, budgetWorkflowId: workflowInfo().workflowId });
-        alerts.raised(change.condition, incidentId);
-      } else {
-        await alerting.clearAlert({ incidentId: change.incidentId, reason: 'the condition no longer holds' });
-        alerts.cleared(change.key);
+      try {
+        if (change.kind === 'raise') {
+          const { incidentId } = await alerting.raiseAlert({ condition: change.condition, budgetWorkflowId: workflowInfo().workflowId });
+          alerts.raised(change.condition, incidentId);
+        } else {
+          await alerting.clearAlert({ incidentId: change.incidentId, reason: 'the condition no longer holds' });
+          alerts.cleared(change.key);
+        }
+      } catch (err) {
+        log.error('could not raise or clear an alert; retrying at the next evaluation', { scope, change: change.kind, error: String(err) });
       }
     }
   };
@@ -145,9 +155,14 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     if (!alertSettings?.enabled) return;
     const now = Date.now();
     const status = state.status(now);
-    const windows = alerts.spikeDue(status, now, alertSettings)
-      ? await settingsActivities.readSpendWindows({ scope, windowMinutes: alertSettings.spike.windowMinutes, baselineDays: alertSettings.spike.baselineDays })
-      : null;
+    let windows = null;
+    if (alerts.spikeDue(status, now, alertSettings)) {
+      try {
+        windows = await spendWindows.readSpendWindows({ scope, windowMinutes: alertSettings.spike.windowMinutes, baselineDays: alertSettings.spike.baselineDays });
+      } catch (err) {
+        log.warn('spike check skipped: the spend windows could not be read', { scope, error: String(err) });
+      }
+    }
     await apply(alerts.evaluate(status, Date.now(), alertSettings, windows));
   };
 
@@ -185,8 +200,12 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       state.applyFlush(result, Date.now());
       if (alertSettings?.enabled) {
         for (const c of alerts.unpriced(result.counted, Date.now())) {
-          await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
-          alerts.unpricedRaisedFor(c);
+          try {
+            await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
+            alerts.unpricedRaisedFor(c);
+          } catch (err) {
+            log.error('could not raise an unpriced-usage alert; retrying with the next such event', { scope, error: String(err) });
+          }
         }
       }
     }
