@@ -4,10 +4,13 @@
  *
  *   npm run bench                 # everything, full size
  *   npm run bench -- --quick      # smaller runs (a smoke test of the benchmark itself)
+ *   npx tsx bench/run.ts --only-alerts [--quick]
+ *                                 # only the alert latency benchmark: prints its section, writes no file
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../src/lib/paths.js';
+import { type AlertBenchOptions, alertMarkdown, runAlertBench } from './alerts.js';
 import { runDirectBench, runIngestBench } from './ingest.js';
 import { runLedgerBench } from './ledger.js';
 import { fmt, machine } from './lib.js';
@@ -17,6 +20,20 @@ import { barChart } from './chart.js';
 const quick = process.argv.includes('--quick');
 const databaseUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/costguard';
 const root = projectRoot();
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+const alertOptions: AlertBenchOptions = {
+  idleSamples: quick ? 10 : 50,
+  loadedSamples: quick ? 10 : 50,
+  backgroundEventsPerSec: 1000,
+  backgroundUsers: 100,
+  backgroundLingerMs: 2000,
+  maxScenarioSec: quick ? 120 : 480,
+};
+if (process.argv.includes('--only-alerts')) {
+  process.stdout.write(alertMarkdown(await runAlertBench(databaseUrl, redisUrl, alertOptions)));
+  process.exit(0);
+}
 
 const pricing = runPricingBench(quick ? 100_000 : 1_000_000);
 const ledger = [
@@ -26,7 +43,6 @@ const ledger = [
   await runLedgerBench(databaseUrl, 1000, quick ? 50_000 : 200_000, 'mixed'),
 ];
 
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const skipIngest = process.argv.includes('--no-ingest');
 const ingest = skipIngest
   ? []
@@ -35,9 +51,10 @@ const ingest = skipIngest
       await runIngestBench(databaseUrl, redisUrl, { users: 2000, ratePerUser: 2, durationSec: quick ? 10 : 20, lingerMs: 2000 }),
     ];
 const direct = skipIngest ? null : await runDirectBench(databaseUrl, redisUrl, quick ? 20_000 : 50_000);
+const alerts = await runAlertBench(databaseUrl, redisUrl, alertOptions);
 
 const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
-const results = { date, machine: machine(), quick, pricing, ledger, ingest, direct };
+const results = { date, machine: machine(), quick, pricing, ledger, ingest, direct, alerts };
 writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(
   join(root, 'bench/results/throughput.svg'),
@@ -48,6 +65,16 @@ writeFileSync(
     ...ingest.map((r) => ({ label: `Temporal, ${r.users} users x ${r.ratePerUser}/s`, value: r.sustainedEventsPerSec })),
     ...(direct ? [{ label: 'direct INSERT + ZADD', value: direct.eventsPerSec }] : []),
   ]),
+);
+writeFileSync(
+  join(root, 'bench/results/alert-latency.svg'),
+  barChart(
+    'Alert latency, record() to webhook, ms (lower is better)',
+    alerts.scenarios.flatMap((s) => [
+      { label: `${s.scenario}, p50`, value: s.p50Ms },
+      { label: `${s.scenario}, p99`, value: s.p99Ms },
+    ]),
+  ),
 );
 
 const md = `# Benchmarks
@@ -103,7 +130,8 @@ ${ingest.map((r) => `| ${fmt(r.users)} users x ${r.ratePerUser}/s, ${r.durationS
 The original design's direct path, measured in the same run: one INSERT into the ledger plus one
 Redis ZADD per event, ${direct!.concurrency} in flight, no Temporal, no batching, no dedup beyond the key:
 **${fmt(direct!.eventsPerSec)} events/s**.
-`}`;
+`}
+${alertMarkdown(alerts, 'bench/results/alert-latency.svg')}`;
 // Hand-written analysis below the NOTES marker survives regeneration.
 const NOTES = '<!-- notes: kept when npm run bench rewrites this file -->';
 const previous = existsSync(join(root, 'BENCHMARKS.md')) ? readFileSync(join(root, 'BENCHMARKS.md'), 'utf8') : '';
