@@ -62,20 +62,28 @@ async function insertEvent(db: Pool | PoolClient, incidentId: string, level: str
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Saves the incident's current state and one event (idempotent per event key). */
-export async function recordIncidentEvent(pool: Pool, state: IncidentState, workflowId: string, event: IncidentEvent): Promise<void> {
+/** Runs `fn` in one transaction on one pooled connection. */
+async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await upsertIncident(client, state, workflowId, event.atMs);
-    await insertEvent(client, state.incidentId, state.level, event);
+    const result = await fn(client);
     await client.query('COMMIT');
+    return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
     client.release();
   }
+}
+
+/** Saves the incident's current state and one event (idempotent per event key). */
+export async function recordIncidentEvent(pool: Pool, state: IncidentState, workflowId: string, event: IncidentEvent): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    await upsertIncident(client, state, workflowId, event.atMs);
+    await insertEvent(client, state.incidentId, state.level, event);
+  });
 }
 
 export interface ClaimInput {
@@ -128,9 +136,7 @@ export async function recordNotification(
   event: Omit<IncidentEvent, 'kind'>,
   claim: ClaimInput | null,
 ): Promise<{ allowed: boolean; previousAt: string | null }> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     const verdict = claim ? await claimNotification(client, claim) : { allowed: true, previousAt: null };
     if (claim && verdict.allowed) await insertClaim(client, claim, state.incidentId);
     await upsertIncident(client, state, workflowId, event.atMs);
@@ -139,14 +145,8 @@ export async function recordNotification(
       kind: verdict.allowed ? 'notified' : 'suppressed',
       detail: { ...event.detail, ...(verdict.previousAt ? { previousAt: verdict.previousAt } : {}) },
     });
-    await client.query('COMMIT');
     return verdict;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export interface IncidentRow {

@@ -6,7 +6,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Budget } from '../domain/budget.js';
 import { normalizeAmount } from '../domain/money.js';
-import type { ModelUsageGroup, OpenIncident, Report, UsageGroup } from '../domain/report.js';
+import type { ModelUsageGroup, OpenIncident, Report, ReportData, UsageGroup } from '../domain/report.js';
 import type { ReportKind, ReportPeriod } from '../domain/report-period.js';
 
 const SUMS = `
@@ -49,17 +49,8 @@ function group(key: string, r: SumRow): UsageGroup {
   };
 }
 
-export interface LedgerAggregates {
-  totals: UsageGroup;
-  byProvider: UsageGroup[];
-  byModel: ModelUsageGroup[];
-  byTaskType: UsageGroup[];
-  topUsers: UsageGroup[];
-  byBucket: { index: number; costUsd: string; calls: number }[];
-  /** Monthly reports: cost by local hour of the day (0-23) over the month. */
-  byHourOfDay?: { hour: number; costUsd: string; calls: number }[];
-  previous: { costUsd: string; calls: number };
-}
+/** What the report reads from the ledger: the report's data without its period labels. */
+export type LedgerAggregates = Omit<ReportData, 'period' | 'previous' | 'budgets' | 'generatedAt' | 'incidents'> & { previous: { costUsd: string; calls: number } };
 
 const RANGE = 'occurred_at >= $1 AND occurred_at < $2';
 
