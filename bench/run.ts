@@ -30,8 +30,40 @@ const alertOptions: AlertBenchOptions = {
   backgroundLingerMs: 2000,
   maxScenarioSec: quick ? 120 : 480,
 };
+/** The alert-latency chart (written by a full run and by --only-alerts). */
+function writeAlertChart(alerts: Awaited<ReturnType<typeof runAlertBench>>): void {
+  writeFileSync(
+    join(root, 'bench/results/alert-latency.svg'),
+    barChart(
+      'Alert latency, record() to webhook, ms (lower is better)',
+      alerts.scenarios.flatMap((s) => [
+        { label: `${s.scenario}, p50`, value: s.p50Ms },
+        { label: `${s.scenario}, p99`, value: s.p99Ms },
+      ]),
+    ),
+  );
+}
+
+const NOTES = '<!-- notes: kept when npm run bench rewrites this file -->';
+const ALERT_HEADING = '## Alert latency';
+
 if (process.argv.includes('--only-alerts')) {
-  process.stdout.write(alertMarkdown(await runAlertBench(databaseUrl, redisUrl, alertOptions)));
+  // Re-runs just this benchmark. Full size, it replaces its own section of BENCHMARKS.md (the one
+  // just above the notes), its entry in latest.json and its chart; --quick only prints.
+  const alerts = await runAlertBench(databaseUrl, redisUrl, alertOptions);
+  const date = new Date().toISOString().slice(0, 16).replace('T', ' ');
+  const section = `${alertMarkdown(alerts, 'bench/results/alert-latency.svg')}\n_This section was re-run alone on ${date} UTC with \`npx tsx bench/run.ts --only-alerts\`._\n`;
+  process.stdout.write(section);
+  const mdPath = join(root, 'BENCHMARKS.md');
+  const current = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '';
+  if (!quick && current.includes(ALERT_HEADING) && current.includes(NOTES)) {
+    const start = current.indexOf(ALERT_HEADING);
+    writeFileSync(mdPath, `${current.slice(0, start)}${section}\n${current.slice(current.indexOf(NOTES))}`);
+    const jsonPath = join(root, 'bench/results/latest.json');
+    const latest = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(jsonPath, `${JSON.stringify({ ...latest, alerts, alertsDate: date }, null, 2)}\n`);
+    writeAlertChart(alerts);
+  }
   process.exit(0);
 }
 
@@ -66,16 +98,7 @@ writeFileSync(
     ...(direct ? [{ label: 'direct INSERT + ZADD', value: direct.eventsPerSec }] : []),
   ]),
 );
-writeFileSync(
-  join(root, 'bench/results/alert-latency.svg'),
-  barChart(
-    'Alert latency, record() to webhook, ms (lower is better)',
-    alerts.scenarios.flatMap((s) => [
-      { label: `${s.scenario}, p50`, value: s.p50Ms },
-      { label: `${s.scenario}, p99`, value: s.p99Ms },
-    ]),
-  ),
-);
+writeAlertChart(alerts);
 
 const md = `# Benchmarks
 
@@ -133,7 +156,6 @@ Redis ZADD per event, ${direct!.concurrency} in flight, no Temporal, no batching
 `}
 ${alertMarkdown(alerts, 'bench/results/alert-latency.svg')}`;
 // Hand-written analysis below the NOTES marker survives regeneration.
-const NOTES = '<!-- notes: kept when npm run bench rewrites this file -->';
 const previous = existsSync(join(root, 'BENCHMARKS.md')) ? readFileSync(join(root, 'BENCHMARKS.md'), 'utf8') : '';
 const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;
 writeFileSync(join(root, 'BENCHMARKS.md'), `${md}\n${notes}`);
