@@ -516,7 +516,7 @@ export function alertMarkdown(r: AlertBenchResult, chart?: string): string {
       signalAccepted: 'the signal to Temporal',
       flushed: 'the flush activity (its workflow task, the task queue and the ledger write)',
       alertStarted: 'the rule evaluation and raiseAlert starting the alert workflow',
-      deliveryScheduled: 'the alert workflow recording the incident and the notification (two activities, three workflow tasks)',
+      deliveryScheduled: 'the alert workflow\'s first workflow task, which records the incident and claims the notification (two local activities)',
       received: 'the delivery activity and its HTTP POST',
     };
     const [k] = (Object.entries(s.stages) as [keyof AlertStages, number][]).sort((a, b) => b[1] - a[1])[0]!;
@@ -550,8 +550,10 @@ ${
   }.
 Each hop is a workflow task or an activity dispatched through the one task queue: idle, each costs a few
 milliseconds to tens of milliseconds; under load, each waits behind the background traffic's workflow tasks
-and flush activities on the same worker (one task queue, first come first served), and the path has nine such
-hops (five workflow tasks, four activities).
+and flush activities on the same worker (one task queue, first come first served). The path has five such
+hops: the budget workflow's signal task, its flush activity, its completion task (which raises the incident
+with a local activity), the alert workflow's first task (history and claim as local activities) and the
+delivery activity.
 ${
     loaded && loaded.backgroundLedgerEventsPerSec < 0.95 * loaded.backgroundAcceptedEventsPerSec
       ? `The background traffic was not sustained over the sampling window: the ledger took ${fmt(loaded.backgroundLedgerEventsPerSec)} events/s
