@@ -12,10 +12,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -26,6 +26,7 @@ import { Webhook } from 'standardwebhooks';
 import { incidentIdFor } from '../activities/alerts.js';
 import { CostTracker } from '../src/client/index.js';
 import { projectRoot } from '../src/lib/paths.js';
+import { findTemporalCli } from '../src/lib/temporal-cli.js';
 import { alertWorkflowId, budgetWorkflowId, statusQuery } from '../src/messages.js';
 import { registerSearchAttributes } from '../src/temporal/search-attributes.js';
 import { fmt, freshDatabase } from './lib.js';
@@ -112,13 +113,6 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs: num
   }
 }
 
-/** The Temporal CLI scripts/temporal-cli.sh provisioned (bench code does not import test helpers). */
-function temporalCli(): string {
-  const cache = process.env.COSTGUARD_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'costguard');
-  const found = [process.env.TEMPORAL_CLI_PATH, join(cache, 'temporal-cli/v1.5.1/temporal')].find((p): p is string => Boolean(p) && existsSync(p!));
-  if (!found) throw new Error('Temporal CLI not found: run `bash scripts/temporal-cli.sh` or set TEMPORAL_CLI_PATH');
-  return found;
-}
 
 /** The first notification of an incident (sources `alert/<incident id>/...`), with its arrival time. */
 interface Arrival {
@@ -325,7 +319,7 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
   const configFile = join(dir, 'costguard.yaml');
   writeFileSync(configFile, configYaml(receiver.url, secret));
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: temporalCli() }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
+    server: { executable: { type: 'existing-path', path: findTemporalCli(process.env) }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
   });
   const db = await freshDatabase(baseUrl);
   const pool = new pg.Pool({ connectionString: db.url, max: 2 });

@@ -16,7 +16,7 @@ import { normalizeAmount } from '../src/domain/money.js';
 import { projectRoot } from '../src/lib/paths.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId, statusQuery } from '../src/messages.js';
 import { registerSearchAttributes } from '../src/temporal/search-attributes.js';
-import { temporalCliPath } from '../test/integration/helpers/temporal.js';
+import { findTemporalCli } from '../src/lib/temporal-cli.js';
 import { fmt, freshDatabase } from './lib.js';
 
 export interface IngestScenario {
@@ -85,7 +85,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
   const label = `ingest ${scenario.users} users x ${scenario.ratePerUser} events/s`;
   process.stderr.write(`${label}: starting Temporal, database and worker\n`);
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: temporalCliPath() }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
+    server: { executable: { type: 'existing-path', path: findTemporalCli(process.env) }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
   });
   const db = await freshDatabase(baseUrl);
   const pool = new pg.Pool({ connectionString: db.url, max: 8 });

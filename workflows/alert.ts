@@ -28,9 +28,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { Incident, type PlannedNotification } from '../src/domain/incident.js';
+import { Incident, type PlannedNotification, acknowledgementIssues } from '../src/domain/incident.js';
 import {
-  type Acknowledgement,
   type AlertWorkflowInput,
   type IncidentState,
   acknowledgeUpdate,
@@ -57,13 +56,10 @@ const channels = proxyActivities<Activities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts: 20, nonRetryableErrorTypes: ['ChannelConfigError'] },
 });
 
+/** The acknowledgement's problems as one line, or null when it is fine. */
 function checkAck(ack: unknown): string | null {
-  if (typeof ack !== 'object' || ack === null) return 'expected { "by": "<who>", "note": "<optional>" }';
-  const a = ack as Partial<Acknowledgement>;
-  if (typeof a.by !== 'string' || a.by.trim() === '') return 'expected "by": who takes responsibility';
-  if (a.by.length > 200) return '"by" is longer than 200 characters';
-  if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 2000)) return '"note" must be a string of at most 2000 characters';
-  return null;
+  const issues = acknowledgementIssues(ack);
+  return issues.length === 0 ? null : issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
 }
 
 export async function alertWorkflow(input: AlertWorkflowInput): Promise<IncidentState> {

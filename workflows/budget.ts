@@ -150,24 +150,30 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     }
   };
 
-  /** Runs the alert rules on the current totals (and the spend windows when a spike check is due). */
-  const evaluateAlerts = async () => {
-    if (!alertSettings?.enabled) return;
-    const now = Date.now();
-    const status = state.status(now);
+  /**
+   * Runs the alert rules on `status` (and the spend windows when a spike check is due). Returns true
+   * when it had to wait for an activity, during which an update may have changed the budgets.
+   */
+  const evaluateAlerts = async (status: BudgetStatus, now: number): Promise<boolean> => {
+    if (!alertSettings?.enabled) return false;
     let windows = null;
+    let waited = false;
     if (alerts.spikeDue(status, now, alertSettings)) {
+      waited = true;
       try {
         windows = await spendWindows.readSpendWindows({ scope, windowMinutes: alertSettings.spike.windowMinutes, baselineDays: alertSettings.spike.baselineDays });
       } catch (err) {
         log.warn('spike check skipped: the spend windows could not be read', { scope, error: String(err) });
       }
     }
-    await apply(alerts.evaluate(status, Date.now(), alertSettings, windows));
+    const changes = alerts.evaluate(status, Date.now(), alertSettings, windows);
+    await apply(changes);
+    return waited || changes.length > 0;
   };
 
-  const publish = () => {
-    const status = { ...state.status(Date.now()), incidents: alerts.list() };
+  /** Search attributes (on material change) and the Current Details, from one status. */
+  const publish = (current = state.status(Date.now())) => {
+    const status = { ...current, incidents: alerts.list() };
     const updates = visibilityUpdates(status, state.lastMaterial);
     if (updates.changed.length > 0) {
       upsertSearchAttributes(updates.changed.map(({ key, value }) => ({ key: searchAttributes[key], value }) as never));
@@ -217,8 +223,9 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       for (const r of await settingsActivities.readScopeTotals(scope, periods)) state.setTotals(r.spec, r.key, r.totals, Date.now());
       lastPoll = Date.now();
     }
-    await evaluateAlerts();
-    publish();
+    // One status for the rules and the publication, unless evaluating had to wait (then fresh).
+    const current = state.status(Date.now());
+    publish((await evaluateAlerts(current, Date.now())) ? undefined : current);
 
     if (rolledOver || workflowInfo().continueAsNewSuggested) {
       // Never from inside a handler: wait for running handlers, flush what they queued, then go.

@@ -6,6 +6,7 @@ import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError, Workflow
 import type { Pool } from 'pg';
 import { type IncidentRow, getIncident, listIncidents } from '../db/alerts.js';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
+import { acknowledgementIssues } from '../domain/incident.js';
 import { type Acknowledgement, type IncidentState, acknowledgeUpdate, alertWorkflowId } from '../messages.js';
 import { isTransientSendError } from './cost-tracker.js';
 
@@ -16,14 +17,10 @@ export function assertIncidentId(id: string): void {
 }
 
 export function parseAcknowledgement(input: unknown): Acknowledgement {
-  const issues: { path: string; message: string }[] = [];
-  const a = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
-  if (typeof a.by !== 'string' || a.by.trim() === '') issues.push({ path: 'by', message: 'expected who takes responsibility (a name or e-mail address)' });
-  else if (a.by.length > 200) issues.push({ path: 'by', message: 'expected at most 200 characters' });
-  if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 2000)) issues.push({ path: 'note', message: 'expected a string of at most 2000 characters' });
-  for (const key of Object.keys(a)) if (key !== 'by' && key !== 'note') issues.push({ path: key, message: 'unknown field (expected "by" and optionally "note")' });
+  const issues = acknowledgementIssues(input, { strict: true });
   if (issues.length > 0) throw new ValidationError(issues, 'invalid acknowledgement');
-  return { by: (a.by as string).trim(), ...(typeof a.note === 'string' && a.note.trim() ? { note: a.note.trim() } : {}) };
+  const a = input as { by: string; note?: string };
+  return { by: a.by.trim(), ...(typeof a.note === 'string' && a.note.trim() ? { note: a.note.trim() } : {}) };
 }
 
 export interface AlertListOptions {

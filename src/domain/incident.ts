@@ -12,8 +12,24 @@
  * - resolved (condition cleared, period over): a resolved notice to every channel notified.
  */
 import type { AlertCondition } from './alert-rules.js';
+import type { FieldIssue } from './errors.js';
 import { type AlertLevel, type Notification, type NotificationKind, levelRank } from './notification.js';
 import type { Acknowledgement, AlertSettings, IncidentState } from '../messages.js';
+
+/**
+ * What is wrong with an acknowledgement (`{ by, note? }`), for the API/CLI and for the alert
+ * workflow's update validator and UI signal alike. `strict` also refuses unknown fields.
+ */
+export function acknowledgementIssues(input: unknown, opts: { strict?: boolean } = {}): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  if (typeof input !== 'object' || input === null) return [{ path: '', message: 'expected { "by": "<who>", "note": "<optional>" }' }];
+  const a = input as Record<string, unknown>;
+  if (typeof a.by !== 'string' || a.by.trim() === '') issues.push({ path: 'by', message: 'expected who takes responsibility (a name or e-mail address)' });
+  else if (a.by.length > 200) issues.push({ path: 'by', message: 'expected at most 200 characters' });
+  if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 2000)) issues.push({ path: 'note', message: 'expected a string of at most 2000 characters' });
+  if (opts.strict) for (const key of Object.keys(a)) if (key !== 'by' && key !== 'note') issues.push({ path: key, message: 'unknown field (expected "by" and optionally "note")' });
+  return issues;
+}
 
 /** One notification to send now, to these channels. */
 export interface PlannedNotification {

@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/lib/paths.js';
 import { incidentIdFor } from '../../activities/alerts.js';
 import { type BudgetStatus, ackSignal, alertWorkflowId, budgetWorkflowId, statusQuery } from '../../src/messages.js';
-import { type Receivers, countsOf, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
-import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
+import { FLAT_PRICED_YAML, type Receivers, countsOf, sendFlat, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
+import { type Stack, eventually, startStack } from './helpers/stack.js';
 import { type PersistentTemporal, startPersistentTemporal } from './helpers/temporal.js';
 
 let stack: Stack;
@@ -28,14 +28,7 @@ beforeAll(async () => {
   server = await startPersistentTemporal(join(dir, 'temporal.sqlite'));
   stack = await startStack({
     temporalAddress: server.address,
-    configYaml: `${rx.channelsYaml}
-budgets:
-  - { scope: system, period: day, amount: "100000", thresholds: { warning: 0.8, critical: 0.95 } }
-  - { scope: user, period: day, amount: "1", thresholds: { warning: 0.8, critical: 0.95 } }
-pricing:
-  overrides:
-    - { provider: testco, model: flat-1, inputPer1k: "0.1", outputPer1k: "0" }
-alerts:
+    configYaml: `${rx.channelsYaml}${FLAT_PRICED_YAML}alerts:
   evaluateEvery: 1s
   escalation: { delay: 2s, channels: [sms, push], maxEscalations: 2 }
   routing:
@@ -43,8 +36,6 @@ alerts:
     critical: [mail, slack, hook]
     emergency: [mail, slack, hook]
   forecast: { enabled: false }
-budgetWorkflow:
-  ledgerPollMs: 500
 `,
   });
 }, 120_000);
@@ -56,19 +47,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-let seq = 0;
-const send = (userId: string, n: number) =>
-  sendUsage(stack, `user:${userId}`, {
-    batchId: `b-${userId}-${seq++}`,
-    events: Array.from({ length: n }, () => ({
-      requestId: `${userId}-${seq++}`,
-      occurredAt: new Date().toISOString(),
-      provider: 'testco',
-      model: 'flat-1',
-      userId,
-      usage: { inputTokens: 500, outputTokens: 0 },
-    })),
-  });
+const send = (userId: string, n: number) => sendFlat(stack, userId, n);
 
 const status = (scope: string): Promise<BudgetStatus> => stack.client.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
 const kinds = (user: string) => hookMessagesOf(rx, key(user)).map((m) => `${m.kind}:${m.level}`);

@@ -8,35 +8,25 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { incidentIdFor } from '../../activities/alerts.js';
 import { createLedgerActivities } from '../../activities/ledger.js';
-import { buildApi } from '../../src/api/server.js';
 import { setScopeBudgets } from '../../src/client/budgets.js';
-import { CostTracker } from '../../src/client/index.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { type BudgetStatus, alertWorkflowId, budgetWorkflowId, incidentQuery, searchAttributes, statusQuery } from '../../src/messages.js';
-import { type Receivers, countsOf, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
+import { FLAT_PRICED_YAML, type Receivers, countsOf, flatEvents, sendFlat, hookMessagesOf, incidentEvents, sleep, startReceivers } from './helpers/alerting.js';
 import { recordHistory } from './helpers/histories.js';
-import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
+import { type Stack, eventually, startStack, type StackApi, startApi } from './helpers/stack.js';
 
 const KEY = 'cg_alerts_test_key_0123456789';
 let stack: Stack;
 let rx: Receivers;
+let api: StackApi;
 let app: FastifyInstance;
-let tracker: CostTracker;
 const TODAY = () => new Date().toISOString().slice(0, 10);
 
 beforeAll(async () => {
   rx = await startReceivers();
-  // One flat-priced model: 500 input tokens cost exactly $0.05.
   stack = await startStack({
-    configYaml: `${rx.channelsYaml}
-budgets:
-  - { scope: system, period: day, amount: "100000", thresholds: { warning: 0.8, critical: 0.95 } }
-  - { scope: user, period: day, amount: "1", thresholds: { warning: 0.8, critical: 0.95 } }
-pricing:
-  overrides:
-    - { provider: testco, model: flat-1, inputPer1k: "0.1", outputPer1k: "0" }
-alerts:
+    configYaml: `${rx.channelsYaml}${FLAT_PRICED_YAML}alerts:
   evaluateEvery: 1s
   escalation: { delay: 1h }
   routing:
@@ -46,13 +36,10 @@ alerts:
     emergency: [mail, slack, sms, push, hook]
   forecast: { minElapsedFraction: 0.1, minCalls: 5 }
   spike: { floorUsd: "0.5", factor: 3 }
-budgetWorkflow:
-  ledgerPollMs: 500
 `,
   });
-  tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, lingerMs: 20 });
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: createLogger('silent'), temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
-  await app.ready();
+  api = await startApi(stack, KEY, { lingerMs: 20 });
+  ({ app } = api);
 });
 
 afterAll(async () => {
@@ -60,27 +47,12 @@ afterAll(async () => {
     await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:t1')), 'budget-user-t1-alerts').catch(() => undefined);
     await recordHistory(stack.env.address, stack.client.workflow.getHandle(alertWorkflowId(incidentIdFor(thresholdKey('user:t1')))), 'alert-threshold-t1').catch(() => undefined);
   }
-  await app?.close();
-  await tracker?.close();
+  await api?.close();
   await stack?.stop();
   await rx?.close();
 });
 
-let seq = 0;
-function flat(userId: string, n: number, over: Record<string, unknown> = {}) {
-  return Array.from({ length: n }, () => ({
-    requestId: `${userId}-${seq++}`,
-    occurredAt: new Date().toISOString(),
-    provider: 'testco',
-    model: 'flat-1',
-    userId,
-    usage: { inputTokens: 500, outputTokens: 0 },
-    ...over,
-  }));
-}
-
-const send = (userId: string, n: number, over: Record<string, unknown> = {}) =>
-  sendUsage(stack, `user:${userId}`, { batchId: `b-${userId}-${seq++}`, events: flat(userId, n, over) });
+const send = (userId: string, n: number, over: Record<string, unknown> = {}) => sendFlat(stack, userId, n, over);
 
 const status = (scope: string): Promise<BudgetStatus> => stack.client.workflow.getHandle(budgetWorkflowId(scope)).query(statusQuery);
 
@@ -220,7 +192,7 @@ describe('forecast, spike and unpriced usage', () => {
   it('spike: the last hour above 3x the same hour of previous days and above the floor', async () => {
     // History: yesterday, in the same hour, $0.10 (written through the real ledger activity).
     const ledger = createLedgerActivities({ pool: stack.pool, pricing: createPricingEngine(stack.config), timezone: 'UTC', clock: Date.now, logger: createLogger('silent') });
-    await ledger.recordUsageBatch({ batchId: 'spiky-history', events: flat('spiky', 2, { occurredAt: new Date(Date.now() - 86_400_000 - 30 * 60_000).toISOString() }) });
+    await ledger.recordUsageBatch({ batchId: 'spiky-history', events: flatEvents('spiky', 2, { occurredAt: new Date(Date.now() - 86_400_000 - 30 * 60_000).toISOString() }) });
     await setScopeBudgets(stack.client, { scope: 'user:spiky', taskQueue: stack.taskQueue, change: { budgets: [{ period: 'day', amount: '1000', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC' });
     await send('spiky', 4); // $0.20: above 3 x $0.10 but below the $0.50 floor
     await eventually(() => status('user:spiky'), (s) => s.counters.eventsCounted === 4, 20_000, 'counted');

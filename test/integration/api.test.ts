@@ -13,19 +13,19 @@ import { CostTracker } from '../../src/client/index.js';
 import { normalizeAmount } from '../../src/domain/money.js';
 import { REDACT_PATHS } from '../../src/lib/logger.js';
 import type { BudgetStatus } from '../../src/messages.js';
-import { eventually, type Stack, startStack } from './helpers/stack.js';
+import { eventually, type Stack, startStack, type StackApi, startApi } from './helpers/stack.js';
 
 const KEY = 'cg_test_key_0123456789abcdef';
 const auth = { 'x-api-key': KEY };
 
 let stack: Stack;
 let tracker: CostTracker;
+let api: StackApi;
 let app: FastifyInstance;
 const logLines: string[] = [];
 
 beforeAll(async () => {
   stack = await startStack();
-  tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, lingerMs: 20 });
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
       logLines.push(chunk.toString());
@@ -33,13 +33,12 @@ beforeAll(async () => {
     },
   });
   const logger = pino({ level: 'debug', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger, temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
-  await app.ready();
+  api = await startApi(stack, KEY, { lingerMs: 20, logger });
+  ({ app, tracker } = api);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await tracker?.close();
+  await api?.close();
   await stack?.stop();
 });
 

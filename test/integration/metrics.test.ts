@@ -6,14 +6,12 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/ledger.js';
-import { buildApi } from '../../src/api/server.js';
-import { CostTracker } from '../../src/client/index.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { startMetricsServer } from '../../src/metrics/server.js';
 import { budgetWorkflowId, statusQuery } from '../../src/messages.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { type PromSample, parsePromText, promtoolCheckMetrics, promtoolPath, seriesOf, sumOf } from '../prom-text.js';
-import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
+import { type Stack, eventually, sendUsage, startStack, type StackApi, startApi } from './helpers/stack.js';
 
 const KEY = 'cg_metrics_key_0123456789abcdef';
 const CONFIG = `
@@ -28,18 +26,16 @@ metrics:
 `;
 
 let stack: Stack;
-let tracker: CostTracker;
+let api: StackApi;
 let app: FastifyInstance;
 
 beforeAll(async () => {
   stack = await startStack({ configYaml: CONFIG });
-  tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, lingerMs: 20 });
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: createLogger('silent'), temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
-  await app.ready();
+  api = await startApi(stack, KEY, { lingerMs: 20 });
+  ({ app } = api);
 });
 afterAll(async () => {
-  await app?.close();
-  await tracker?.close();
+  await api?.close();
   await stack?.stop();
 });
 

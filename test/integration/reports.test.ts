@@ -16,8 +16,6 @@ import { temporal } from '@temporalio/proto';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApi } from '../../src/api/server.js';
-import { CostTracker } from '../../src/client/index.js';
 import { persistBatch, type PricedEvent } from '../../src/db/ledger.js';
 import { normalizeAmount, parseAmount } from '../../src/domain/money.js';
 import type { Report } from '../../src/domain/report.js';
@@ -32,15 +30,15 @@ import type { ReportWorkflowInput, ReportWorkflowResult } from '../../workflows/
 import { type Receivers, startReceivers } from './helpers/alerting.js';
 import { recordHistory } from './helpers/histories.js';
 import type { ReceivedSlackMessage } from './helpers/receivers.js';
-import { eventually, type Stack, startStack, workflowBundle } from './helpers/stack.js';
+import { eventually, type Stack, startStack, workflowBundle, type StackApi, startApi } from './helpers/stack.js';
 
 const KEY = 'cg_test_key_0123456789abcdef';
 const NY = 'America/New_York';
 const PARIS = 'Europe/Paris';
 
 let stack: Stack;
+let api: StackApi;
 let app: FastifyInstance;
-let tracker: CostTracker;
 
 const MODELS: [string, string][] = [
   ['openai', 'gpt-4'],
@@ -131,14 +129,12 @@ beforeAll(async () => {
   for (let i = 0; i < priced.length; i += 50) {
     await persistBatch(stack.pool, { batchId: `rep-batch-${i}`, events: priced.slice(i, i + 50), timezone: 'UTC' });
   }
-  tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue });
-  app = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: createLogger('silent'), temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
-  await app.ready();
+  api = await startApi(stack, KEY);
+  ({ app } = api);
 });
 
 afterAll(async () => {
-  await app?.close();
-  await tracker?.close();
+  await api?.close();
   await stack?.stop();
 });
 

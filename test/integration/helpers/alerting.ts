@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool } from 'pg';
 import { incidentIdFor } from '../../../activities/alerts.js';
+import { type Stack, sendUsage } from './stack.js';
 import {
   type HttpReceiver,
   type ReceivedEmail,
@@ -91,6 +92,39 @@ export function countsOf(r: Receivers, conditionKey: string): Record<'mail' | 's
 export async function incidentEvents(pool: Pool, conditionKey: string): Promise<{ kind: string; level: string }[]> {
   const r = await pool.query<{ kind: string; level: string }>('SELECT kind, level FROM alert_events WHERE incident_id = $1 ORDER BY id', [incidentIdFor(conditionKey)]);
   return r.rows;
+}
+
+/**
+ * Config shared by the alerting tests: a $1 daily budget per user (a system budget never reached),
+ * one flat-priced model (each event of `flatEvents` costs exactly $0.05) and a fast ledger poll.
+ */
+export const FLAT_PRICED_YAML = `budgets:
+  - { scope: system, period: day, amount: "100000", thresholds: { warning: 0.8, critical: 0.95 } }
+  - { scope: user, period: day, amount: "1", thresholds: { warning: 0.8, critical: 0.95 } }
+pricing:
+  overrides:
+    - { provider: testco, model: flat-1, inputPer1k: "0.1", outputPer1k: "0" }
+budgetWorkflow:
+  ledgerPollMs: 500
+`;
+
+let seq = 0;
+/** `n` events of the flat-priced model ($0.05 each) for `userId`, with fresh request ids. */
+export function flatEvents(userId: string, n: number, over: Record<string, unknown> = {}) {
+  return Array.from({ length: n }, () => ({
+    requestId: `${userId}-${seq++}`,
+    occurredAt: new Date().toISOString(),
+    provider: 'testco',
+    model: 'flat-1',
+    userId,
+    usage: { inputTokens: 500, outputTokens: 0 },
+    ...over,
+  }));
+}
+
+/** Signals `n` flat-priced events of `userId` to its budget workflow, as one batch. */
+export function sendFlat(stack: Pick<Stack, 'client' | 'taskQueue'>, userId: string, n: number, over: Record<string, unknown> = {}): Promise<void> {
+  return sendUsage(stack, `user:${userId}`, { batchId: `b-${userId}-${seq++}`, events: flatEvents(userId, n, over) });
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

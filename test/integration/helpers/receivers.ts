@@ -40,6 +40,27 @@ export interface HttpReceiver<T> extends Receiver<T> {
   stallNext(count: number): void;
 }
 
+/**
+ * A receiver: `own` (url, port, close...) plus what it exposes of its tally, as live getters
+ * (defined, not copied: `requests` is a number that keeps changing).
+ */
+function withTally<T, R extends object>(tally: Tally<T>, own: R): R & Pick<Receiver<T>, 'received' | 'rejected' | 'requests' | 'waitFor' | 'failNext'> {
+  const view: Pick<Receiver<T>, 'received' | 'rejected' | 'requests' | 'waitFor' | 'failNext'> = {
+    get received() {
+      return tally.received;
+    },
+    get rejected() {
+      return tally.rejected;
+    },
+    get requests() {
+      return tally.requests;
+    },
+    waitFor: (n, timeoutMs) => tally.waitFor(n, timeoutMs),
+    failNext: (count, status) => tally.failNext(count, status),
+  };
+  return Object.defineProperties(own, Object.getOwnPropertyDescriptors(view)) as R & typeof view;
+}
+
 /** A planned failure that is no answer at all. */
 const STALL = 0;
 
@@ -139,27 +160,16 @@ async function startHttpReceiver<T>(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  return withTally(tally, {
     url: `http://127.0.0.1:${port}${path}`,
     port,
-    get received() {
-      return tally.received;
-    },
-    get rejected() {
-      return tally.rejected;
-    },
-    get requests() {
-      return tally.requests;
-    },
-    waitFor: (n, timeoutMs) => tally.waitFor(n, timeoutMs),
-    failNext: (count, status) => tally.failNext(count, status),
-    stallNext: (count) => tally.failNext(count, STALL),
+    stallNext: (count: number) => tally.failNext(count, STALL),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
-  };
+  });
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {
@@ -219,22 +229,11 @@ export async function startSmtpReceiver(opts: { user: string; pass: string }): P
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.server.address() as AddressInfo;
-  return {
+  return withTally(tally, {
     url: `smtp://127.0.0.1:${port}`,
     port,
-    get received() {
-      return tally.received;
-    },
-    get rejected() {
-      return tally.rejected;
-    },
-    get requests() {
-      return tally.requests;
-    },
-    waitFor: (n, timeoutMs) => tally.waitFor(n, timeoutMs),
-    failNext: (count, status) => tally.failNext(count, status),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ import { DefaultLogger, Runtime, type Worker, bundleWorkflowCode, type WorkflowB
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { type Config, loadConfig } from '../../../src/config/index.js';
-import { createLogger } from '../../../src/lib/logger.js';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../../../src/api/server.js';
+import { CostTracker } from '../../../src/client/index.js';
+import { type Logger, createLogger } from '../../../src/lib/logger.js';
 import { type CostGuardMetrics, createMetrics } from '../../../src/metrics/index.js';
 import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, usageSignal } from '../../../src/messages.js';
 import { createPricingEngine } from '../../../src/pricing/index.js';
@@ -166,4 +169,35 @@ export async function eventually<T>(probe: () => Promise<T>, accept: (v: T) => b
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}${lastError ? `; last error: ${String(lastError)}` : ''}`);
+}
+
+export interface StackApi {
+  app: FastifyInstance;
+  /** The API's CostTracker (on the stack's client). */
+  tracker: CostTracker;
+  /** Closes the API, then delivers what its tracker still holds. */
+  close(): Promise<void>;
+}
+
+/** The HTTP API over the stack, as `costguard start` builds it, ready for `app.inject`. */
+export async function startApi(stack: Stack, apiKey: string, opts: { logger?: Logger; lingerMs?: number } = {}): Promise<StackApi> {
+  const tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}) });
+  const app = buildApi({
+    pool: stack.pool,
+    apiKeys: [apiKey],
+    logger: opts.logger ?? createLogger('silent'),
+    temporal: stack.client,
+    tracker,
+    config: stack.config,
+    metrics: stack.metrics,
+  });
+  await app.ready();
+  return {
+    app,
+    tracker,
+    async close() {
+      await app.close();
+      await tracker.close();
+    },
+  };
 }

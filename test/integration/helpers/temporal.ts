@@ -1,18 +1,12 @@
-import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { findTemporalCli } from '../../../src/lib/temporal-cli.js';
 
 /** The Temporal CLI the scripts provisioned (scripts/temporal-cli.sh); never downloaded. */
 export function temporalCliPath(): string {
-  const candidates = [
-    process.env.TEMPORAL_CLI_PATH,
-    join(process.env.COSTGUARD_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'costguard'), 'temporal-cli/v1.5.1/temporal'),
-  ];
-  const found = candidates.find((p): p is string => Boolean(p) && existsSync(p!));
-  if (!found) throw new Error('Temporal CLI not found: run `bash scripts/temporal-cli.sh` (npm test does) or set TEMPORAL_CLI_PATH');
-  return found;
+  return findTemporalCli(process.env);
 }
 
 /** A real Temporal dev server (in-memory) for one test file. */
@@ -37,7 +31,6 @@ export interface PersistentTemporal {
 }
 
 async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -49,7 +42,6 @@ async function freePort(): Promise<number> {
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const { connect } = await import('node:net');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -64,7 +56,6 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 }
 
 export async function startPersistentTemporal(dbFile: string): Promise<PersistentTemporal> {
-  const { spawn } = await import('node:child_process');
   const [port, uiPort] = [await freePort(), await freePort()];
   let child: ChildProcess | undefined;
   const start = async () => {
@@ -75,7 +66,6 @@ export async function startPersistentTemporal(dbFile: string): Promise<Persisten
     );
     await waitForPort(port, 30_000);
     // The frontend listens before the namespace is ready; give it a moment to answer RPCs.
-    const { Connection } = await import('@temporalio/client');
     const conn = await Connection.connect({ address: `127.0.0.1:${port}` });
     const deadline = Date.now() + 30_000;
     for (;;) {
