@@ -6,11 +6,13 @@ import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 
 const HEARTBEAT_EVERY_MS = 1000;
 
-/** True inside a Temporal activity (false when called directly, e.g. from a benchmark). */
-function inActivity(): boolean {
+/**
+ * True inside a regular Temporal activity: a local activity has no heartbeats (its workflow task is
+ * kept alive by the worker) and a direct call (a benchmark) has no context.
+ */
+function heartbeats(): boolean {
   try {
-    Context.current();
-    return true;
+    return !Context.current().info.isLocal;
   } catch {
     return false;
   }
@@ -18,9 +20,10 @@ function inActivity(): boolean {
 import type { Pool } from 'pg';
 import { ConflictError } from '../src/domain/errors.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
-import type { BatchResult, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
+import { type FlushSummary, type FlushTarget, summarizeFlush } from '../src/domain/flush-summary.js';
+import type { BatchResult, CountedEvent, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
 import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
-import { type PricedEvent, persistBatchOnce } from '../src/db/ledger.js';
+import { type PersistBatchInput, type PricedEvent, persistBatchOnce, persistFlush } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
 import type { CostGuardMetrics, FlushOutcome } from '../src/metrics/index.js';
 import type { RealtimeView } from './realtime.js';
@@ -29,6 +32,11 @@ import type { RealtimeView } from './realtime.js';
 export interface UsageBatchInput {
   batchId: string;
   events: unknown[];
+}
+
+/** A flush from a budget workflow: the batch and the workflow's current periods to sum it into. */
+export interface FlushInput extends UsageBatchInput {
+  targets: FlushTarget[];
 }
 
 export interface LedgerActivityDeps {
@@ -59,9 +67,27 @@ export function priceEvents(pricing: PricingEngine, events: readonly UsageEvent[
   }));
 }
 
+/**
+ * How a batch is persisted: `fresh` are the events this call inserted itself, `first` is true when
+ * no earlier attempt had stored any of the batch (the call that owns the batch's metrics sample).
+ */
+type Persist = (pool: Pool, input: PersistBatchInput) => Promise<{ result: BatchResult; fresh: CountedEvent[]; first: boolean }>;
+
+/** A batch with a stored result (`recordUsageBatch`): a retry replays the stored result. */
+const asBatch: Persist = async (pool, input) => {
+  const { result, firstTime } = await persistBatchOnce(pool, input);
+  return { result, fresh: firstTime ? result.events : [], first: firstTime };
+};
+
+/** A budget workflow's flush (`flushUsage`): a retry may extend the batch (see persistFlush). */
+const asFlush: Persist = async (pool, input) => {
+  const { result, inserted } = await persistFlush(pool, input);
+  return { result, fresh: inserted, first: inserted.length === result.events.length };
+};
+
 export const createLedgerActivities = (deps: LedgerActivityDeps) => {
-  /** The flush itself; `firstTime` is true only for the attempt whose commit stored the batch. */
-  async function recordBatch(batch: UsageBatchInput): Promise<{ result: FlushResult; firstTime: boolean }> {
+  /** The flush itself; `firstTime` is true only for the attempt that stored the batch first. */
+  async function recordBatch(batch: UsageBatchInput, persist: Persist): Promise<{ result: FlushResult; firstTime: boolean }> {
     if (typeof batch?.batchId !== 'string' || batch.batchId.length === 0 || !Array.isArray(batch.events)) {
       throw ApplicationFailure.nonRetryable('batch must have a non-empty batchId and an events array', 'ValidationError');
     }
@@ -86,12 +112,13 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
       }
     }
     let result: BatchResult;
+    let fresh: CountedEvent[];
     let firstTime: boolean;
     // Heartbeats while the statement runs, so a crashed worker's flush is retried elsewhere within
     // the heartbeat timeout instead of the whole start-to-close timeout.
-    const beat = inActivity() ? setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
+    const beat = heartbeats() ? setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
     try {
-      ({ result, firstTime } = await persistBatchOnce(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
+      ({ result, fresh, first: firstTime } = await persist(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
     } catch (err) {
       if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
       throw err;
@@ -99,23 +126,24 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
       clearInterval(beat);
     }
     const byId = new Map(valid.map((e) => [e.requestId, e]));
-    // Counted before Redis: if Redis fails, the retry replays the stored result and counts nothing,
-    // so counting after Redis would lose these events from the metrics for good.
-    if (firstTime && deps.metrics) {
+    // Counted before Redis: if Redis fails, the retry finds the events stored and counts nothing,
+    // so counting after Redis would lose these events from the metrics for good. Only the events
+    // this call inserted count; the batch's sizes and duplicates count with its first attempt.
+    if (deps.metrics && (firstTime || fresh.length > 0)) {
       const persistedAtMs = deps.clock();
       deps.metrics.recordFlush({
-        received: batch.events.length,
-        rejected: rejected.length,
-        duplicates: result.duplicates,
+        received: firstTime ? batch.events.length : 0,
+        rejected: firstTime ? rejected.length : 0,
+        duplicates: firstTime ? result.duplicates : 0,
         persistedAtMs,
-        counted: result.events.map((c) => {
+        counted: fresh.map((c) => {
           const e = byId.get(c.requestId)!;
           const { costUsd, unpriced, occurredAt } = c;
           return { provider: e.provider, model: e.model, userId: e.userId, costUsd, unpriced, occurredAt, inputTokens: e.usage.inputTokens, outputTokens: e.usage.outputTokens };
         }),
       });
     }
-    // After the commit: if Redis fails, the retry finds the stored result and writes the same values.
+    // After the commit: if Redis fails, the retry finds the same events and writes the same values.
     await deps.realtime?.recordBatch(batch.batchId, valid, result, deps.clock());
     const unpricedWhy = new Map(priced.flatMap((p) => (p.price.priced ? [] : [[p.event.requestId, p.price.code] as const])));
     return {
@@ -134,21 +162,38 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
     };
   }
 
+  /** Runs one flush, observing its duration by outcome. */
+  async function timed<T>(batch: UsageBatchInput, persist: Persist, then: (result: FlushResult) => T): Promise<T> {
+    const started = performance.now();
+    let outcome: FlushOutcome = 'error';
+    try {
+      const { result, firstTime } = await recordBatch(batch, persist);
+      outcome = firstTime ? 'stored' : 'replayed';
+      return then(result);
+    } finally {
+      deps.metrics?.observeFlushDuration((performance.now() - started) / 1000, outcome);
+    }
+  }
+
   return {
     /**
-     * Prices and persists a batch; returns what it newly counted. Safe to retry: a retry after the
-     * commit returns the first attempt's result (see src/db/ledger.ts).
+     * Prices and persists a batch; returns what it newly counted, event by event. Safe to retry: a
+     * retry after the commit returns the first attempt's result (see src/db/ledger.ts). Budget
+     * workflows started before `local-activities-v1` flush through this one.
      */
     async recordUsageBatch(batch: UsageBatchInput): Promise<FlushResult> {
-      const started = performance.now();
-      let outcome: FlushOutcome = 'error';
-      try {
-        const { result, firstTime } = await recordBatch(batch);
-        outcome = firstTime ? 'stored' : 'replayed';
-        return result;
-      } finally {
-        deps.metrics?.observeFlushDuration((performance.now() - started) / 1000, outcome);
-      }
+      return timed(batch, asBatch, (result) => result);
+    },
+
+    /**
+     * A budget workflow's flush (run as a local activity): prices and persists the batch like
+     * `recordUsageBatch`, and returns what it newly counted summed per period of `targets`, so the
+     * result is a few hundred bytes whatever the batch size. Safe to retry, and to run again with
+     * more events under the same flush id (see persistFlush in src/db/ledger.ts).
+     */
+    async flushUsage(input: FlushInput): Promise<FlushSummary> {
+      if (!Array.isArray(input?.targets)) throw ApplicationFailure.nonRetryable('flush must name its target periods', 'ValidationError');
+      return timed(input, asFlush, (result) => summarizeFlush(result, input.targets));
     },
   };
 };

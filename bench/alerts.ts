@@ -29,7 +29,7 @@ import { projectRoot } from '../src/lib/paths.js';
 import { findTemporalCli } from '../src/lib/temporal-cli.js';
 import { alertWorkflowId, budgetWorkflowId, statusQuery } from '../src/messages.js';
 import { registerSearchAttributes } from '../src/temporal/search-attributes.js';
-import { fmt, freshDatabase } from './lib.js';
+import { fmt, freshDatabase, stopChild } from './lib.js';
 
 export interface AlertBenchOptions {
   idleSamples: number;
@@ -480,7 +480,7 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
   } finally {
     // Whatever the background tracker still holds is of no interest once the figures are taken.
     await Promise.race([Promise.allSettled([probe.close(), background.close()]), sleep(30_000)]);
-    worker?.kill('SIGTERM');
+    await stopChild(worker);
     await connection.close();
     await env.teardown();
     await receiver.close();

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import pg from 'pg';
@@ -75,4 +76,17 @@ export async function freshDatabase(baseUrl: string): Promise<{ url: string; dro
       await c.end();
     },
   };
+}
+
+/**
+ * Stops a benchmark's worker process: SIGTERM (it drains), then SIGKILL after `graceMs`, so a worker
+ * still retrying work against a server that is being torn down never outlives its benchmark.
+ */
+export async function stopChild(child: ChildProcess | undefined, graceMs = 10_000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }

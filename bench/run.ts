@@ -6,6 +6,9 @@
  *   npm run bench -- --quick      # smaller runs (a smoke test of the benchmark itself)
  *   npx tsx bench/run.ts --only-alerts [--quick]
  *                                 # only the alert latency benchmark: prints its section, writes no file
+ *                                 # with --quick (full size, it replaces its own section)
+ *   npx tsx bench/run.ts --only-ingest [--quick]
+ *                                 # only the ingestion scenarios and the direct path: prints, writes nothing
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,6 +50,18 @@ function writeAlertChart(alerts: Awaited<ReturnType<typeof runAlertBench>>): voi
 const NOTES = '<!-- notes: kept when npm run bench rewrites this file -->';
 const ALERT_HEADING = '## Alert latency';
 
+const ingestScenarios = [
+  { users: 200, ratePerUser: 50, durationSec: quick ? 10 : 20, lingerMs: 2000 },
+  { users: 2000, ratePerUser: 2, durationSec: quick ? 10 : 20, lingerMs: 2000 },
+];
+
+if (process.argv.includes('--only-ingest')) {
+  // For trying a change to the ingestion path: the figures, printed; BENCHMARKS.md is left alone.
+  for (const scenario of ingestScenarios) process.stdout.write(`${JSON.stringify(await runIngestBench(databaseUrl, redisUrl, scenario), null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(await runDirectBench(databaseUrl, redisUrl, quick ? 20_000 : 50_000), null, 2)}\n`);
+  process.exit(0);
+}
+
 if (process.argv.includes('--only-alerts')) {
   // Re-runs just this benchmark. Full size, it replaces its own section of BENCHMARKS.md (the one
   // just above the notes), its entry in latest.json and its chart; --quick only prints.
@@ -78,10 +93,7 @@ const ledger = [
 const skipIngest = process.argv.includes('--no-ingest');
 const ingest = skipIngest
   ? []
-  : [
-      await runIngestBench(databaseUrl, redisUrl, { users: 200, ratePerUser: 50, durationSec: quick ? 10 : 20, lingerMs: 2000 }),
-      await runIngestBench(databaseUrl, redisUrl, { users: 2000, ratePerUser: 2, durationSec: quick ? 10 : 20, lingerMs: 2000 }),
-    ];
+  : [await runIngestBench(databaseUrl, redisUrl, ingestScenarios[0]!), await runIngestBench(databaseUrl, redisUrl, ingestScenarios[1]!)];
 const direct = skipIngest ? null : await runDirectBench(databaseUrl, redisUrl, quick ? 20_000 : 50_000);
 const alerts = await runAlertBench(databaseUrl, redisUrl, alertOptions);
 

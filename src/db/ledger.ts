@@ -13,9 +13,10 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { ConflictError } from '../domain/errors.js';
-import { normalizeAmount } from '../domain/money.js';
-import type { BatchResult, PricedEvent } from '../domain/ledger.js';
-import type { TokenUsage } from '../domain/usage.js';
+import { addTokens } from '../domain/flush-summary.js';
+import { Dec, normalizeAmount } from '../domain/money.js';
+import type { BatchResult, CountedEvent, PricedEvent } from '../domain/ledger.js';
+import { type TokenUsage, ZERO_USAGE } from '../domain/usage.js';
 
 export type { BatchResult, BatchTotals, CountedEvent, PricedEvent } from '../domain/ledger.js';
 
@@ -28,23 +29,8 @@ const SCOPES_SQL = `(VALUES ('system', false), ('user:' || n.user_id, false), ('
                     ('project:' || n.project, false), ('system|provider:' || n.provider, true),
                     ('system|model:' || n.model, true), ('system|task:' || n.task_type, true)) AS s(scope, facet)`;
 
-/**
- * One statement does the whole batch, so it is atomic without an explicit transaction and costs a
- * single round trip:
- *  - `existing`: the batch's stored result, if this batch id was already persisted;
- *  - `new_rows`: the ledger insert (skipped entirely for a known batch), sorted by request id so
- *    concurrent batches take index locks in the same order; duplicates are skipped by the key;
- *  - `rollup`: hour/day/month rollups of exactly the rows inserted, upserted in key order;
- *  - `batch`: the batch's result, stored under its id.
- * A concurrent attempt of the same batch blocks on the first one's uncommitted ledger keys, then
- * finds them committed and inserts nothing; its `batch` insert then conflicts and the caller reads
- * the stored result. The final check aborts the statement (rolling everything back) in the one
- * case that must not commit: new rows inserted while the batch id was taken by other events.
- */
-export const PERSIST_SQL = `
-WITH existing AS (
-  SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1
-), new_rows AS (
+/** The ledger insert of a batch's rows ($1 batch id, $2-$26 columns), for a `new_rows` CTE. */
+const insertRows = (guard: string) => `
   INSERT INTO usage_ledger (
     request_id, batch_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type,
     team, project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
@@ -62,16 +48,19 @@ WITH existing AS (
             project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
             reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from, catalog_version, unpriced,
             unpriced_reason, metadata)
-  WHERE NOT EXISTS (SELECT 1 FROM existing)
+  ${guard}
   ORDER BY r.request_id
   ON CONFLICT (request_id) DO NOTHING
   RETURNING request_id, occurred_at, user_id, team, project, provider, model, task_type, cost_usd, unpriced, input_tokens, cache_read_tokens,
             cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens
-), rollup AS (
+`;
+
+/** Hour/day/month rollups of exactly the rows in `new_rows` ($27 time zone), for a `rollup` CTE. */
+const rollupRows = (shardParam: string) => `
   INSERT INTO usage_rollups AS u (
     scope, period_kind, timezone, period_start, shard, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
     cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens)
-  SELECT s.scope, k.kind, $27, date_trunc(k.kind, n.occurred_at, $27), $30::smallint, sum(n.cost_usd), count(*),
+  SELECT s.scope, k.kind, $27, date_trunc(k.kind, n.occurred_at, $27), ${shardParam}::smallint, sum(n.cost_usd), count(*),
          count(*) FILTER (WHERE n.unpriced), sum(n.input_tokens), sum(n.cache_read_tokens), sum(n.cache_write_tokens),
          sum(n.cache_write_1h_tokens), sum(n.output_tokens), sum(n.reasoning_tokens)
   FROM new_rows n
@@ -91,7 +80,27 @@ WITH existing AS (
     output_tokens = u.output_tokens + EXCLUDED.output_tokens,
     reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
     updated_at = now()
-), summary AS (
+`;
+
+/**
+ * One statement does the whole batch, so it is atomic without an explicit transaction and costs a
+ * single round trip:
+ *  - `existing`: the batch's stored result, if this batch id was already persisted;
+ *  - `new_rows`: the ledger insert (skipped entirely for a known batch), sorted by request id so
+ *    concurrent batches take index locks in the same order; duplicates are skipped by the key;
+ *  - `rollup`: hour/day/month rollups of exactly the rows inserted, upserted in key order;
+ *  - `batch`: the batch's result, stored under its id.
+ * A concurrent attempt of the same batch blocks on the first one's uncommitted ledger keys, then
+ * finds them committed and inserts nothing; its `batch` insert then conflicts and the caller reads
+ * the stored result. The final check aborts the statement (rolling everything back) in the one
+ * case that must not commit: new rows inserted while the batch id was taken by other events.
+ */
+export const PERSIST_SQL = `
+WITH existing AS (
+  SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1
+), new_rows AS (
+${insertRows('WHERE NOT EXISTS (SELECT 1 FROM existing)')}), rollup AS (
+${rollupRows('$30')}), summary AS (
   SELECT json_build_object(
     'counted', count(*),
     'unpricedCalls', count(*) FILTER (WHERE unpriced),
@@ -117,6 +126,16 @@ SELECT (SELECT result FROM batch) AS stored,
        costguard_check(
          EXISTS (SELECT 1 FROM batch) OR NOT EXISTS (SELECT 1 FROM new_rows),
          'batch id ' || $1 || ' was already used for a different set of events') AS checked`;
+
+/**
+ * A budget workflow's flush (see `persistFlush`): the insert and its rollups in one statement, which
+ * returns the rows it inserted. No stored result: the flush's result is read from the ledger.
+ */
+export const FLUSH_SQL = `
+WITH new_rows AS (
+${insertRows('')}), rollup AS (
+${rollupRows('$28')})
+SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced FROM new_rows`;
 
 /** Rollup rows per (scope, period): concurrent batches spread over them instead of queueing on one. */
 export const ROLLUP_SHARDS = 8;
@@ -270,4 +289,74 @@ export async function persistBatchOnce(pool: Pool, input: PersistBatchInput): Pr
   }
   if (!existing || existing.fingerprint !== fingerprint || !existing.result) throw conflict();
   return { result: toBatchResult(input.batchId, input.events.length, existing.result), firstTime: false };
+}
+
+/** What `persistFlush` did: the flush's result, and the events this call inserted itself. */
+export interface FlushOutcome {
+  result: BatchResult;
+  /** Rows this call inserted (a retry finds earlier attempts' rows in `result` but not here). */
+  inserted: CountedEvent[];
+}
+
+type CountedRow = { request_id: string; occurred_at: Date; cost_usd: string; unpriced: boolean };
+
+const toCounted = (r: CountedRow): CountedEvent => ({
+  requestId: r.request_id,
+  occurredAt: new Date(r.occurred_at).toISOString(),
+  costUsd: normalizeAmount(r.cost_usd),
+  unpriced: r.unpriced,
+});
+
+/**
+ * Persists a budget workflow's flush, run as a local activity. The same flush id can come again
+ * with MORE events: when the workflow task that ran the flush did not complete (its worker died, or
+ * it timed out), the next attempt replays the workflow with the signals that arrived since, so the
+ * flush takes a longer run of the same pending events (never another set: the events it takes are
+ * the oldest pending, in signal order). Its result is therefore not stored but read back: every
+ * event of the flush that the ledger holds under this flush id, whichever attempt inserted it. So a
+ * flush whose first attempt committed and whose result was lost is still counted, exactly once,
+ * when the workflow applies the attempt that completes.
+ *
+ * Events skipped as already in the ledger are looked up in a second statement (with a fresh
+ * snapshot, so it sees rows a concurrent attempt of the same flush committed while this one waited
+ * on their keys); the ones under this flush id are the flush's own, the others are duplicates.
+ */
+export async function persistFlush(pool: Pool, input: PersistBatchInput): Promise<FlushOutcome> {
+  const seen = new Set<string>();
+  const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
+  const res = await pool.query<CountedRow>({
+    name: 'costguard_persist_flush_v1',
+    text: FLUSH_SQL,
+    values: [input.batchId, ...columns(unique), input.timezone, rollupShard(input.batchId)],
+  });
+  const inserted = res.rows.map(toCounted);
+  let counted = inserted;
+  if (inserted.length < unique.length) {
+    const fresh = new Set(inserted.map((e) => e.requestId));
+    const skipped = [...seen].filter((id) => !fresh.has(id));
+    const earlier = await pool.query<CountedRow>(
+      'SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced FROM usage_ledger WHERE request_id = ANY($1::text[]) AND batch_id = $2',
+      [skipped, input.batchId],
+    );
+    counted = [...inserted, ...earlier.rows.map(toCounted)];
+  }
+  counted.sort((a, b) => (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0));
+  const byId = new Map(unique.map((e) => [e.event.requestId, e.event]));
+  const tokens = { ...ZERO_USAGE };
+  let cost = new Dec(0);
+  for (const c of counted) {
+    cost = cost.plus(c.costUsd);
+    addTokens(tokens, byId.get(c.requestId)!.usage);
+  }
+  return {
+    result: {
+      batchId: input.batchId,
+      received: input.events.length,
+      counted: counted.length,
+      duplicates: input.events.length - counted.length,
+      totals: { calls: counted.length, unpricedCalls: counted.filter((c) => c.unpriced).length, costUsd: normalizeAmount(cost), tokens },
+      events: counted,
+    },
+    inserted,
+  };
 }

@@ -12,35 +12,16 @@ import type {
 } from '../messages.js';
 import { type Budget, type Scope, scopeKind } from './budget.js';
 import type { FieldIssue } from './errors.js';
+import { type FlushSummary, addTokens, summarizeFlush } from './flush-summary.js';
 import type { FlushResult } from './ledger.js';
 import { Dec, type ExchangeRates, normalizeAmount, parseAmount, toUsd } from './money.js';
 import { type Period, periodAt } from './periods.js';
-import { type TokenUsage, ZERO_USAGE } from './usage.js';
+import { ZERO_USAGE } from './usage.js';
 
 export const BREAKDOWN_KEYS_KEPT = 50;
 export const BREAKDOWN_KEYS_SHOWN = 10;
 export const RECENT_BATCH_IDS = 2000;
 export const OTHER = '(other)';
-
-interface FlushSums {
-  cost: Dec;
-  calls: number;
-  unpriced: number;
-  tokens: TokenUsage;
-  provider: Map<string, { cost: Dec; calls: number }>;
-  model: Map<string, { cost: Dec; calls: number }>;
-  task: Map<string, { cost: Dec; calls: number }>;
-}
-
-function addSum(map: Map<string, { cost: Dec; calls: number }>, key: string, cost: Dec): void {
-  const entry = map.get(key);
-  if (entry) {
-    entry.cost = entry.cost.plus(cost);
-    entry.calls++;
-  } else {
-    map.set(key, { cost, calls: 1 });
-  }
-}
 
 export type AlertLevel = BudgetPeriodStatus['level'];
 
@@ -73,15 +54,6 @@ export function addToBreakdown(list: BreakdownEntry[], key: string, costUsd: str
 
 export function topBreakdown(list: readonly BreakdownEntry[], n = BREAKDOWN_KEYS_SHOWN): BreakdownEntry[] {
   return [...list].sort((a, b) => parseAmount(b.costUsd).comparedTo(parseAmount(a.costUsd)) || a.key.localeCompare(b.key)).slice(0, n);
-}
-
-function addTokens(into: TokenUsage, add: TokenUsage): void {
-  into.inputTokens += add.inputTokens;
-  into.cacheReadTokens += add.cacheReadTokens;
-  into.cacheWriteTokens += add.cacheWriteTokens;
-  into.cacheWrite1hTokens += add.cacheWrite1hTokens;
-  into.outputTokens += add.outputTokens;
-  into.reasoningTokens += add.reasoningTokens;
 }
 
 export function levelFor(ratio: number, thresholds: Budget['thresholds']): AlertLevel {
@@ -230,65 +202,47 @@ export class BudgetState {
     return { batchId: `${chainId}/flush-${this.flushSeq}`, events };
   }
 
+  /** The pre-summary flush path (workflows started before `local-activities-v1`): same arithmetic. */
+  applyFlush(result: FlushResult, now: number): FlushSummary {
+    const summary = summarizeFlush(result, this.currentPeriods());
+    this.applySummary(summary, now);
+    return summary;
+  }
+
   /**
-   * Counts what the ledger newly counted (and only that) into the periods the events belong to.
-   * Sums are gathered per target first, so each total and breakdown entry takes one decimal addition
-   * per flush rather than one per event.
+   * Counts what the ledger newly counted (and only that), as summed per period by the flush. A delta
+   * for a period this state no longer tracks (the budgets changed while the flush ran) is skipped:
+   * a budget change re-reads the totals from the ledger after the flush.
    */
-  applyFlush(result: FlushResult, now: number): void {
+  applySummary(summary: FlushSummary, now: number): void {
     this.counters.batchesApplied++;
-    this.counters.duplicateEvents += result.duplicates;
-    this.counters.rejectedEvents += result.rejected.length;
-    const targets = new Map<PeriodTotals, FlushSums>();
-    const sumsFor = (totals: PeriodTotals) => {
-      let sums = targets.get(totals);
-      if (!sums) {
-        sums = { cost: new Dec(0), calls: 0, unpriced: 0, tokens: { ...ZERO_USAGE }, provider: new Map(), model: new Map(), task: new Map() };
-        targets.set(totals, sums);
-      }
-      return sums;
-    };
-    for (const counted of result.counted) {
-      this.counters.eventsCounted++;
-      const at = Date.parse(counted.occurredAt);
-      const cost = parseAmount(counted.costUsd);
-      let late = false;
-      for (const [spec, t] of this.tracked) {
-        let totals: PeriodTotals;
-        if (at >= t.period.startMs && at < t.period.endMs) {
-          totals = t.totals;
-        } else if (at >= t.period.endMs) {
-          const budget = this.budgets.find((b) => b.period === spec)!;
-          const p = periodAt(spec, budget.timezone, at);
-          let f = t.future.get(p.key);
-          if (!f) {
-            f = { startMs: p.startMs, totals: emptyTotals() };
-            t.future.set(p.key, f);
-          }
-          totals = f.totals;
-        } else {
-          late = true; // in the ledger and reports; a closed period is not reopened
-          continue;
+    this.counters.duplicateEvents += summary.duplicates;
+    this.counters.rejectedEvents += summary.rejected.length;
+    this.counters.eventsCounted += summary.counted;
+    this.counters.lateEvents += summary.late;
+    for (const d of summary.deltas) {
+      const t = this.tracked.get(d.spec);
+      if (!t) continue;
+      let totals: PeriodTotals;
+      if (d.key === t.period.key) {
+        totals = t.totals;
+      } else if (d.ahead && d.startMs > t.period.startMs) {
+        let f = t.future.get(d.key);
+        if (!f) {
+          f = { startMs: d.startMs, totals: emptyTotals() };
+          t.future.set(d.key, f);
         }
-        const sums = sumsFor(totals);
-        sums.cost = sums.cost.plus(cost);
-        sums.calls++;
-        if (counted.unpriced) sums.unpriced++;
-        addTokens(sums.tokens, counted.usage);
-        addSum(sums.provider, counted.provider, cost);
-        addSum(sums.model, counted.model, cost);
-        addSum(sums.task, counted.taskType, cost);
+        totals = f.totals;
+      } else {
+        continue;
       }
-      if (late) this.counters.lateEvents++;
-    }
-    for (const [t, sums] of targets) {
-      t.costUsd = normalizeAmount(parseAmount(t.costUsd).plus(sums.cost));
-      t.calls += sums.calls;
-      t.unpricedCalls += sums.unpriced;
-      addTokens(t.tokens, sums.tokens);
-      for (const [key, v] of sums.provider) addToBreakdown(t.byProvider, key, normalizeAmount(v.cost), v.calls);
-      for (const [key, v] of sums.model) addToBreakdown(t.byModel, key, normalizeAmount(v.cost), v.calls);
-      for (const [key, v] of sums.task) addToBreakdown(t.byTaskType, key, normalizeAmount(v.cost), v.calls);
+      totals.costUsd = normalizeAmount(parseAmount(totals.costUsd).plus(parseAmount(d.totals.costUsd)));
+      totals.calls += d.totals.calls;
+      totals.unpricedCalls += d.totals.unpricedCalls;
+      addTokens(totals.tokens, d.totals.tokens);
+      for (const e of d.totals.byProvider) addToBreakdown(totals.byProvider, e.key, e.costUsd, e.calls);
+      for (const e of d.totals.byModel) addToBreakdown(totals.byModel, e.key, e.costUsd, e.calls);
+      for (const e of d.totals.byTaskType) addToBreakdown(totals.byTaskType, e.key, e.costUsd, e.calls);
     }
     this.updatedAtMs = now;
   }

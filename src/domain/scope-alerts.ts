@@ -20,7 +20,7 @@ import {
   spikeCondition,
   unpricedCondition,
 } from './alert-rules.js';
-import type { CountedUsage } from './ledger.js';
+import type { UnpricedUsage } from './flush-summary.js';
 import { parseAmount } from './money.js';
 import type { BudgetStatus, IncidentChange } from '../messages.js';
 
@@ -103,24 +103,12 @@ export class ScopeAlerts {
   }
 
   /** Unpriced (provider, model) pairs seen in a flush and not yet raised today. */
-  unpriced(counted: readonly CountedUsage[], nowMs: number): AlertCondition[] {
+  unpriced(seen: readonly UnpricedUsage[], nowMs: number): AlertCondition[] {
     this.prune(nowMs);
-    const calls = new Map<string, { provider: string; model: string; reason?: string; calls: number }>();
-    for (const e of counted) {
-      if (!e.unpriced) continue;
-      const id = `${e.provider}/${e.model}`;
-      const seen = calls.get(id);
-      if (seen) seen.calls++;
-      else calls.set(id, { provider: e.provider, model: e.model, reason: e.unpricedReason, calls: 1 });
-    }
     const today = new Date(nowMs).toISOString().slice(0, 10);
-    const out: AlertCondition[] = [];
-    for (const [id, u] of calls) {
-      const mark = `${today}|${id}`;
-      if (this.unpricedRaised.has(mark)) continue;
-      out.push(unpricedCondition(u.provider, u.model, u.reason, u.calls, nowMs));
-    }
-    return out;
+    return seen
+      .filter((u) => !this.unpricedRaised.has(`${today}|${u.provider}/${u.model}`))
+      .map((u) => unpricedCondition(u.provider, u.model, u.reason, u.calls, nowMs));
   }
 
   unpricedRaisedFor(c: AlertCondition): void {

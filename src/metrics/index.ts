@@ -52,7 +52,10 @@ export interface CountedEventSample {
 
 /** What one ledger flush did, reported by the activity only when its commit stored the batch. */
 export interface FlushSample {
-  /** Events in the batch as sent (valid or not). */
+  /**
+   * Events in the batch as sent (valid or not); 0 from a retried flush that only adds the events
+   * it inserted itself (the batch's size was observed with its first attempt).
+   */
   received: number;
   rejected: number;
   duplicates: number;
@@ -278,7 +281,7 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     recordFlush(sample) {
       if (sample.rejected > 0) rejected.inc(sample.rejected);
       if (sample.duplicates > 0) duplicates.inc(sample.duplicates);
-      batchSize.observe(sample.received);
+      if (sample.received > 0) batchSize.observe(sample.received);
       // Sum each label set's cost exactly first, so the float sees one addition per batch and series.
       const perSeries = new Map<string, { labels: Record<string, string>; cost: Dec; calls: number }>();
       for (const e of sample.counted) {

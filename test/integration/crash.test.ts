@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { normalizeAmount } from '../../src/domain/money.js';
@@ -12,7 +13,7 @@ let stack: Stack;
 const children: ChildProcess[] = [];
 
 /** Starts a worker in a child process of its own (so the test can SIGKILL it). */
-async function spawnWorker(): Promise<ChildProcess> {
+async function spawnWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
     cwd: projectRoot(),
     env: {
@@ -23,6 +24,7 @@ async function spawnWorker(): Promise<ChildProcess> {
       TEMPORAL_ADDRESS: stack.config.temporal.address,
       TEMPORAL_TASK_QUEUE: stack.taskQueue,
       LOG_LEVEL: 'silent',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -42,21 +44,21 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const events = (prefix: string, n: number) =>
+const events = (prefix: string, n: number, userId = 'dana') =>
   Array.from({ length: n }, (_, i) => ({
     requestId: `${prefix}-${i}`,
     occurredAt: new Date().toISOString(),
     provider: 'anthropic',
     model: 'claude-3-5-sonnet-20241022',
-    userId: 'dana',
+    userId,
     usage: { inputTokens: 1000 + i, cacheReadTokens: 200, outputTokens: 50 },
   }));
 
-async function send(batch: UsageBatch) {
+async function send(batch: UsageBatch, scope = 'user:dana') {
   await stack.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
-    workflowId: budgetWorkflowId('user:dana'),
+    workflowId: budgetWorkflowId(scope),
     taskQueue: stack.taskQueue,
-    args: [{ scope: 'user:dana' }],
+    args: [{ scope }],
     signal: usageSignal,
     signalArgs: [batch],
   });
@@ -95,4 +97,37 @@ it('loses nothing and counts nothing twice when the worker is killed in the midd
   expect(s.budgets[0]!.totals.calls).toBe(15);
   const rollup = await stack.pool.query(`SELECT cost_usd::text AS c, calls::int AS n FROM usage_rollup_totals WHERE scope = 'user:dana' AND period_kind = 'day'`);
   expect({ c: normalizeAmount(rollup.rows[0].c), n: rollup.rows[0].n }).toEqual({ c: normalizeAmount(ledger.rows[0]!.cost), n: 15 });
+});
+
+it('counts a flush whose commit outlived its worker once, when the replayed flush comes back with more events', async () => {
+  // The first worker's Redis never answers: its flush commits to the ledger, then hangs in the
+  // real-time update, and the worker dies there, before the workflow task that ran the flush
+  // completes. Its result is lost; the ledger has the events under the flush's id.
+  const blackhole = createServer(() => undefined);
+  blackhole.listen(0, '127.0.0.1');
+  await once(blackhole, 'listening');
+  const port = (blackhole.address() as AddressInfo).port;
+  const first = await spawnWorker({ REDIS_URL: `redis://127.0.0.1:${port}` });
+  const handle = stack.client.workflow.getHandle(budgetWorkflowId('user:gus'));
+  await send({ batchId: 'lost:1', events: events('lost', 5, 'gus') }, 'user:gus');
+  const inLedger = async () => (await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_ledger WHERE user_id = 'gus'`)).rows[0]!.n;
+  await eventually(inLedger, (n) => n === 5, 30_000, 'the first flush committed');
+  first.kill('SIGKILL');
+  await once(first, 'exit');
+  blackhole.close();
+
+  // More usage arrives before the workflow task times out: the replay's first flush (same flush id)
+  // now holds these too. Every event must be counted exactly once.
+  await send({ batchId: 'lost:2', events: events('late', 5, 'gus') }, 'user:gus');
+  await spawnWorker();
+  const s = await eventually(() => handle.query(statusQuery), (x) => x.counters.eventsCounted === 10, 60_000, 'both batches counted');
+  const ledger = await stack.pool.query<{ n: number; cost: string }>(`SELECT count(*)::int AS n, sum(cost_usd)::text AS cost FROM usage_ledger WHERE user_id = 'gus'`);
+  expect(ledger.rows[0]!.n).toBe(10);
+  expect(s.budgets[0]!.spentUsd).toBe(normalizeAmount(ledger.rows[0]!.cost));
+  expect(s.budgets[0]!.totals.calls).toBe(10);
+  // The replayed first flush found its five events in the ledger under its id (none is a duplicate).
+  expect(s.counters).toMatchObject({ eventsCounted: 10, duplicateEvents: 0 });
+  // The real-time view got every event too (written by the flush that completed).
+  const calls = await stack.redis.zcard(`${stack.redisPrefix}calls:user:gus`);
+  expect(calls).toBe(10);
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLedgerActivities } from '../../activities/ledger.js';
-import { persistBatch, type PricedEvent } from '../../src/db/ledger.js';
+import { persistBatch, persistFlush, type PricedEvent } from '../../src/db/ledger.js';
 import { migrate } from '../../src/db/migrate.js';
 import { addAmounts, normalizeAmount } from '../../src/domain/money.js';
 import { PricingEngine } from '../../src/domain/pricing.js';
@@ -232,6 +232,53 @@ describe('persistBatch', () => {
   });
 });
 
+describe('persistFlush (a budget workflow flush, run as a local activity)', () => {
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE usage_ledger, usage_rollups, usage_batches');
+  });
+
+  it('returns what it inserted, with duplicates of other batches left out', async () => {
+    await persistFlush(db.pool, { batchId: 'other', timezone: TZ, events: priced([event('d1')]) });
+    const { result, inserted } = await persistFlush(db.pool, { batchId: 'f1', timezone: TZ, events: priced([event('d1'), event('n1'), event('n1')]) });
+    expect(result).toMatchObject({ batchId: 'f1', received: 3, counted: 1, duplicates: 2 });
+    expect(result.events.map((e) => e.requestId)).toEqual(['n1']);
+    expect(inserted.map((e) => e.requestId)).toEqual(['n1']);
+    expect(result.totals).toMatchObject({ calls: 1, costUsd: '0.00021', tokens: { inputTokens: 1000, outputTokens: 100 } });
+  });
+
+  it('counts a first attempt whose result was lost when the next attempt comes with more events', async () => {
+    // Attempt 1 of flush-7 committed [a, b]; its workflow task timed out, and the replay took the
+    // signals that arrived since: flush-7 is now [a, b, c]. The result must hold all three.
+    const first = await persistFlush(db.pool, { batchId: 'chain/flush-7', timezone: TZ, events: priced([event('a'), event('b')]) });
+    const second = await persistFlush(db.pool, { batchId: 'chain/flush-7', timezone: TZ, events: priced([event('a'), event('b'), event('c')]) });
+    expect(first.result.events.map((e) => e.requestId)).toEqual(['a', 'b']);
+    expect(second.result.events.map((e) => e.requestId)).toEqual(['a', 'b', 'c']);
+    expect(second.result).toMatchObject({ received: 3, counted: 3, duplicates: 0 });
+    expect(second.result.totals.costUsd).toBe('0.00063');
+    expect(second.inserted.map((e) => e.requestId)).toEqual(['c']);
+    // The same attempt again returns the same result and writes nothing.
+    const third = await persistFlush(db.pool, { batchId: 'chain/flush-7', timezone: TZ, events: priced([event('a'), event('b'), event('c')]) });
+    expect(third.result).toEqual(second.result);
+    expect(third.inserted).toEqual([]);
+    expect(await ledgerSum()).toEqual({ cost: '0.00063', calls: 3 });
+    expect(await rollup('user:alice', 'day', '2026-03-15T00:00:00Z')).toEqual({ cost: '0.00063', calls: 3 });
+  });
+
+  it('gives concurrent attempts of one flush the whole flush, counting each event once', async () => {
+    const small = priced(Array.from({ length: 40 }, (_, i) => event(`k${String(i).padStart(2, '0')}`)));
+    const large = priced(Array.from({ length: 60 }, (_, i) => event(`k${String(i).padStart(2, '0')}`)));
+    const [a, b] = await Promise.all([
+      persistFlush(db.pool, { batchId: 'twin', timezone: TZ, events: small }),
+      persistFlush(db.pool, { batchId: 'twin', timezone: TZ, events: large }),
+    ]);
+    expect(b.result.counted).toBe(60);
+    expect(a.result.counted).toBe(40);
+    expect(a.inserted.length + b.inserted.length).toBe(60);
+    expect(await ledgerSum()).toEqual({ cost: '0.0126', calls: 60 });
+    expect(await rollup('system', 'day', '2026-03-15T00:00:00Z')).toEqual({ cost: '0.0126', calls: 60 });
+  });
+});
+
 describe('recordUsageBatch activity', () => {
   const logger = createLogger('silent');
   const activities = () => createLedgerActivities({ pool: db.pool, pricing, timezone: TZ, clock: () => NOW, logger });
@@ -275,5 +322,34 @@ describe('recordUsageBatch activity', () => {
   it('refuses a batch without a batch id or events array as non-retryable', async () => {
     const err = await activities().recordUsageBatch({ batchId: '', events: [] }).catch((e: unknown) => e);
     expect(err).toMatchObject({ type: 'ValidationError', nonRetryable: true });
+    const noTargets = await activities().flushUsage({ batchId: 'x', events: [], targets: undefined as never }).catch((e: unknown) => e);
+    expect(noTargets).toMatchObject({ type: 'ValidationError', nonRetryable: true });
+  });
+
+  it('flushUsage sums what it newly counted per target period, with late and unpriced usage apart', async () => {
+    const day = { spec: 'day', timezone: 'UTC', key: 'day:2026-03-15@UTC', startMs: Date.parse('2026-03-15T00:00:00Z'), endMs: Date.parse('2026-03-16T00:00:00Z') };
+    const summary = await activities().flushUsage({
+      batchId: 'sum1',
+      targets: [day],
+      events: [
+        event('s1'),
+        event('s2', { model: 'gpt-4', usage: { inputTokens: 2000, outputTokens: 500 }, taskType: 'chat' }),
+        event('s3', { occurredAt: '2026-03-14T23:00:00Z' }),
+        event('s4', { occurredAt: '2026-03-16T01:00:00Z' }),
+        event('s5', { provider: 'acme', model: 'mystery-1' }),
+        event('s1'),
+      ],
+    });
+    expect(summary).toMatchObject({ batchId: 'sum1', received: 6, counted: 5, duplicates: 1, late: 1, rejected: [] });
+    expect(summary.unpriced).toEqual([{ provider: 'acme', model: 'mystery-1', reason: 'unknown_provider', calls: 1 }]);
+    const current = summary.deltas.find((d) => !d.ahead)!;
+    expect(current).toMatchObject({ spec: 'day', key: 'day:2026-03-15@UTC', totals: { costUsd: '0.09021', calls: 3, unpricedCalls: 1 } });
+    expect(current.totals.byModel).toEqual([
+      { key: 'gpt-4o-mini', costUsd: '0.00021', calls: 1 },
+      { key: 'gpt-4', costUsd: '0.09', calls: 1 },
+      { key: 'mystery-1', costUsd: '0', calls: 1 },
+    ]);
+    expect(summary.deltas.find((d) => d.ahead)).toMatchObject({ key: 'day:2026-03-16@UTC', totals: { costUsd: '0.00021', calls: 1 } });
+    expect(await ledgerSum()).toEqual({ cost: '0.09063', calls: 5 });
   });
 });

@@ -7,6 +7,7 @@ import {
   OTHER,
   RECENT_BATCH_IDS,
 } from '../../src/domain/budget-state.js';
+import { summarizeFlush } from '../../src/domain/flush-summary.js';
 import { type CountedUsage, type FlushResult } from '../../src/domain/ledger.js';
 import { DEFAULT_EXCHANGE_RATES } from '../../src/domain/money.js';
 import { type BudgetPeriodStatus, type CarriedState, type PeriodTotals } from '../../src/messages.js';
@@ -301,6 +302,53 @@ describe('BudgetState.applyFlush', () => {
     expect(spent(state, '10m')).toBe('1');
     state.rollover(at('2026-03-10T12:20:00Z'));
     expect(spent(state, '10m')).toBe('2');
+  });
+});
+
+describe('BudgetState.applySummary (the local-activity flush path)', () => {
+  it('gives the same totals as applying the flush event by event, for any split of the flush', () => {
+    const events = Array.from({ length: 60 }, (_, i) =>
+      rawEvent(`r${i}`, i % 7 === 0 ? '2026-03-09T23:00:00Z' : i % 11 === 0 ? '2026-03-11T01:00:00Z' : '2026-03-10T11:00:00Z', {
+        model: ['gpt-4o-mini', 'gpt-4o', 'o3'][i % 3],
+        taskType: ['chat', 'rag'][i % 2],
+      }),
+    );
+    const costs = Object.fromEntries(events.map((e, i) => [e.requestId as string, `0.0${(i * 7919) % 1000}1`]));
+    const whole = newState();
+    send(whole, 'b1', events);
+    flush(whole, costs);
+    // The same events in three flushes, each summed by the activity and applied as a summary.
+    const split = newState();
+    for (const [n, part] of [events.slice(0, 13), events.slice(13, 40), events.slice(40)].entries()) {
+      send(split, `s${n}`, part);
+      const f = split.takeFlush(CHAIN, 10_000);
+      const counted = f.events.map((e) => ({
+        requestId: e.requestId,
+        occurredAt: new Date(e.occurredAt as string).toISOString(),
+        costUsd: costs[e.requestId]!,
+        unpriced: false,
+        provider: e.provider,
+        model: e.model,
+        taskType: e.taskType ?? 'default',
+        usage: { inputTokens: 1000, cacheReadTokens: 200, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 100, reasoningTokens: 40 },
+      }));
+      const result = { batchId: f.batchId, received: counted.length, duplicates: 0, counted, rejected: [] };
+      split.applySummary(overTheWire(summarizeFlush(result, split.currentPeriods())), NOW);
+    }
+    expect(split.carry().periods).toEqual(whole.carry().periods);
+    expect(split.status(NOW).counters).toEqual({ ...whole.status(NOW).counters, batchesApplied: 3 });
+  });
+
+  it('skips a delta for a period it no longer tracks (the budgets changed while the flush ran)', () => {
+    const state = newState([DAY]);
+    send(state, 'b1', [rawEvent('r1', '2026-03-10T11:00:00Z')]);
+    const f = state.takeFlush(CHAIN, 10);
+    const targets = state.currentPeriods();
+    state.setBudgets([{ ...DAY, period: '1h' }], NOW);
+    const counted = [{ requestId: 'r1', occurredAt: '2026-03-10T11:00:00.000Z', costUsd: '1', unpriced: false, provider: 'openai', model: 'm', taskType: 't', usage: { inputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 1, reasoningTokens: 0 } }];
+    state.applySummary(summarizeFlush({ batchId: f.batchId, received: 1, duplicates: 0, counted, rejected: [] }, targets), NOW);
+    expect(spent(state, '1h')).toBe('0');
+    expect(state.status(NOW).counters.eventsCounted).toBe(1);
   });
 });
 

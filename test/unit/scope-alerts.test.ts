@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AlertChange, AlertCondition } from '../../src/domain/alert-rules.js';
 import { emptyTotals, levelFor } from '../../src/domain/budget-state.js';
+import { type UnpricedUsage, summarizeFlush } from '../../src/domain/flush-summary.js';
 import type { CountedUsage } from '../../src/domain/ledger.js';
 import { ScopeAlerts, type ScopeAlertSettings } from '../../src/domain/scope-alerts.js';
 import { ZERO_USAGE } from '../../src/domain/usage.js';
@@ -51,6 +52,11 @@ function raisedCondition(change: AlertChange | undefined): AlertCondition {
 
 function unpriced(provider: string, model: string): CountedUsage {
   return { requestId: `${provider}-${model}-${Math.random()}`, occurredAt: '', costUsd: '0', unpriced: true, provider, model, taskType: 't', usage: { ...ZERO_USAGE }, unpricedReason: 'unknown_model' };
+}
+
+/** The unpriced usage of a flush, grouped as the flush activity returns it. */
+function seen(...counted: CountedUsage[]): UnpricedUsage[] {
+  return summarizeFlush({ batchId: 'b', received: counted.length, duplicates: 0, counted, rejected: [] }, []).unpriced;
 }
 
 describe('ScopeAlerts', () => {
@@ -104,14 +110,14 @@ describe('ScopeAlerts', () => {
 
   it('raises unpriced usage once per provider/model per day', () => {
     const a = new ScopeAlerts('user:alice');
-    const found = a.unpriced([unpriced('acme', 'm1'), unpriced('acme', 'm1'), unpriced('acme', 'm2')], NOW);
+    const found = a.unpriced(seen(unpriced('acme', 'm1'), unpriced('acme', 'm1'), unpriced('acme', 'm2')), NOW);
     expect(found.map((c) => [c.key, c.fields.find((f) => f.label === 'Calls seen')!.value])).toEqual([
       ['system|unpriced|2026-11-28|acme/m1', '2'],
       ['system|unpriced|2026-11-28|acme/m2', '1'],
     ]);
     for (const c of found) a.unpricedRaisedFor(c);
-    expect(a.unpriced([unpriced('acme', 'm1')], NOW + 1000)).toEqual([]);
-    expect(a.unpriced([unpriced('acme', 'm1')], Date.parse('2026-11-29T01:00:00Z'))).toHaveLength(1);
+    expect(a.unpriced(seen(unpriced('acme', 'm1')), NOW + 1000)).toEqual([]);
+    expect(a.unpriced(seen(unpriced('acme', 'm1')), Date.parse('2026-11-29T01:00:00Z'))).toHaveLength(1);
   });
 
   it('raises nothing when alerting is disabled', () => {
