@@ -41,6 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   if (stack) await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:dana')), 'budget-user-dana-worker-crash').catch((e: unknown) => console.warn('recordHistory failed:', e));
+  if (stack) await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:gus')), 'budget-user-gus-flush-result-lost').catch((e: unknown) => console.warn('recordHistory failed:', e));
   await stack?.stop();
 });
 
@@ -103,6 +104,10 @@ it('counts a flush whose commit outlived its worker once, when the replayed flus
   // The first worker's Redis never answers: its flush commits to the ledger, then hangs in the
   // real-time update, and the worker dies there, before the workflow task that ran the flush
   // completes. Its result is lost; the ledger has the events under the flush's id.
+  for (const c of children.filter((c) => c.exitCode === null && c.signalCode === null)) {
+    c.kill('SIGKILL');
+    await once(c, 'exit');
+  }
   const blackhole = createServer(() => undefined);
   blackhole.listen(0, '127.0.0.1');
   await once(blackhole, 'listening');
