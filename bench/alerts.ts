@@ -47,9 +47,10 @@ export interface AlertBenchOptions {
 export interface AlertStages {
   /** record() called -> Temporal accepted the signal (record() resolved). */
   signalAccepted: number;
-  /** -> the flush activity (price, ledger, Redis) completed. */
-  flushed: number;
-  /** -> the threshold rule ran and raiseAlert started the alert workflow. */
+  /**
+   * -> the alert workflow started: the budget workflow's task for the signal ran the flush (price,
+   * ledger, Redis), the rules and raiseAlert's signal-with-start, all three as local activities.
+   */
   alertStarted: number;
   /** -> the alert workflow recorded the incident and the notification and scheduled the webhook delivery. */
   deliveryScheduled: number;
@@ -250,24 +251,18 @@ interface Sample {
 /** The stages of one sample from its budget and alert workflow histories (null if a mark is missing). */
 async function stagesOf(client: Client, s: Sample): Promise<AlertStages | null> {
   if (!s.arrival) return null;
-  const budget = await client.workflow.getHandle(budgetWorkflowId(`user:${s.userId}`)).fetchHistory();
-  const events = budget.events ?? [];
-  // The crossing event's flush is the last recordUsageBatch the budget workflow scheduled.
-  const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordUsageBatch').at(-1);
-  const completed = scheduled && events.find((e) => e.activityTaskCompletedEventAttributes && Number(e.activityTaskCompletedEventAttributes.scheduledEventId) === Number(scheduled.eventId));
   const incidentId = incidentIdFor(thresholdKey(s.userId, s.t0));
   const alert = await client.workflow.getHandle(alertWorkflowId(incidentId)).fetchHistory();
   const alertEvents = alert.events ?? [];
   const started = alertEvents.find((e) => e.workflowExecutionStartedEventAttributes);
   const delivery = alertEvents.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverNotification');
-  if (!completed || !started || !delivery) return null;
-  const marks = [s.t0, s.acceptedAt, eventMs(completed), eventMs(started), eventMs(delivery), s.arrival.at];
+  if (!started || !delivery) return null;
+  const marks = [s.t0, s.acceptedAt, eventMs(started), eventMs(delivery), s.arrival.at];
   return {
     signalAccepted: marks[1]! - marks[0]!,
-    flushed: marks[2]! - marks[1]!,
-    alertStarted: marks[3]! - marks[2]!,
-    deliveryScheduled: marks[4]! - marks[3]!,
-    received: marks[5]! - marks[4]!,
+    alertStarted: marks[2]! - marks[1]!,
+    deliveryScheduled: marks[3]! - marks[2]!,
+    received: marks[4]! - marks[3]!,
   };
 }
 
@@ -458,7 +453,6 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
             ? null
             : {
                 signalAccepted: median(stages.map((x) => x.signalAccepted)),
-                flushed: median(stages.map((x) => x.flushed)),
                 alertStarted: median(stages.map((x) => x.alertStarted)),
                 deliveryScheduled: median(stages.map((x) => x.deliveryScheduled)),
                 received: median(stages.map((x) => x.received)),
@@ -499,8 +493,8 @@ export function alertMarkdown(r: AlertBenchResult, chart?: string): string {
     `| ${s.scenario === 'idle' ? 'idle' : `${fmt(s.backgroundTargetEventsPerSec)} events/s background`} | ${s.samples}${s.samples < s.plannedSamples ? ` of ${s.plannedSamples} (time budget)` : ''}${s.timedOut ? `, ${s.timedOut} timed out` : ''} | ${fmt(s.p50Ms)} ms | ${fmt(s.p95Ms)} ms | **${fmt(s.p99Ms)} ms** | ${fmt(s.maxMs)} ms | ${s.meetsTarget ? 'yes' : '**NO**'} | ${s.scenario === 'idle' ? '-' : `${fmt(s.backgroundAcceptedEventsPerSec)} accepted by Temporal, ${fmt(s.backgroundLedgerEventsPerSec)} into the ledger (backlog at the end: ${fmt(s.backgroundBacklog)} events)`} | ${fmt(s.workerCpuPct)}% / ${fmt(s.machineCpuPct)}% |`;
   const stageRow = (s: AlertScenarioResult) => {
     const st = s.stages;
-    if (!st) return `| ${s.scenario} | - | - | - | - | - |`;
-    return `| ${s.scenario} | ${fmt(st.signalAccepted)} | ${fmt(st.flushed)} | ${fmt(st.alertStarted)} | ${fmt(st.deliveryScheduled)} | ${fmt(st.received)} |`;
+    if (!st) return `| ${s.scenario} | - | - | - | - |`;
+    return `| ${s.scenario} | ${fmt(st.signalAccepted)} | ${fmt(st.alertStarted)} | ${fmt(st.deliveryScheduled)} | ${fmt(st.received)} |`;
   };
   const loaded = r.scenarios.find((s) => s.scenario === 'loaded');
   const idle = r.scenarios.find((s) => s.scenario === 'idle');
@@ -508,8 +502,7 @@ export function alertMarkdown(r: AlertBenchResult, chart?: string): string {
     if (!s?.stages) return null;
     const names: Record<keyof AlertStages, string> = {
       signalAccepted: 'the signal to Temporal',
-      flushed: 'the flush activity (its workflow task, the task queue and the ledger write)',
-      alertStarted: 'the rule evaluation and raiseAlert starting the alert workflow',
+      alertStarted: 'the budget workflow\'s task for the signal (flush, rules and raiseAlert, as local activities)',
       deliveryScheduled: 'the alert workflow\'s first workflow task, which records the incident and claims the notification (two local activities)',
       received: 'the delivery activity and its HTTP POST',
     };
@@ -533,8 +526,8 @@ ${r.scenarios.map(row).join('\n')}
 
 Where the time goes (medians per stage, in ms; stage ends from the client's clock and the two workflows' histories):
 
-| scenario | record() -> signal accepted | -> flush activity done | -> alert workflow started | -> delivery scheduled | -> webhook received |
-|---|---:|---:|---:|---:|---:|
+| scenario | record() -> signal accepted | -> alert workflow started | -> delivery scheduled | -> webhook received |
+|---|---:|---:|---:|---:|
 ${r.scenarios.map(stageRow).join('\n')}
 
 ${
@@ -544,9 +537,9 @@ ${
   }.
 Each hop is a workflow task or an activity dispatched through the one task queue: idle, each costs a few
 milliseconds to tens of milliseconds; under load, each waits behind the background traffic's workflow tasks
-and flush activities on the same worker (one task queue, first come first served). The path has five such
-hops: the budget workflow's signal task, its flush activity, its completion task (which raises the incident
-with a local activity), the alert workflow's first task (history and claim as local activities) and the
+(whose flushes run inside them, as local activities) on the same worker, first come first served. The path
+has three such hops: the budget workflow's task for the signal (the flush, the rules and raiseAlert run in
+it as local activities), the alert workflow's first task (history and claim as local activities) and the
 delivery activity.
 ${
     loaded && loaded.backgroundLedgerEventsPerSec < 0.95 * loaded.backgroundAcceptedEventsPerSec
