@@ -66,7 +66,7 @@ export const createAlertActivities = (deps: AlertActivityDeps) => ({
     const args: AlertWorkflowInput = { incidentId, condition: c, settings: alertSettings(deps.config), budgetWorkflowId: input.budgetWorkflowId };
     await client.workflow.signalWithStart(ALERT_WORKFLOW_TYPE, {
       workflowId,
-      taskQueue: deps.config.temporal.taskQueue,
+      taskQueue: deps.config.temporal.alertTaskQueue,
       args: [args],
       signal: conditionSignal,
       signalArgs: [{ condition: c }],

@@ -85,7 +85,7 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
       `  API key:     ${keyFile ? `in ${keyFile} (send it as the x-api-key header)` : 'from API_KEYS'}`,
     );
   }
-  if (running) lines.push(`  Worker:      task queue ${config.temporal.taskQueue}`);
+  if (running) lines.push(`  Worker:      task queues ${config.temporal.taskQueue} (budgets, reports) and ${config.temporal.alertTaskQueue} (alerts)`);
   if (metricsServer) lines.push(`  Metrics:     ${metricsServer.url}`);
   lines.push(
     `  Temporal:    ${config.temporal.address}, namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`,

@@ -154,6 +154,8 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default(DEFAULTS.temporalAddress),
   TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULTS.temporalNamespace),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
+  /** Alert workflows and their deliveries; default `<TEMPORAL_TASK_QUEUE>-alerts`. */
+  TEMPORAL_ALERT_TASK_QUEUE: z.string().min(1).optional(),
   API_HOST: z.string().min(1).default(DEFAULTS.apiHost),
   API_PORT: port.default(DEFAULTS.apiPort),
   METRICS_HOST: z.string().min(1).default(DEFAULTS.metricsHost),
@@ -176,7 +178,11 @@ export const envSchema = z.object({
 export interface Config {
   databaseUrl: string;
   redis: { url: string; keyPrefix: string };
-  temporal: { address: string; namespace: string; taskQueue: string };
+  /**
+   * `taskQueue` runs the budget and report workflows; `alertTaskQueue` the alert workflows and their
+   * deliveries, on a worker of their own, so ingestion load never holds a notification up.
+   */
+  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string };
   api: { host: string; port: number; keys: string[] };
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   dataDir: string;
@@ -290,7 +296,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     databaseUrl: e.DATABASE_URL,
     redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      alertTaskQueue: e.TEMPORAL_ALERT_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-alerts`,
+    },
     api: { host: e.API_HOST, port: e.API_PORT, keys: e.API_KEYS },
     logLevel: e.LOG_LEVEL,
     dataDir: e.COSTGUARD_DATA_DIR,

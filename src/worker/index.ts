@@ -1,11 +1,14 @@
 /**
  * The worker: builds the clients once and hands them to the activity factories; runs the workflows
- * from workflows/ (bundled once at start).
+ * from workflows/ (bundled once at start) on two task queues: the main one (budget and report
+ * workflows, whose flushes run as local activities inside their workflow tasks) and the alert one
+ * (alert workflows and their channel deliveries), each with its own pollers and slots, so a burst of
+ * ingestion never makes a notification wait for a workflow-task slot.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, type State, Worker, type WorkflowBundleWithSourceMap, bundleWorkflowCode } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities/index.js';
@@ -36,7 +39,7 @@ export function workflowsPath(): string {
   return existsSync(js) ? js : js.replace(/\.js$/, '.ts');
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection; close(): Promise<void> }> {
+export async function createWorker(deps: WorkerDeps): Promise<{ worker: CostGuardWorker; connection: NativeConnection; close(): Promise<void> }> {
   const connection = deps.connection ?? (await NativeConnection.connect({ address: deps.config.temporal.address }));
   const clientConnection = deps.client ? null : await Connection.connect({ address: deps.config.temporal.address });
   const client = deps.client ?? new Client({ connection: clientConnection!, namespace: deps.config.temporal.namespace });
@@ -50,13 +53,12 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     clock: deps.clock ?? Date.now,
     temporal: () => client,
   });
-  const worker = await Worker.create({
-    connection,
-    namespace: deps.config.temporal.namespace,
-    taskQueue: deps.config.temporal.taskQueue,
-    activities,
-    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: workflowsPath() }),
-  });
+  const workflowBundle = deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: Runtime.instance().logger }));
+  const common = { connection, namespace: deps.config.temporal.namespace, activities, workflowBundle };
+  const worker = new CostGuardWorker(
+    await Worker.create({ ...common, taskQueue: deps.config.temporal.taskQueue }),
+    await Worker.create({ ...common, taskQueue: deps.config.temporal.alertTaskQueue }),
+  );
   return {
     worker,
     connection,
@@ -66,4 +68,45 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
       if (!deps.connection) await connection.close();
     },
   };
+}
+
+/**
+ * The main worker and the alert worker, run and stopped together (the surface of the SDK's Worker
+ * that the CLI and the tests use).
+ */
+export class CostGuardWorker {
+  constructor(
+    readonly main: Worker,
+    readonly alerts: Worker,
+  ) {}
+
+  getState(): State {
+    return this.main.getState();
+  }
+
+  /** Starts stopping both (idempotent); `run()` resolves once both have drained. */
+  shutdown(): void {
+    for (const w of [this.main, this.alerts]) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+
+  /** Runs both until shutdown; if one fails, the other is stopped and the failure is thrown. */
+  async run(): Promise<void> {
+    const outcomes = await Promise.allSettled([this.main, this.alerts].map((w) => w.run().finally(() => this.shutdown())));
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Runs both while `work` runs, then stops them; rejects if a worker fails first. */
+  async runUntil<R>(work: Promise<R>): Promise<R> {
+    const running = this.run();
+    const stoppedEarly = running.then(() => {
+      throw new Error('the worker stopped before the work was done');
+    });
+    try {
+      return await Promise.race([work, stoppedEarly]);
+    } finally {
+      this.shutdown();
+      await running.catch(() => undefined);
+    }
+  }
 }

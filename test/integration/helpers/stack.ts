@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, type Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { type Config, loadConfig } from '../../../src/config/index.js';
@@ -20,7 +20,7 @@ import { type CostGuardMetrics, createMetrics } from '../../../src/metrics/index
 import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, usageSignal } from '../../../src/messages.js';
 import { createPricingEngine } from '../../../src/pricing/index.js';
 import { registerSearchAttributes } from '../../../src/temporal/search-attributes.js';
-import { createWorker, workflowsPath } from '../../../src/worker/index.js';
+import { type CostGuardWorker, createWorker, workflowsPath } from '../../../src/worker/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { startTemporal } from './temporal.js';
 
@@ -51,9 +51,9 @@ export interface Stack {
   config: Config;
   /** The workers' Prometheus registry (one for the whole stack, as in one process). */
   metrics: CostGuardMetrics;
-  worker: Worker;
+  worker: CostGuardWorker;
   /** Starts another worker (e.g. after stopping the first). */
-  startWorker(): Promise<Worker>;
+  startWorker(): Promise<CostGuardWorker>;
   stopWorker(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -94,7 +94,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const pricing = createPricingEngine(config);
   const metrics = createMetrics({ config, pool: db.pool, logger });
 
-  let running: { worker: Worker; done: Promise<void> } | undefined;
+  let running: { worker: CostGuardWorker; done: Promise<void> } | undefined;
   const startWorker = async () => {
     const { worker } = await createWorker({
       config,
@@ -117,7 +117,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     r.worker.shutdown();
     await r.done;
   };
-  const worker = opts.noWorker ? (undefined as unknown as Worker) : await startWorker();
+  const worker = opts.noWorker ? (undefined as unknown as CostGuardWorker) : await startWorker();
 
   return {
     env,
