@@ -56,7 +56,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: CostGuar
   const workflowBundle = deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: Runtime.instance().logger }));
   const common = { connection, namespace: deps.config.temporal.namespace, activities, workflowBundle };
   const worker = new CostGuardWorker(
-    await Worker.create({ ...common, taskQueue: deps.config.temporal.taskQueue }),
+    await Worker.create({ ...common, taskQueue: deps.config.temporal.taskQueue, workflowThreadPoolSize: 2 }),
     await Worker.create({ ...common, taskQueue: deps.config.temporal.alertTaskQueue }),
   );
   return {
