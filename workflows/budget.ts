@@ -4,7 +4,7 @@
  *
  * - `user:` scopes receive `usage` signals (batches from CostTracker or the API). Each signal is
  *   validated and deduplicated by batch id in the handler (which never throws); the main loop
- *   flushes pending events through ONE activity per flush (price + ledger + Redis) and adds only
+ *   flushes pending events through ONE local activity per flush (price + ledger + Redis) and adds only
  *   what the ledger newly counted.
  * - `system`, `team:` and `project:` scopes take no per-event signals (no fan-in at 10,000
  *   events/s): they re-read their exact totals from the ledger's rollups every few seconds.
@@ -50,9 +50,10 @@ const settingsActivities = proxyActivities<Activities>({
 // Since `local-activities-v1`, the settings and totals reads and the flushes are local activities:
 // run by the worker that runs the workflow task, inside that task, so a flush costs one workflow
 // task instead of two plus an activity task, and the batch crosses the server once (in its signal),
-// not three times. Their results are recorded in history like an activity's; a worker that dies
-// mid-flush leaves the task to time out and the next worker to run the flush again, which the
-// ledger's batch claim turns into a replay of the stored result.
+// not three times. Their results are recorded in history like an activity's. A worker that dies
+// mid-flush leaves the task to time out and the next worker to run the flush again under the same
+// flush id, possibly with more events (signals that arrived since); the flush reads its result back
+// from the ledger (persistFlush in src/db/ledger.ts), so what the first attempt committed still counts.
 const localSettings = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },

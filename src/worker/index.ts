@@ -56,6 +56,8 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: CostGuar
   const workflowBundle = deps.workflowBundle ?? (await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: Runtime.instance().logger }));
   const common = { connection, namespace: deps.config.temporal.namespace, activities, workflowBundle };
   const worker = new CostGuardWorker(
+    // Two workflow threads: budget-workflow activations use the second core while the main thread
+    // runs their local-activity flushes.
     await Worker.create({ ...common, taskQueue: deps.config.temporal.taskQueue, workflowThreadPoolSize: 2 }),
     await Worker.create({ ...common, taskQueue: deps.config.temporal.alertTaskQueue }),
   );
