@@ -50,14 +50,8 @@ export interface CostTrackerOptions {
   client: CostTrackerClient;
   /** Task queue of the Cost Guard worker (budget workflows are started there). */
   taskQueue: string;
-  /** How long a batch waits for more events after its first one, at most. Default 200 ms. */
+  /** How long a batch waits for more events after its first one. Default 200 ms. */
   lingerMs?: number;
-  /**
-   * Each batch lingers a random 0 to `lingerJitter` x `lingerMs` less than `lingerMs`, so the
-   * batches of many scopes that started together do not all fire at once, every linger period, as
-   * a burst of signals for the worker. A fraction from 0 (off) to 1. Default 0.2.
-   */
-  lingerJitter?: number;
   /** Events per batch (per signal). Default 500. */
   maxBatchSize?: number;
   /** Approximate JSON size of one batch: keeps a signal well under Temporal's 2 MiB payload limit. Default 384 KiB. */
@@ -81,7 +75,6 @@ export interface CostTrackerOptions {
 
 const DEFAULTS = {
   lingerMs: 200,
-  lingerJitter: 0.2,
   maxBatchSize: 500,
   maxBatchBytes: 384 * 1024,
   maxPendingEvents: 50_000,
@@ -251,7 +244,6 @@ export class CostTracker {
   private readonly client: CostTrackerClient;
   private readonly taskQueue: string;
   private readonly lingerMs: number;
-  private readonly lingerJitter: number;
   private readonly maxBatchSize: number;
   private readonly maxBatchBytes: number;
   private readonly maxPendingEvents: number;
@@ -292,9 +284,6 @@ export class CostTracker {
     this.client = client;
     this.taskQueue = options.taskQueue;
     this.lingerMs = integerOption('lingerMs', options.lingerMs ?? DEFAULTS.lingerMs, 0);
-    const jitter = options.lingerJitter ?? DEFAULTS.lingerJitter;
-    if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) throw new TypeError(`CostTracker option lingerJitter must be a number from 0 to 1, got ${describe(jitter)}`);
-    this.lingerJitter = jitter;
     this.maxBatchSize = integerOption('maxBatchSize', options.maxBatchSize ?? DEFAULTS.maxBatchSize, 1);
     this.maxBatchBytes = integerOption('maxBatchBytes', options.maxBatchBytes ?? DEFAULTS.maxBatchBytes, 1024);
     this.maxPendingEvents = integerOption('maxPendingEvents', options.maxPendingEvents ?? DEFAULTS.maxPendingEvents, 1);
@@ -432,7 +421,7 @@ export class CostTracker {
       queue.open.push({ event, bytes, resolve, reject });
       queue.openBytes += bytes;
       if (queue.open.length >= this.maxBatchSize) this.cut(queue);
-      else if (queue.open.length === 1) queue.linger = setTimeout(() => this.cut(queue), Math.round(this.lingerMs * (1 - this.lingerJitter * Math.random())));
+      else if (queue.open.length === 1) queue.linger = setTimeout(() => this.cut(queue), this.lingerMs);
     });
   }
 
