@@ -10,26 +10,20 @@
  * recordNotification -> deliverNotification -> a Standard Webhooks signed POST, verified here.
  * Histories give each sample's stages, to say where the time goes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import cliProgress from 'cli-progress';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { Webhook } from 'standardwebhooks';
 import { incidentIdFor } from '../activities/alerts.js';
 import { CostTracker } from '../src/client/index.js';
-import { projectRoot } from '../src/lib/paths.js';
-import { findTemporalCli } from '../src/lib/temporal-cli.js';
 import { alertWorkflowId, budgetWorkflowId, statusQuery } from '../src/messages.js';
-import { registerSearchAttributes } from '../src/temporal/search-attributes.js';
-import { fmt, freshDatabase, stopChild } from './lib.js';
+import { fmt, sleep, until } from './lib.js';
+import { startBenchStack } from './stack.js';
 
 export interface AlertBenchOptions {
   idleSamples: number;
@@ -105,17 +99,6 @@ function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 
 /** The first notification of an incident (sources `alert/<incident id>/...`), with its arrival time. */
 interface Arrival {
@@ -316,46 +299,21 @@ function startBackground(tracker: CostTracker, tag: string, rate: number, users:
 export async function runAlertBench(baseUrl: string, redisUrl: string, opts: AlertBenchOptions): Promise<AlertBenchResult> {
   const label = 'alert latency';
   process.stderr.write(`${label}: starting Temporal, database, webhook receiver and worker\n`);
-  const tag = randomBytes(3).toString('hex');
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
   const receiver = await startReceiver(secret);
   const dir = mkdtempSync(join(tmpdir(), 'costguard-bench-alerts-'));
   const configFile = join(dir, 'costguard.yaml');
   writeFileSync(configFile, configYaml(receiver.url, secret));
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: findTemporalCli(process.env) }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
+  const stack = await startBenchStack({ baseUrl, redisUrl, name: 'bench-alerts', poolMax: 2, workerEnv: { COSTGUARD_CONFIG: configFile } }).catch(async (err: unknown) => {
+    await receiver.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   });
-  const db = await freshDatabase(baseUrl);
-  const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-  pool.on('error', () => undefined);
-  const redis = new Redis(redisUrl);
-  const redisPrefix = `costguard-bench-alerts:${tag}:`;
-  const taskQueue = `bench-alerts-${tag}`;
-  const connection = await Connection.connect({ address: env.address });
-  const client = new Client({ connection });
-  await registerSearchAttributes(client, 'default');
-  let worker: ChildProcess | undefined;
+  const { client, pool, taskQueue, worker } = stack;
+  const tag = taskQueue.slice(-6);
   const probe = new CostTracker({ client, taskQueue, lingerMs: PROBE_LINGER_MS });
   const background = new CostTracker({ client, taskQueue, lingerMs: opts.backgroundLingerMs, maxBatchSize: 1000, maxConcurrentSends: 64 });
   try {
-    worker = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
-      cwd: projectRoot(),
-      env: {
-        ...process.env,
-        COSTGUARD_CONFIG: configFile,
-        DATABASE_URL: db.url,
-        REDIS_URL: redisUrl,
-        REDIS_KEY_PREFIX: redisPrefix,
-        TEMPORAL_ADDRESS: env.address,
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        LOG_LEVEL: 'silent',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    worker.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await until('the worker', async () => out.includes('worker ready'), 120_000, 100);
-
     let sampleSeq = 0;
     const flat = (userId: string) => ({ requestId: `${userId}-${sampleSeq++}`, provider: 'testco', model: 'flat-1', userId, usage: { inputTokens: 500, outputTokens: 0 } });
 
@@ -476,15 +434,8 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
   } finally {
     // Whatever the background tracker still holds is of no interest once the figures are taken.
     await Promise.race([Promise.allSettled([probe.close(), background.close()]), sleep(30_000)]);
-    await stopChild(worker);
-    await connection.close();
-    await env.teardown();
+    await stack.stop();
     await receiver.close();
-    const keys = await redis.keys(`${redisPrefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    await pool.end();
-    await db.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

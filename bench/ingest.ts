@@ -4,20 +4,15 @@
  * ledger, the rollups and every workflow's totals agree. In the same run, the original design's
  * direct path (one INSERT plus one Redis ZADD per event, no Temporal) for comparison.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CostTracker } from '../src/client/index.js';
 import { normalizeAmount } from '../src/domain/money.js';
-import { projectRoot } from '../src/lib/paths.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId, statusQuery } from '../src/messages.js';
-import { registerSearchAttributes } from '../src/temporal/search-attributes.js';
-import { findTemporalCli } from '../src/lib/temporal-cli.js';
-import { fmt, freshDatabase, stopChild } from './lib.js';
+import { fmt, freshDatabase, sleep, until } from './lib.js';
+import { startBenchStack } from './stack.js';
 
 export interface IngestScenario {
   users: number;
@@ -62,16 +57,6 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
-
 function peakRssMiB(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -84,29 +69,9 @@ function peakRssMiB(pid: number): number {
 export async function runIngestBench(baseUrl: string, redisUrl: string, scenario: IngestScenario): Promise<IngestResult> {
   const label = `ingest ${scenario.users} users x ${scenario.ratePerUser} events/s`;
   process.stderr.write(`${label}: starting Temporal, database and worker\n`);
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: findTemporalCli(process.env) }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
-  });
-  const db = await freshDatabase(baseUrl);
-  const pool = new pg.Pool({ connectionString: db.url, max: 8 });
-  pool.on('error', () => undefined);
-  const redis = new Redis(redisUrl);
-  const prefix = `costguard-bench:${randomBytes(4).toString('hex')}:`;
-  const taskQueue = `bench-${randomBytes(4).toString('hex')}`;
-  const connection = await Connection.connect({ address: env.address });
-  const client = new Client({ connection });
-  await registerSearchAttributes(client, 'default');
-  let worker: ChildProcess | undefined;
+  const stack = await startBenchStack({ baseUrl, redisUrl, name: 'bench', poolMax: 8 });
+  const { client, pool, taskQueue, worker } = stack;
   try {
-    const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-    worker = spawn(process.execPath, [...profile, '--import', 'tsx', 'test/fixtures/worker-process.ts'], {
-      cwd: projectRoot(),
-      env: { ...process.env, DATABASE_URL: db.url, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    worker.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await until('the worker', async () => out.includes('worker ready'), 120_000);
     await client.workflow.start(BUDGET_WORKFLOW_TYPE, { workflowId: budgetWorkflowId('system'), taskQueue, args: [{ scope: 'system' }] });
 
     const tracker = new CostTracker({ client, taskQueue, lingerMs: scenario.lingerMs, maxBatchSize: 1000, maxPendingEvents: 100_000, maxConcurrentSends: 64 });
@@ -270,14 +235,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
       exact: { ledgerEqualsRollups: ledgerSum === rollupSum, systemEqualsLedger: systemEqual, usersEqualLedger: usersEqual, ledgerCount: await ledgerCount() },
     };
   } finally {
-    await stopChild(worker);
-    await connection.close();
-    await env.teardown();
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    await pool.end();
-    await db.drop();
+    await stack.stop();
   }
 }
 

@@ -90,3 +90,14 @@ export async function stopChild(child: ChildProcess | undefined, graceMs = 10_00
   await exited;
   clearTimeout(timer);
 }
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` every `everyMs` until it holds; throws naming `what` after `timeoutMs`. */
+export async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 250): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
