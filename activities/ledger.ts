@@ -132,9 +132,7 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
     if (deps.metrics && (firstTime || fresh.length > 0)) {
       const persistedAtMs = deps.clock();
       deps.metrics.recordFlush({
-        received: firstTime ? batch.events.length : 0,
-        rejected: firstTime ? rejected.length : 0,
-        duplicates: firstTime ? result.duplicates : 0,
+        batch: firstTime ? { received: batch.events.length, rejected: rejected.length, duplicates: result.duplicates } : null,
         persistedAtMs,
         counted: fresh.map((c) => {
           const e = byId.get(c.requestId)!;

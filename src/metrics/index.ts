@@ -50,15 +50,14 @@ export interface CountedEventSample {
   occurredAt: string;
 }
 
-/** What one ledger flush did, reported by the activity only when its commit stored the batch. */
+/** What one ledger flush did, reported by the attempt that inserted events or stored the batch first. */
 export interface FlushSample {
   /**
-   * Events in the batch as sent (valid or not); 0 from a retried flush that only adds the events
-   * it inserted itself (the batch's size was observed with its first attempt).
+   * The batch as sent: events received (valid or not), refused, duplicates. Only from the batch's
+   * first attempt; null from a retried flush that adds just the events it inserted itself.
    */
-  received: number;
-  rejected: number;
-  duplicates: number;
+  batch: { received: number; rejected: number; duplicates: number } | null;
+  /** The events this attempt inserted. */
   counted: readonly CountedEventSample[];
   /** When the commit finished (ms since the epoch): ingestion lag is measured to here. */
   persistedAtMs: number;
@@ -279,9 +278,11 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     metricNames: () => registry.getMetricsAsArray().map((m) => m.name),
 
     recordFlush(sample) {
-      if (sample.rejected > 0) rejected.inc(sample.rejected);
-      if (sample.duplicates > 0) duplicates.inc(sample.duplicates);
-      if (sample.received > 0) batchSize.observe(sample.received);
+      if (sample.batch) {
+        if (sample.batch.rejected > 0) rejected.inc(sample.batch.rejected);
+        if (sample.batch.duplicates > 0) duplicates.inc(sample.batch.duplicates);
+        batchSize.observe(sample.batch.received);
+      }
       // Sum each label set's cost exactly first, so the float sees one addition per batch and series.
       const perSeries = new Map<string, { labels: Record<string, string>; cost: Dec; calls: number }>();
       for (const e of sample.counted) {

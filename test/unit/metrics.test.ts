@@ -56,9 +56,7 @@ describe('event counters', () => {
   it('record a flush: cost and calls per provider/model, tokens, unpriced, lag, batch size, duplicates, rejected', async () => {
     const metrics = createMetrics({ config: loadConfig({}), processMetrics: false });
     metrics.recordFlush({
-      received: 5,
-      rejected: 1,
-      duplicates: 1,
+      batch: { received: 5, rejected: 1, duplicates: 1 },
       persistedAtMs: NOW,
       counted: [sample(), sample({ costUsd: '0.2', inputTokens: 3000 }), sample({ provider: 'acme', model: 'x-1', costUsd: '0', unpriced: true })],
     });
@@ -81,7 +79,7 @@ describe('event counters', () => {
 
   it('adds user_id only when metrics.userLabel is on', async () => {
     const metrics = createMetrics({ config: configWith('metrics:\n  userLabel: true\n'), processMetrics: false });
-    metrics.recordFlush({ received: 2, rejected: 0, duplicates: 0, persistedAtMs: NOW, counted: [sample(), sample({ userId: 'bob' })] });
+    metrics.recordFlush({ batch: { received: 2, rejected: 0, duplicates: 0 }, persistedAtMs: NOW, counted: [sample(), sample({ userId: 'bob' })] });
     const s = parsePromText(await metrics.render());
     expect(seriesOf(s, 'llm_api_calls_total').map((x) => x.labels.user_id).sort()).toEqual(['alice', 'bob']);
   });
@@ -89,9 +87,7 @@ describe('event counters', () => {
   it('folds provider and model values beyond metrics.maxLabelValues into "other"', async () => {
     const metrics = createMetrics({ config: configWith('metrics:\n  maxLabelValues: 2\n'), processMetrics: false });
     metrics.recordFlush({
-      received: 4,
-      rejected: 0,
-      duplicates: 0,
+      batch: { received: 4, rejected: 0, duplicates: 0 },
       persistedAtMs: NOW,
       counted: ['m1', 'm2', 'm3', 'm4'].map((model) => sample({ model, unpriced: true, costUsd: '0' })),
     });
@@ -112,7 +108,7 @@ describe('event counters', () => {
 
   it('without a database, leaves the state gauges empty (NaN); the whole output passes promtool', async (ctx) => {
     const metrics = createMetrics({ config: loadConfig({}) });
-    metrics.recordFlush({ received: 1, rejected: 0, duplicates: 0, persistedAtMs: NOW, counted: [sample()] });
+    metrics.recordFlush({ batch: { received: 1, rejected: 0, duplicates: 0 }, persistedAtMs: NOW, counted: [sample()] });
     metrics.observeFlushDuration(0.02, 'stored');
     metrics.recordNotification('ops', 'slack', 'sent');
     const text = await metrics.render();
