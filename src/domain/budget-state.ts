@@ -16,7 +16,7 @@ import { type FlushSummary, addTokens, summarizeFlush } from './flush-summary.js
 import type { FlushResult } from './ledger.js';
 import { Dec, type ExchangeRates, normalizeAmount, parseAmount, toUsd } from './money.js';
 import { type Period, periodAt } from './periods.js';
-import { ZERO_USAGE } from './usage.js';
+import { ZERO_USAGE } from './tokens.js';
 
 export const BREAKDOWN_KEYS_KEPT = 50;
 export const BREAKDOWN_KEYS_SHOWN = 10;

@@ -11,7 +11,7 @@ import type { BreakdownEntry, PeriodTotals } from '../messages.js';
 import type { FlushResult, RejectedEvent } from './ledger.js';
 import { Dec, normalizeAmount, parseAmount } from './money.js';
 import { type PeriodSpec, periodAt } from './periods.js';
-import { type TokenUsage, ZERO_USAGE } from './usage.js';
+import { type TokenUsage, ZERO_USAGE } from './tokens.js';
 
 /** A budget's current period, as the workflow tracks it when it asks for a flush. */
 export interface FlushTarget {

@@ -16,37 +16,9 @@
  */
 import { z } from 'zod';
 import { type FieldIssue, ValidationError } from './errors.js';
+import { MAX_FUTURE_MS, MAX_TOKENS, type TokenUsage } from './tokens.js';
 
-export const MAX_TOKENS = 1_000_000_000;
-/** Events may be stamped up to a day ahead (clock skew between services), no further. */
-export const MAX_FUTURE_MS = 24 * 60 * 60 * 1000;
-
-export interface TokenUsage {
-  inputTokens: number;
-  cacheReadTokens: number;
-  cacheWriteTokens: number;
-  cacheWrite1hTokens: number;
-  outputTokens: number;
-  reasoningTokens: number;
-}
-
-export const TOKEN_KINDS = [
-  'inputTokens',
-  'cacheReadTokens',
-  'cacheWriteTokens',
-  'cacheWrite1hTokens',
-  'outputTokens',
-  'reasoningTokens',
-] as const satisfies readonly (keyof TokenUsage)[];
-
-export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
-  inputTokens: 0,
-  cacheReadTokens: 0,
-  cacheWriteTokens: 0,
-  cacheWrite1hTokens: 0,
-  outputTokens: 0,
-  reasoningTokens: 0,
-});
+export { MAX_FUTURE_MS, MAX_TOKENS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
 
 /** A usage event after validation: every field present and checked. */
 export interface UsageEvent {
