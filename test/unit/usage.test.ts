@@ -1,4 +1,5 @@
 import { calcPrice, extractUsage, findProvider } from '@pydantic/genai-prices';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type FieldIssue } from '../../src/domain/errors.js';
 import {
@@ -234,6 +235,172 @@ describe('parseUsageEvent: unknown fields and requestId', () => {
   it('rejects something that is not an object at all', () => {
     expect(paths(parseIssues(null))).toEqual(['']);
     expect(paths(parseIssues([goodEvent()]))).toEqual(['']);
+  });
+});
+
+describe('parseUsageEvent: the hand-written fast path agrees with the schema', () => {
+  // parseUsageEvent checks the common case by hand and leaves everything else to the zod schema;
+  // whatever the input, the result (value or issues) must be the schema's.
+  const maybe = <T,>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+  const junk = fc.oneof(fc.constant(null), fc.integer(), fc.double(), fc.boolean(), fc.constant([]), fc.constant({}), fc.string({ maxLength: 3 }));
+  const label = (max: number) =>
+    fc.oneof(
+      fc.constantFrom('openai', ' OpenAI ', 'gpt-4o', 'a', '   ', '', 'user:x', 'bad id', 'é', 'x'.repeat(max), `x${'y'.repeat(max)}`, ` ${'z'.repeat(max)} `),
+      fc.string({ maxLength: 12 }),
+      junk,
+    );
+  const tokens = fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.constantFrom(0, MAX_TOKENS, MAX_TOKENS + 1, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY), junk);
+  const usage = fc.oneof(
+    fc.record(
+      {
+        inputTokens: tokens,
+        cacheReadTokens: tokens,
+        cacheWriteTokens: tokens,
+        cacheWrite1hTokens: tokens,
+        outputTokens: tokens,
+        reasoningTokens: tokens,
+        cachedTokens: tokens,
+      },
+      { requiredKeys: [] },
+    ),
+    junk,
+  );
+  const when = fc.oneof(
+    fc.constantFrom('2025-06-15T11:59:00Z', '2025-06-15T11:59:00.123+02:00', '2025-02-30T00:00:00Z', '2025-06-15', '2025-06-17T12:00:00Z', 'yesterday'),
+    fc.date({ min: new Date('2020-01-01'), max: new Date('2026-01-01'), noInvalidDate: false }),
+    junk,
+  );
+  const record = fc.oneof(
+    fc.dictionary(fc.oneof(fc.string({ maxLength: 4 }), fc.constant('k'.repeat(101))), fc.oneof(fc.string({ maxLength: 4 }), fc.constant('v'.repeat(501)), junk), { maxKeys: 4 }),
+    fc.constant(Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`t${i}`, 'v']))),
+    fc.constant(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`t${i}`, 'v']))),
+    fc.constant({ ['k'.repeat(100)]: 'v'.repeat(500) }),
+    fc.constant({ blob: 'x'.repeat(16_370) }),
+    fc.constant({ blob: 'x'.repeat(16_400) }),
+    fc.constant(JSON.parse('{"__proto__": {"polluted": "yes"}}') as unknown),
+    junk,
+  );
+  const valid = fc.record({
+    requestId: fc.stringMatching(/^[A-Za-z0-9._:@/+=-]{1,20}$/),
+    occurredAt: fc.date({ min: new Date('2020-01-01'), max: new Date(NOW), noInvalidDate: true }).map((d) => d.toISOString()),
+    provider: fc.constantFrom('openai', 'Anthropic', ' google '),
+    model: fc.string({ minLength: 1, maxLength: 30 }).filter((m) => m.trim().length > 0),
+    userId: fc.stringMatching(/^[A-Za-z0-9._@+=:/-]{1,20}$/),
+    usage: fc.record({ inputTokens: fc.integer({ min: 1000, max: 10_000 }), cacheReadTokens: fc.integer({ min: 0, max: 500 }), outputTokens: fc.integer({ min: 0, max: 900 }) }),
+    tags: fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 5 }),
+    metadata: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+  });
+  const fields: Record<string, fc.Arbitrary<unknown>> = {
+    requestId: fc.oneof(fc.constantFrom('req-1', 'a/b:c@d+e=f.g_h-i', 'has space', '', 'x'.repeat(200), 'x'.repeat(201)), junk),
+    occurredAt: when,
+    provider: label(100),
+    model: label(200),
+    userId: label(200),
+    taskType: label(100),
+    team: fc.oneof(label(200), fc.constant(null)),
+    project: fc.oneof(label(200), fc.constant(null)),
+    tags: record,
+    usage,
+    metadata: record,
+    extra: junk,
+  };
+  // A well-formed event with one or two fields replaced by a borderline or bad value, or removed.
+  const event = fc
+    .tuple(valid, fc.array(fc.oneof(...Object.entries(fields).map(([k, arb]) => fc.tuple(fc.constant(k), fc.oneof(arb, fc.constant(undefined))))), { minLength: 1, maxLength: 2 }))
+    .map(([e, changes]) => {
+      const out: Record<string, unknown> = { ...e };
+      for (const [k, v] of changes) {
+        if (v === undefined) delete out[k];
+        else out[k] = v;
+      }
+      return out;
+    });
+
+  it('for every borderline value of every field, one field at a time', () => {
+    const base = { requestId: 'req-1', occurredAt: '2025-06-15T11:59:00Z', provider: 'openai', model: 'gpt-4o', userId: 'alice', usage: { inputTokens: 100, outputTokens: 10 } };
+    const labels = (max: number) => ['a', ' A ', '', '   ', 'user:x', 'bad id', 'é', 'x'.repeat(max), `x${'y'.repeat(max)}`, ` ${'z'.repeat(max)} `, null, 7, {}];
+    const records = [
+      {},
+      { k: 'v' },
+      { ['k'.repeat(100)]: 'v'.repeat(500) },
+      { ['k'.repeat(101)]: 'v' },
+      { k: 'v'.repeat(501) },
+      { k: 1 },
+      Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`t${i}`, 'v'])),
+      Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`t${i}`, 'v'])),
+      { blob: 'x'.repeat(16_370) },
+      { blob: 'x'.repeat(16_400) },
+      JSON.parse('{"__proto__": {"polluted": "yes"}}') as unknown,
+      Object.create(null) as unknown,
+      [],
+      null,
+      'tags',
+    ];
+    const variants: Record<string, unknown[]> = {
+      requestId: ['r', 'a/b:c@d+e=f.g_h-i', 'has space', '', 'x'.repeat(200), 'x'.repeat(201), 5, null],
+      occurredAt: ['2025-06-15T11:59:00.123+02:00', '2025-02-30T00:00:00Z', '2025-06-15', '2025-06-16T11:59:00Z', '2025-06-17T12:00:00Z', new Date(NOW), new Date(Number.NaN), 0, null],
+      provider: labels(100),
+      model: labels(200),
+      userId: labels(200),
+      taskType: labels(100),
+      team: labels(200),
+      project: labels(200),
+      tags: records,
+      metadata: records,
+      usage: [
+        {},
+        { inputTokens: MAX_TOKENS },
+        { inputTokens: MAX_TOKENS + 1 },
+        { inputTokens: -1 },
+        { inputTokens: 1.5 },
+        { inputTokens: Number.NaN },
+        { inputTokens: '5' },
+        { inputTokens: null, outputTokens: undefined },
+        { inputTokens: 10, cacheReadTokens: 6, cacheWriteTokens: 4 },
+        { inputTokens: 10, cacheReadTokens: 6, cacheWriteTokens: 5 },
+        { inputTokens: 10, cacheWriteTokens: 5, cacheWrite1hTokens: 5 },
+        { inputTokens: 10, cacheWriteTokens: 5, cacheWrite1hTokens: 6 },
+        { outputTokens: 5, reasoningTokens: 5 },
+        { outputTokens: 5, reasoningTokens: 6 },
+        { cachedTokens: 1 },
+        [],
+        null,
+      ],
+      extra: [undefined, null, 1],
+    };
+    let fastAccepted = 0;
+    for (const [field, values] of Object.entries(variants)) {
+      for (const value of [...values, undefined]) {
+        const input: Record<string, unknown> = { ...base, [field]: value };
+        if (value === undefined && field !== 'extra') delete input[field];
+        const fast = parseUsageEvent(input, { now: NOW });
+        expect(fast, `${field}: ${(JSON.stringify(value) ?? String(value)).slice(0, 40)}`).toEqual(parseUsageEvent(input, { now: NOW, schemaOnly: true }));
+        if (fast.ok) fastAccepted++;
+      }
+    }
+    expect(fastAccepted).toBeGreaterThan(40);
+  });
+
+  it('for events of good, bad and borderline fields', () => {
+    fc.assert(
+      fc.property(fc.oneof(event, event, event, junk), maybe(fc.constant(() => 'generated-id')), (input, generateId) => {
+        const fast = parseUsageEvent(input, { now: NOW, generateId, path: '[0]' });
+        const schema = parseUsageEvent(input, { now: NOW, generateId, path: '[0]', schemaOnly: true });
+        expect(fast).toEqual(schema);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('for well-formed events (the fast path itself)', () => {
+    fc.assert(
+      fc.property(valid, (input) => {
+        const fast = parseUsageEvent(input, { now: NOW });
+        expect(fast.ok).toBe(true);
+        expect(fast).toEqual(parseUsageEvent(input, { now: NOW, schemaOnly: true }));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
