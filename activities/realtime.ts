@@ -29,7 +29,7 @@ export function createRealtimeView(redis: Redis, prefix: string): RealtimeView {
       if (result.events.length === 0) return;
       const byId = new Map(events.map((e) => [e.requestId, e]));
       const minuteCosts = new Map<string, string[]>(); // "scope\u0000minute" -> costs
-      const multi = redis.multi();
+      const calls = new Map<string, (string | number)[]>(); // userId -> ZADD score/member pairs
       for (const counted of result.events) {
         const e = byId.get(counted.requestId);
         if (!e) continue;
@@ -51,15 +51,20 @@ export function createRealtimeView(redis: Redis, prefix: string): RealtimeView {
           unpriced: counted.unpriced,
           usage: e.usage,
         });
-        multi.zadd(callsKey(e.userId), at, member);
+        const pairs = calls.get(e.userId) ?? [];
+        pairs.push(at, member);
+        calls.set(e.userId, pairs);
       }
+      // One ZADD per user with all its calls (a flush is one user's): far fewer commands to build.
+      const multi = redis.multi();
+      for (const [userId, pairs] of calls) multi.zadd(callsKey(userId), ...pairs);
       for (const [k, costs] of minuteCosts) {
         const [scope, minute] = k.split('\u0000') as [string, string];
         const key = cpmKey(scope, Number(minute));
         multi.hset(key, batchId, addAmounts(...costs));
         multi.expire(key, REALTIME_TTL_SECONDS);
       }
-      for (const userId of new Set(result.events.map((c) => byId.get(c.requestId)?.userId).filter((u): u is string => !!u))) {
+      for (const userId of calls.keys()) {
         multi.zremrangebyscore(callsKey(userId), '-inf', now - REALTIME_TTL_SECONDS * 1000);
         multi.expire(callsKey(userId), REALTIME_TTL_SECONDS);
       }
