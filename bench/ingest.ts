@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { CostTracker } from '../src/client/index.js';
 import { normalizeAmount } from '../src/domain/money.js';
-import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId, statusQuery } from '../src/messages.js';
+import { budgetWorkflowId, statusQuery } from '../src/messages.js';
 import { fmt, freshDatabase, sleep, until } from './lib.js';
 import { startBenchStack } from './stack.js';
 
@@ -70,9 +70,9 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
   const label = `ingest ${scenario.users} users x ${scenario.ratePerUser} events/s`;
   process.stderr.write(`${label}: starting Temporal, database and worker\n`);
   const stack = await startBenchStack({ baseUrl, redisUrl, name: 'bench', poolMax: 8 });
+  // The worker (costguard start) starts the system budget workflow itself.
   const { client, pool, taskQueue, worker } = stack;
   try {
-    await client.workflow.start(BUDGET_WORKFLOW_TYPE, { workflowId: budgetWorkflowId('system'), taskQueue, args: [{ scope: 'system' }] });
 
     const tracker = new CostTracker({ client, taskQueue, lingerMs: scenario.lingerMs, maxBatchSize: 1000, maxPendingEvents: 100_000, maxConcurrentSends: 64 });
     const total = scenario.users * scenario.ratePerUser * scenario.durationSec;

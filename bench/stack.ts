@@ -2,8 +2,12 @@
  * The stack a Temporal benchmark runs on: a Temporal dev server, a fresh migrated database, Redis
  * under a key prefix of its own, a client with the search attributes registered, and a Cost Guard
  * worker in a child process (so its CPU and memory are its own). `stop()` tears all of it down.
+ *
+ * The worker is the product as it ships: `costguard start --no-api` from the compiled build (built
+ * first, so the figures are never those of stale code), not the TypeScript sources through tsx.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -38,7 +42,18 @@ export interface BenchStackOptions {
   workerEnv?: Record<string, string>;
 }
 
+let built = false;
+
+/** Compiles the project once per benchmark run (`npm run build`). */
+function buildOnce(): void {
+  if (built) return;
+  process.stderr.write('bench: compiling the worker (npm run build)\n');
+  execFileSync(process.execPath, [join(projectRoot(), 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: projectRoot(), stdio: 'inherit' });
+  built = true;
+}
+
 export async function startBenchStack(opts: BenchStackOptions): Promise<BenchStack> {
+  buildOnce();
   const tag = randomBytes(4).toString('hex');
   const env = await TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: findTemporalCli(process.env) }, ip: '127.0.0.1', extraArgs: ['--log-level', 'error'] },
@@ -66,7 +81,7 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
     await registerSearchAttributes(client, 'default');
     // BENCH_PROFILE_DIR=dir writes the worker's CPU profiles there (node --cpu-prof).
     const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-    worker = spawn(process.execPath, [...profile, '--import', 'tsx', 'test/fixtures/worker-process.ts'], {
+    worker = spawn(process.execPath, [...profile, 'dist/src/cli/main.js', 'start', '--no-api'], {
       cwd: projectRoot(),
       env: {
         ...process.env,
@@ -76,13 +91,14 @@ export async function startBenchStack(opts: BenchStackOptions): Promise<BenchSta
         TEMPORAL_ADDRESS: env.address,
         TEMPORAL_TASK_QUEUE: taskQueue,
         LOG_LEVEL: 'silent',
+        METRICS_PORT: '0',
         ...opts.workerEnv,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
     worker.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await until('the worker', async () => out.includes('worker ready'), 120_000, 100);
+    await until('the worker', async () => out.includes('Press Ctrl-C to stop.'), 120_000, 100);
   } catch (err) {
     await stop();
     throw err;
