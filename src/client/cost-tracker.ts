@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError } from '@temporalio/client';
 import { CostGuardError, type FieldIssue, UnavailableError, ValidationError } from '../domain/errors.js';
 import { isScope, type Scope } from '../domain/budget.js';
-import { type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
+import { TOKEN_KINDS, type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
 import type { Logger } from '../lib/logger.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type UsageBatch, budgetWorkflowId, usageSignal } from '../messages.js';
 
@@ -128,7 +128,7 @@ export function scopeOfEvent(event: { userId: string }): Scope {
   return `user:${event.userId}`;
 }
 
-/** The validated event back in the input shape (defaults that mean nothing are left out to keep signals small). */
+/** The validated event back in the input shape (defaults and zero counts are left out to keep signals small). */
 export function toBatchEvent(event: UsageEvent): BatchEvent {
   const out: BatchEvent = {
     requestId: event.requestId,
@@ -137,8 +137,10 @@ export function toBatchEvent(event: UsageEvent): BatchEvent {
     model: event.model,
     userId: event.userId,
     taskType: event.taskType,
-    usage: { ...event.usage },
+    usage: {},
   };
+  // Token kinds left out count as 0: a signal carries only the counts an event has.
+  for (const kind of TOKEN_KINDS) if (event.usage[kind] !== 0) out.usage[kind] = event.usage[kind];
   if (event.team !== null) out.team = event.team;
   if (event.project !== null) out.project = event.project;
   if (Object.keys(event.tags).length > 0) out.tags = { ...event.tags };

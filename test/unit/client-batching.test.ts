@@ -187,7 +187,7 @@ describe('CostTracker batching', () => {
         userId: 'carol',
         taskType: 'default',
         tags: { env: 'prod' },
-        usage: { inputTokens: 10, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 0, reasoningTokens: 0 },
+        usage: { inputTokens: 10 },
       },
     ]);
   });
