@@ -74,6 +74,14 @@ const alerting = proxyLocalActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
 });
+/**
+ * Since `visibility-by-percent-v1`, search-attribute changes other than the alert level and the open
+ * incidents are upserted at most this often (each upsert is a history event and a visibility write
+ * on the server; a busy scope's spend changes with nearly every flush). The loop wakes to publish
+ * the last change held back. The Current Details and the status query are always live.
+ */
+const VISIBILITY_EVERY_MS = 10_000;
+
 const spendWindows = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
@@ -141,6 +149,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
   // Workflows started before alerting existed replay without it (their histories have no marker).
   const alertsOn = patched('alerts-v1');
   const local = patched('local-activities-v1');
+  const byPercent = patched('visibility-by-percent-v1');
   const reads = local ? localSettings : settingsActivities;
   const settings = await reads.loadScopeSettings(scope);
   const alertSettings = alertsOn ? settings.alerts : undefined;
@@ -185,13 +194,25 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     return waited || changes.length > 0;
   };
 
+  let upsertedAtMs = -Infinity;
+  /** When a search-attribute change held back (see VISIBILITY_EVERY_MS) is due. */
+  let visibilityDueMs = Infinity;
+
   /** Search attributes (on material change) and the Current Details, from one status. */
   const publish = (current = state.status(Date.now())) => {
     const status = { ...current, incidents: alerts.list() };
-    const updates = visibilityUpdates(status, state.lastMaterial);
+    const updates = visibilityUpdates(status, state.lastMaterial, byPercent ? 'percent' : 'cent');
+    visibilityDueMs = Infinity;
     if (updates.changed.length > 0) {
-      upsertSearchAttributes(updates.changed.map(({ key, value }) => ({ key: searchAttributes[key], value }) as never));
-      state.lastMaterial = updates.material;
+      const now = Date.now();
+      const urgent = updates.changed.some((c) => c.key === 'alertLevel' || c.key === 'openIncidents');
+      if (!byPercent || urgent || now - upsertedAtMs >= VISIBILITY_EVERY_MS) {
+        upsertSearchAttributes(updates.changed.map(({ key, value }) => ({ key: searchAttributes[key], value }) as never));
+        state.lastMaterial = updates.material;
+        upsertedAtMs = now;
+      } else {
+        visibilityDueMs = upsertedAtMs + VISIBILITY_EVERY_MS;
+      }
     }
     setCurrentDetails(renderBudgetMarkdown(status));
   };
@@ -209,7 +230,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     const now = Date.now();
     const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
     const nextAlertCheck = alertSettings ? alerts.nextCheckMs(alertSettings) : Infinity;
-    const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck);
+    const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck, visibilityDueMs);
     await condition(() => state.hasPending() || budgetsChanged || workflowInfo().continueAsNewSuggested, Math.max(1, deadline - now));
     budgetsChanged = false;
 

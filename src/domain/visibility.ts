@@ -30,24 +30,31 @@ export function highestLevel(status: BudgetStatus): BudgetPeriodStatus['level'] 
   return level;
 }
 
+/** Whole percent of the budget spent, from the exact amounts (0.29 * 100 is 28.999999999999996 in floats). */
+const wholePercent = (b: BudgetPeriodStatus) => new Dec(b.spentUsd).times(100).dividedBy(b.amountUsd).floor().toNumber();
+
 /**
- * Search-attribute values that changed materially since `last` (spend by the cent, usage by the
- * whole percent, level on any change). Values are for search and display only (a Double is a float).
+ * Search-attribute values that changed materially since `last`: usage by the whole percent, the
+ * level on any change, and the spend amounts either by the cent (`spendBy: 'cent'`, workflows
+ * started before `visibility-by-percent-v1`) or whenever their budget's whole percent changes
+ * (`'percent'`: at most about a hundred upserts a period, each a history event). Values are for
+ * search and display only (a Double is a float).
  */
 export function visibilityUpdates(
   status: BudgetStatus,
   last: Record<string, string>,
+  spendBy: 'cent' | 'percent' = 'percent',
 ): { changed: { key: VisibilityKey; value: number | string }[]; material: Record<string, string> } {
   const { daily, monthly } = pick(status);
   const cents = (usd: string) => new Dec(usd).toDecimalPlaces(2, Dec.ROUND_HALF_EVEN).toFixed(2);
+  const spent = (b: BudgetPeriodStatus) => ({ material: spendBy === 'cent' ? cents(b.spentUsd) : `${wholePercent(b)}%`, value: Number(cents(b.spentUsd)) });
   const candidates: { key: VisibilityKey; material: string; value: number | string }[] = [];
   if (daily) {
-    candidates.push({ key: 'dailySpendUsd', material: cents(daily.spentUsd), value: Number(cents(daily.spentUsd)) });
-    // From the exact amounts, not the float ratio (0.29 * 100 is 28.999999999999996 in floats).
-    const pct = new Dec(daily.spentUsd).times(100).dividedBy(daily.amountUsd).floor().toNumber();
+    candidates.push({ key: 'dailySpendUsd', ...spent(daily) });
+    const pct = wholePercent(daily);
     candidates.push({ key: 'dailyUsagePct', material: String(pct), value: pct });
   }
-  if (monthly) candidates.push({ key: 'monthlySpendUsd', material: cents(monthly.spentUsd), value: Number(cents(monthly.spentUsd)) });
+  if (monthly) candidates.push({ key: 'monthlySpendUsd', ...spent(monthly) });
   const level = highestLevel(status);
   candidates.push({ key: 'alertLevel', material: level, value: level });
   // Only once a first incident appears: workflows that never had one upsert nothing new (and their

@@ -7,6 +7,7 @@ import {
   type BudgetStatus,
   type UsageBatch,
   budgetWorkflowId,
+  searchAttributes,
   setBudgetUpdate,
   statusQuery,
 } from '../../src/messages.js';
@@ -93,6 +94,27 @@ describe('budget workflow (user scope)', () => {
     expect(updated.budgets[0]!.amountUsd.startsWith('0.00108695652173913')).toBe(true);
     const saved = await stack.pool.query(`SELECT budgets FROM budget_configs WHERE scope = 'user:alice'`);
     expect(saved.rows[0].budgets[0]).toMatchObject({ amount: '0.001', currency: 'EUR' });
+  });
+});
+
+describe('budget workflow search attributes', () => {
+  it('publishes a spend change held back by the 10 s interval on its own timer, with no usage after it', async () => {
+    // 1,000,000 input tokens of gpt-4o-mini: $0.15, 1% of the $10 daily budget. The workflow upserted
+    // its attributes when it started, moments before this flush, so the change is held back.
+    await send('user:vera', { batchId: 'v:1', events: [ev('v1', 'vera', 1_000_000, 0)] });
+    const handle = stack.client.workflow.getHandle(budgetWorkflowId('user:vera'));
+    await eventually(() => status('user:vera'), (x) => x.counters.eventsCounted === 1, 30_000, 'vera counted');
+    const d = await eventually(() => handle.describe(), (x) => x.typedSearchAttributes.get(searchAttributes.dailySpendUsd) === 0.15, 30_000, 'the spend attribute');
+    expect(d.typedSearchAttributes.get(searchAttributes.dailyUsagePct)).toBe(1);
+    expect(d.typedSearchAttributes.get(searchAttributes.alertLevel)).toBe('ok');
+    // Our upserts (patch markers add TemporalChangeVersion ones): the scope and the zeros at start,
+    // then the held-back change, published when its timer fired.
+    const history = await handle.fetchHistory();
+    const ours = (history.events ?? [])
+      .map((e) => Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).filter((k) => k.startsWith('Cost')).sort())
+      .filter((keys) => keys.length > 0);
+    expect(ours).toEqual([['CostScopeId', 'CostScopeKind'], ['CostAlertLevel', 'CostDailySpendUsd', 'CostDailyUsagePct'], ['CostDailySpendUsd', 'CostDailyUsagePct']]);
+    expect((history.events ?? []).some((e) => e.timerFiredEventAttributes)).toBe(true);
   });
 });
 

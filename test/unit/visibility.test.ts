@@ -33,7 +33,7 @@ function status(...budgets: BudgetPeriodStatus[]): BudgetStatus {
   return { scope: 'user:alice', scopeKind: 'user', source: 'events', budgets, updatedAt: '2026-03-10T12:00:00.000Z', counters: { ...COUNTERS } };
 }
 
-const changedOf = (s: BudgetStatus, last: Record<string, string> = {}) => visibilityUpdates(s, last).changed;
+const changedOf = (s: BudgetStatus, last: Record<string, string> = {}, spendBy: 'cent' | 'percent' = 'percent') => visibilityUpdates(s, last, spendBy).changed;
 
 describe('visibilityUpdates', () => {
   it('the first time, sets every attribute', () => {
@@ -44,7 +44,8 @@ describe('visibilityUpdates', () => {
       { key: 'monthlySpendUsd', value: 40.5 },
       { key: 'alertLevel', value: 'ok' },
     ]);
-    expect(updates.material).toEqual({ dailySpendUsd: '2.34', dailyUsagePct: '23', monthlySpendUsd: '40.50', alertLevel: 'ok' });
+    expect(updates.material).toEqual({ dailySpendUsd: '23%', dailyUsagePct: '23', monthlySpendUsd: '20%', alertLevel: 'ok' });
+    expect(visibilityUpdates(status(budget('day', '2.345', '10'), budget('month', '40.5', '200')), {}, 'cent').material).toEqual({ dailySpendUsd: '2.34', dailyUsagePct: '23', monthlySpendUsd: '40.50', alertLevel: 'ok' });
   });
 
   it('open incidents: nothing until a first one, then the count, down to 0 again', () => {
@@ -63,23 +64,37 @@ describe('visibilityUpdates', () => {
     expect(visibilityUpdates(s, material)).toEqual({ changed: [], material });
   });
 
-  it('a spend change below a cent changes nothing', () => {
+  it('by percent: spend within the same whole percent of its budget changes nothing', () => {
     const { material } = visibilityUpdates(status(budget('day', '1.001', '10'), budget('month', '50.001', '200')), {});
-    expect(changedOf(status(budget('day', '1.004', '10'), budget('month', '50.004', '200')), material)).toEqual([]);
+    expect(changedOf(status(budget('day', '1.099', '10'), budget('month', '51.99', '200')), material)).toEqual([]);
   });
 
-  it('a spend change reaching the next cent changes the spend only', () => {
+  it('by percent: the next whole percent upserts the spend with its current amount', () => {
     const { material } = visibilityUpdates(status(budget('day', '1.001', '10'), budget('month', '50.001', '200')), {});
-    expect(changedOf(status(budget('day', '1.006', '10'), budget('month', '50.001', '200')), material)).toEqual([{ key: 'dailySpendUsd', value: 1.01 }]);
-    expect(changedOf(status(budget('day', '1.001', '10'), budget('month', '50.019', '200')), material)).toEqual([{ key: 'monthlySpendUsd', value: 50.02 }]);
+    expect(changedOf(status(budget('day', '1.1', '10'), budget('month', '50.001', '200')), material)).toEqual([
+      { key: 'dailySpendUsd', value: 1.1 },
+      { key: 'dailyUsagePct', value: 11 },
+    ]);
+    expect(changedOf(status(budget('day', '1.001', '10'), budget('month', '52.019', '200')), material)).toEqual([{ key: 'monthlySpendUsd', value: 52.02 }]);
+  });
+
+  it('by the cent (workflows started before visibility-by-percent-v1): below a cent changes nothing', () => {
+    const { material } = visibilityUpdates(status(budget('day', '1.001', '10'), budget('month', '50.001', '200')), {}, 'cent');
+    expect(changedOf(status(budget('day', '1.004', '10'), budget('month', '50.004', '200')), material, 'cent')).toEqual([]);
+  });
+
+  it('by the cent: reaching the next cent changes the spend only', () => {
+    const { material } = visibilityUpdates(status(budget('day', '1.001', '10'), budget('month', '50.001', '200')), {}, 'cent');
+    expect(changedOf(status(budget('day', '1.006', '10'), budget('month', '50.001', '200')), material, 'cent')).toEqual([{ key: 'dailySpendUsd', value: 1.01 }]);
+    expect(changedOf(status(budget('day', '1.001', '10'), budget('month', '50.019', '200')), material, 'cent')).toEqual([{ key: 'monthlySpendUsd', value: 50.02 }]);
   });
 
   it('usage is reported in whole percent: 23.9% to 23.99% changes nothing, 24% does', () => {
-    const { material } = visibilityUpdates(status(budget('day', '2.39', '10')), {});
+    const { material } = visibilityUpdates(status(budget('day', '2.39', '10')), {}, 'cent');
     expect(material.dailyUsagePct).toBe('23');
     // 2.399 -> 2.40 in cents, but the usage is still 23%.
-    expect(changedOf(status(budget('day', '2.399', '10')), material)).toEqual([{ key: 'dailySpendUsd', value: 2.4 }]);
-    expect(changedOf(status(budget('day', '2.4', '10')), material)).toEqual([
+    expect(changedOf(status(budget('day', '2.399', '10')), material, 'cent')).toEqual([{ key: 'dailySpendUsd', value: 2.4 }]);
+    expect(changedOf(status(budget('day', '2.4', '10')), material, 'cent')).toEqual([
       { key: 'dailySpendUsd', value: 2.4 },
       { key: 'dailyUsagePct', value: 24 },
     ]);
@@ -111,12 +126,12 @@ describe('visibilityUpdates', () => {
 
   it('without a day budget, the shortest other budget stands in for "daily"', () => {
     const s = status(budget('7d', '70', '100'), budget('1h', '3', '10'), budget('month', '90', '400'));
-    expect(visibilityUpdates(s, {}).material).toMatchObject({ dailySpendUsd: '3.00', dailyUsagePct: '30', monthlySpendUsd: '90.00' });
+    expect(visibilityUpdates(s, {}).material).toMatchObject({ dailySpendUsd: '30%', dailyUsagePct: '30', monthlySpendUsd: '22%' });
   });
 
   it('the day budget is "daily" wherever it is in the list', () => {
     const s = status(budget('1h', '3', '10'), budget('day', '5', '10'));
-    expect(visibilityUpdates(s, {}).material).toMatchObject({ dailySpendUsd: '5.00', dailyUsagePct: '50' });
+    expect(visibilityUpdates(s, {}).material).toMatchObject({ dailySpendUsd: '50%', dailyUsagePct: '50' });
   });
 
   it('only a monthly budget: no daily attributes', () => {
@@ -145,7 +160,7 @@ describe('visibilityUpdates', () => {
         usage: { inputTokens: 1, cacheReadTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, outputTokens: 0, reasoningTokens: 0 },
       }],
     }, now);
-    expect(visibilityUpdates(state.status(now), {}).material).toEqual({ dailySpendUsd: '29.00', dailyUsagePct: '29', alertLevel: 'ok' });
+    expect(visibilityUpdates(state.status(now), {}).material).toEqual({ dailySpendUsd: '29%', dailyUsagePct: '29', alertLevel: 'ok' });
   });
 });
 
