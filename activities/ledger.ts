@@ -21,7 +21,7 @@ import type { Pool } from 'pg';
 import { ConflictError } from '../src/domain/errors.js';
 import type { PricingEngine } from '../src/domain/pricing.js';
 import { type FlushSummary, type FlushTarget, summarizeFlush } from '../src/domain/flush-summary.js';
-import type { BatchResult, CountedEvent, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
+import type { BatchResult, CountedEvent, CountedUsage, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
 import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
 import { type PersistBatchInput, type PricedEvent, persistBatchOnce, persistFlush } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
@@ -149,10 +149,15 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
         batchId: batch.batchId,
         received: batch.events.length,
         duplicates: result.duplicates,
+        // One plain object literal per event: spreading into it cost several microseconds an event.
         counted: result.events.map((c) => {
           const e = byId.get(c.requestId)!;
-          const why = c.unpriced ? unpricedWhy.get(c.requestId) : undefined;
-          return { ...c, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage, ...(why ? { unpricedReason: why } : {}) };
+          const out: CountedUsage = { requestId: c.requestId, occurredAt: c.occurredAt, costUsd: c.costUsd, unpriced: c.unpriced, provider: e.provider, model: e.model, taskType: e.taskType, usage: e.usage };
+          if (c.unpriced) {
+            const why = unpricedWhy.get(c.requestId);
+            if (why) out.unpricedReason = why;
+          }
+          return out;
         }),
         rejected,
       },
