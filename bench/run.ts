@@ -153,10 +153,10 @@ ${ingest.length === 0 ? '' : `
 ## Ingestion through Temporal (target: at least 10,000 events/s sustained with exact totals)
 
 Synthetic users send usage through \`CostTracker\` (linger ${ingest[0]!.lingerMs} ms, batches of up to 1,000) to their
-budget workflows on a Temporal dev server (SQLite in memory), run by one worker in a child process;
+budget workflows on a Temporal dev server (SQLite in memory), run by one worker in a child process (\`costguard start --no-api\`, compiled);
 PostgreSQL, Redis, the server, the worker and the load generator all share this machine's 2 cores.
 "Sustained" is events / (first record() to the last event in the ledger). "Reflected" is from
-record() to the event being counted in its budget workflow's \`status\` (10 sampled users).
+record() to the event being counted in its budget workflow's \`status\` (10 sampled users, queried every 500 ms).
 
 | scenario | events | offered ev/s | **sustained ev/s** | signals / 1k ev | workflow tasks / 1k ev | activities / 1k ev | accepted p50 / p99 | reflected p50 / p99 | peak signals/s, busiest workflow | worker peak RSS | exact (ledger = rollups = system = every user) |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
