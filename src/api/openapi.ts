@@ -6,12 +6,51 @@
  */
 import { MAX_TOKENS } from '../domain/usage.js';
 import { SUPPORTED_CURRENCIES } from '../domain/money.js';
+import { STATUS_OF_CODE } from './errors.js';
+import { MAX_JSON_DEPTH } from './json-depth.js';
+import { API_KEY_SCOPES, type RouteScope } from './keys.js';
 
 export const MAX_EVENTS_PER_REQUEST = 10_000;
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown) => ({ 'application/json': { schema } });
 const errorResponse = (description: string) => ({ description, content: json(ref('Error')) });
+
+/**
+ * The key scope an operation needs, as OpenAPI 3.1 role names on the API key schemes (an `admin` key
+ * satisfies every role). `buildApi` checks that each route's `config.scope` matches.
+ */
+const keyed = (scope: RouteScope) => ({ security: [{ apiKey: [scope] }, { bearer: [scope] }] });
+
+/** The scope an operation of this document needs (undefined: no key). */
+export function operationScope(operation: unknown): RouteScope | undefined {
+  const security = (operation as { security?: Record<string, string[]>[] } | undefined)?.security;
+  const role = security?.[0] ? Object.values(security[0])[0]?.[0] : undefined;
+  return (API_KEY_SCOPES as readonly string[]).includes(role ?? '') ? (role as RouteScope) : undefined;
+}
+
+/** Responses any keyed route can give, besides its own. */
+const keyedResponses = (scope: RouteScope) => ({
+  '401': errorResponse('Missing or invalid API key (`unauthorized`, with `WWW-Authenticate: Bearer`)'),
+  '403': errorResponse(`The key's scope does not allow this route: it needs ${scope === 'admin' ? 'an admin' : `an ${scope} or admin`} key (\`forbidden\`)`),
+  '408': errorResponse('The request did not arrive in time (`timeout`; `api.headersTimeoutMs`, `api.requestTimeoutMs`); the connection is closed'),
+  '414': errorResponse('The URL is longer than 4096 characters, or a path segment longer than 1000 (`uri_too_long`)'),
+  '429': {
+    description: 'This key made more requests in the current window than its scope allows (`rate_limited`, `api.rateLimit`)',
+    headers: {
+      'Retry-After': { description: 'Seconds until the window resets.', schema: { type: 'integer' } },
+      'X-RateLimit-Limit': { description: 'Requests allowed per window for this key.', schema: { type: 'integer' } },
+    },
+    content: json(ref('Error')),
+  },
+  '431': errorResponse('The request line and headers are larger than 16 KiB (`headers_too_large`); the connection is closed'),
+});
+
+/** And those of a route taking a JSON body. */
+const bodyResponses = {
+  '413': errorResponse('Body larger than 32 MiB (`payload_too_large`)'),
+  '415': errorResponse('Body is not application/json (`unsupported_media_type`)'),
+};
 
 const tokenCount = { type: 'integer', minimum: 0, maximum: MAX_TOKENS, default: 0 };
 
@@ -84,9 +123,19 @@ export function openApiDocument(): Record<string, unknown> {
       version: '1',
       description:
         'Exact LLM cost metering with durable budgets. Money is always a decimal string (never a float). ' +
-        'Every route except `GET /healthz` needs an API key, sent as `x-api-key: <key>` or `Authorization: Bearer <key>`. ' +
-        'Errors are JSON `{ error, message }` with `error` one of `validation` (400/415), `unauthorized` (401), ' +
-        '`not_found` (404), `conflict` (409), `unavailable` (503), `internal` (500); validation errors also list `issues`.',
+        'Every route except `GET /healthz` needs an API key, sent as `x-api-key: <key>` or `Authorization: Bearer <key>`, ' +
+        'of a scope that allows the route: `ingest` (POST /v1/usage), `read` (GET budgets, reports, alerts, this document, /metrics) ' +
+        'or `admin` (everything, including PUT /v1/budgets and acknowledging alerts). Each operation names the scope it needs as a ' +
+        'role of its security requirement; an `admin` key satisfies every role. ' +
+        'Every error, whatever detects it, is JSON `{ error, message, issues? }` with `error` one of ' +
+        Object.entries(STATUS_OF_CODE)
+          .map(([code, status]) => `\`${code}\` (${status})`)
+          .join(', ') +
+        '; validation errors also list `issues`, each `{ path, message }`. ' +
+        `Limits: a body of at most 32 MiB nesting at most ${MAX_JSON_DEPTH} levels of objects and arrays (400 beyond), ` +
+        'a URL of at most 4096 characters (414), the request line and headers within 16 KiB (431), the headers within ' +
+        '`api.headersTimeoutMs` (default 10 s) and the whole request within `api.requestTimeoutMs` (default 30 s; 408 and the ' +
+        'connection is closed), and per key a number of requests per window by its scope (`api.rateLimit`; 429 with `Retry-After`).',
     },
     security: [{ apiKey: [] }, { bearer: [] }],
     paths: {
@@ -105,11 +154,24 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           operationId: 'recordUsage',
           summary: 'Record LLM usage: one event or an array of up to 10,000',
+          ...keyed('ingest'),
+          parameters: [
+            {
+              name: 'backfill',
+              in: 'query',
+              required: false,
+              description:
+                '`true` to record events older than the usual window (importing past usage); any other value is a 400. ' +
+                'Without it, an `occurredAt` too far in the past is refused.',
+              schema: { enum: ['true'] },
+            },
+          ],
           description:
             'All events are validated first: if any is invalid the answer is 400 naming each bad field (`[3].usage.inputTokens`) ' +
             'and nothing is recorded. Otherwise the events are sent to their budget workflows and the answer, 202, comes only ' +
             'once Temporal has durably accepted every one of them. Events without a `requestId` get one (returned in order); ' +
-            'send your own to make retries safe: an event is counted once per `requestId`, however often it is sent.',
+            'send your own to make retries safe: an event is counted once per `requestId`, however often it is sent ' +
+            '(also within one request: `accepted` counts distinct request ids).',
           requestBody: {
             required: true,
             content: json({ oneOf: [ref('UsageEvent'), { type: 'array', items: ref('UsageEvent'), minItems: 1, maxItems: MAX_EVENTS_PER_REQUEST }] }),
@@ -120,13 +182,18 @@ export function openApiDocument(): Record<string, unknown> {
               content: json({
                 type: 'object',
                 required: ['accepted', 'requestIds'],
-                properties: { accepted: { type: 'integer' }, requestIds: { type: 'array', items: { type: 'string' } } },
+                properties: {
+                  accepted: { type: 'integer', description: 'Distinct events accepted (a requestId repeated in the request counts once).' },
+                  requestIds: { type: 'array', items: { type: 'string' }, description: 'One per array entry, in order.' },
+                },
               }),
             },
-            '400': { description: 'Invalid events or body; nothing was recorded', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
-            '413': errorResponse('Body larger than 32 MiB'),
-            '415': errorResponse('Body is not application/json'),
+            '400': {
+              description: `Invalid events, body (not JSON, nesting deeper than ${MAX_JSON_DEPTH} levels) or backfill flag; nothing was recorded`,
+              content: json(ref('ValidationError')),
+            },
+            ...keyedResponses('ingest'),
+            ...bodyResponses,
             '503': {
               description:
                 'Temporal unavailable: the events may not have been recorded. Retry with the same requestIds (listed here) so nothing counts twice.',
@@ -140,10 +207,11 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'getBudgetStatus',
           summary: 'Live state of a scope\'s budgets (queried from its budget workflow)',
+          ...keyed('read'),
           responses: {
             '200': { description: 'The status', content: json(ref('BudgetStatus')) },
             '400': { description: 'Not a scope', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('read'),
             '404': errorResponse('No budget workflow for this scope (no usage and no budget set yet)'),
             '503': errorResponse('Temporal unavailable'),
           },
@@ -151,11 +219,13 @@ export function openApiDocument(): Record<string, unknown> {
         put: {
           operationId: 'setBudgets',
           summary: 'Replace a scope\'s budgets (starts its budget workflow if needed)',
+          ...keyed('admin'),
           requestBody: { required: true, content: json(ref('BudgetChange')) },
           responses: {
             '200': { description: 'The status with the new budgets', content: json(ref('BudgetStatus')) },
             '400': { description: 'Invalid change (each bad field named), or rejected by the budget workflow', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('admin'),
+            ...bodyResponses,
             '503': errorResponse('Temporal unavailable'),
           },
         },
@@ -164,6 +234,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'listAlerts',
           summary: 'Open incidents (most severe first), and with status=all the recently resolved ones too',
+          ...keyed('read'),
           parameters: [
             { name: 'status', in: 'query', schema: { enum: ['open', 'all'], default: 'open' } },
             { name: 'scope', in: 'query', schema: { type: 'string' }, description: 'Only incidents of this scope.' },
@@ -172,7 +243,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: {
             '200': { description: 'Incidents', content: json({ type: 'object', properties: { incidents: { type: 'array', items: ref('Incident') } } }) },
             '400': { description: 'Bad query parameter', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('read'),
           },
         },
       },
@@ -181,10 +252,11 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'getAlert',
           summary: 'One incident with its history (opened, level changes, notifications, acknowledgement, resolution)',
+          ...keyed('read'),
           responses: {
             '200': { description: 'The incident', content: json(ref('Incident')) },
             '400': { description: 'Not an incident id', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('read'),
             '404': errorResponse('No such incident'),
           },
         },
@@ -194,6 +266,7 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           operationId: 'acknowledgeAlert',
           summary: 'Acknowledge an open incident: someone takes responsibility and escalation stops',
+          ...keyed('admin'),
           requestBody: {
             required: true,
             content: json({ type: 'object', additionalProperties: false, required: ['by'], properties: { by: { type: 'string', maxLength: 200 }, note: { type: 'string', maxLength: 2000 } } }),
@@ -201,7 +274,8 @@ export function openApiDocument(): Record<string, unknown> {
           responses: {
             '200': { description: 'The incident as its alert workflow now sees it', content: json({ type: 'object' }) },
             '400': { description: 'Invalid acknowledgement or incident id', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('admin'),
+            ...bodyResponses,
             '404': errorResponse('No such incident'),
             '409': errorResponse('The incident is already resolved'),
             '503': errorResponse('Temporal unavailable'),
@@ -213,13 +287,14 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'getReport',
           summary: 'A stored cost report (JSON)',
+          ...keyed('read'),
           description:
             'Reports are generated by the daily and monthly schedules, or on demand for any past period with ' +
             '`costguard report daily|monthly --generate`. The same path with `.html` appended serves the page sent by email.',
           responses: {
             '200': { description: 'The report', content: json(ref('Report')) },
             '400': { description: 'Bad kind, period or time zone (named in `issues`)', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('read'),
             '404': errorResponse('No report generated for this period and time zone'),
           },
         },
@@ -229,10 +304,11 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'getReportHtml',
           summary: 'A stored cost report as the HTML page sent by email (inline SVG charts)',
+          ...keyed('read'),
           responses: {
             '200': { description: 'The page', content: { 'text/html': { schema: { type: 'string' } } } },
             '400': { description: 'Bad kind, period or time zone (named in `issues`)', content: json(ref('ValidationError')) },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('read'),
             '404': errorResponse('No report generated for this period and time zone'),
           },
         },
@@ -241,27 +317,34 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'openApi',
           summary: 'This document',
-          responses: { '200': { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) }, '401': errorResponse('Missing or invalid API key') },
+          ...keyed('read'),
+          responses: { '200': { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) }, ...keyedResponses('read') },
         },
       },
       '/metrics': {
         get: {
           operationId: 'metrics',
           summary: 'Prometheus metrics of this process (text exposition format 0.0.4)',
+          ...keyed('read'),
           description:
             'For Prometheus: configure the scrape job with `authorization: { credentials: <key> }` (sent as `Authorization: Bearer`). ' +
             'Names, labels and their mapping from the original metric names are in the README ("Metrics").',
           responses: {
             '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } },
-            '401': errorResponse('Missing or invalid API key'),
+            ...keyedResponses('read'),
           },
         },
       },
     },
     components: {
       securitySchemes: {
-        apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
-        bearer: { type: 'http', scheme: 'bearer' },
+        apiKey: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'x-api-key',
+          description: 'An API key of scope `ingest`, `read` or `admin` (configured as `<scope>:<key>`; a plain key is `admin`).',
+        },
+        bearer: { type: 'http', scheme: 'bearer', description: 'The same API key as `Authorization: Bearer <key>`.' },
       },
       schemas: {
         Incident: {
@@ -443,7 +526,14 @@ export function openApiDocument(): Record<string, unknown> {
         Error: {
           type: 'object',
           required: ['error', 'message'],
-          properties: { error: { type: 'string' }, message: { type: 'string' } },
+          properties: {
+            error: { enum: Object.keys(STATUS_OF_CODE), description: 'One code per HTTP status (see the description of this API).' },
+            message: { type: 'string', description: 'What the problem is, in words.' },
+            issues: {
+              type: 'array',
+              items: { type: 'object', required: ['path', 'message'], properties: { path: { type: 'string' }, message: { type: 'string' } } },
+            },
+          },
         },
         ValidationError: {
           type: 'object',

@@ -1,32 +1,43 @@
 /**
  * The HTTP API (fastify), versioned under /v1. Every route except GET /healthz needs an API key, in
- * `x-api-key` or `Authorization: Bearer <key>`. Errors are JSON in Cost Guard's vocabulary:
- * `{ error: 'validation' | 'not_found' | 'conflict' | 'unavailable' | 'unauthorized' | 'internal', message }`,
- * validation errors with `issues` naming each bad field.
+ * `x-api-key` or `Authorization: Bearer <key>`, of a scope that allows the route (src/api/keys.ts).
+ * Every error, whoever detects it (a route, fastify, Node's HTTP parser), is JSON in one shape:
+ * `{ error: <code>, message, issues? }` with the codes of src/api/errors.ts, validation errors with
+ * `issues` naming each bad field.
+ *
+ * Abuse limits: a body of at most 32 MiB nesting at most 32 levels (checked without recursion before
+ * it is parsed), the request line and headers within Node's 16 KiB, headers within
+ * `api.headersTimeoutMs` and the whole request within `api.requestTimeoutMs` (then 408 and the
+ * connection is closed), and a per-key rate limit by the key's scope (429 with Retry-After).
  *
  * POST /v1/usage answers 202 only once Temporal has durably accepted every event (the CostTracker
  * promise resolved), so a 202 means the usage cannot be lost.
  */
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import rateLimit from '@fastify/rate-limit';
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
 import { assertScope, queryBudgetStatus, setScopeBudgets } from '../client/budgets.js';
 import { type CostTracker, parseTrackedEvents } from '../client/cost-tracker.js';
-import type { Config } from '../config/index.js';
+import type { ApiConfig, Config } from '../config/index.js';
 import { reportTimezone } from '../config/reports.js';
 import { loadReport } from '../db/reports.js';
 import { parseReportPeriod } from '../domain/report-period.js';
 import { CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { CostGuardMetrics } from '../metrics/index.js';
-import { isValidApiKey } from './auth.js';
-import { MAX_EVENTS_PER_REQUEST, openApiDocument, openApiPath } from './openapi.js';
+import { ApiError, clientErrorBody, clip, codeOfStatus, writeClientError } from './errors.js';
+import { MAX_JSON_DEPTH, jsonNestingDepth } from './json-depth.js';
+import { type ApiKey, ApiKeyVerifier, type AuthenticatedKey, type RouteScope, scopeAllows } from './keys.js';
+import { MAX_EVENTS_PER_REQUEST, openApiDocument, openApiPath, operationScope } from './openapi.js';
 
 export interface ApiDeps {
   pool: Pool;
-  apiKeys: readonly string[];
+  /** Parsed keys, or strings as configured (`<scope>:<key>`, or a plain key meaning admin). */
+  apiKeys: readonly (string | ApiKey)[];
   logger: Logger;
   temporal: Client;
   tracker: CostTracker;
@@ -40,6 +51,12 @@ export interface ApiDeps {
 
 /** 10,000 events of a few hundred bytes each, with room for metadata. */
 export const BODY_LIMIT_BYTES = 32 * 1024 * 1024;
+/** Node's default limit on the request line plus headers (--max-http-header-size), answered with 431. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** Longer URLs are answered 414 (a scope is at most 208 characters, a few more percent-encoded). */
+export const MAX_URL_LENGTH = 4096;
+/** Longest path parameter (fastify answers 414 beyond it). */
+const MAX_PARAM_LENGTH = 1000;
 
 const STATUS_OF: Record<ErrorCode, number> = { validation: 400, not_found: 404, conflict: 409, unavailable: 503 };
 
@@ -47,6 +64,12 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route needs no API key. */
     public?: boolean;
+    /** The key scope the route needs (an admin key may call every route). */
+    scope?: RouteScope;
+  }
+  interface FastifyRequest {
+    /** The key the request was authenticated with (null on public routes and before the check). */
+    apiKey: AuthenticatedKey | null;
   }
 }
 
@@ -69,50 +92,183 @@ function sendError(reply: FastifyReply, err: CostGuardError, extra: Record<strin
   return reply.code(STATUS_OF[err.code]).send({ error: err.code, message: err.message, ...extra });
 }
 
+function sendApiError(reply: FastifyReply, err: ApiError) {
+  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+  return reply.code(err.status).send({ error: err.code, message: err.message });
+}
+
+/** `?backfill=true` (events older than the usual window are then allowed); absent means false. */
+function backfillFlag(query: unknown): boolean {
+  const value = (query as Record<string, unknown> | undefined)?.backfill;
+  if (value === undefined) return false;
+  if (value === 'true') return true;
+  const shown = Array.isArray(value) ? `${value.length} values` : JSON.stringify(clip(String(value), 50));
+  throw new ValidationError([{ path: 'backfill', message: `expected "true" or no backfill parameter, got ${shown}` }], 'bad query parameter');
+}
+
+/** The rate-limit budget of a key scope: requests per window (0 = none). */
+function budgetOf(limits: ApiConfig['rateLimit'], key: AuthenticatedKey | null): number {
+  return key ? limits[key.scope] : 0;
+}
+
+/** URLs the router cannot decode, or whose parameter is too long: answered before any hook runs. */
+function frameworkError(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  if (err.code === 'FST_ERR_BAD_URL') {
+    const url = request.raw.url ?? '';
+    return reply.code(400).send({
+      error: 'validation',
+      message: `the URL is not valid: ${JSON.stringify(clip(url.split('?')[0] ?? url))} has a malformed percent-encoding`,
+      issues: [{ path: 'url', message: 'malformed percent-encoding (%XX with two hex digits, UTF-8)' }],
+    });
+  }
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return reply.code(414).send({ error: 'uri_too_long', message: `a path segment of the URL is longer than ${MAX_PARAM_LENGTH} characters` });
+  }
+  request.log.error({ err }, 'framework error');
+  return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
+}
+
+/** The JSON parser's connection to fastify's default one, kept for its prototype-poisoning checks. */
+type JsonParser = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void;
+
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const clock = deps.clock ?? Date.now;
   const generateId = deps.generateId ?? randomUUID;
   const logger = deps.logger.child({ component: 'api' }, { serializers: { req: requestLogView } });
+  const limits = deps.config.api;
+  const verifier = new ApiKeyVerifier(deps.apiKeys);
+  const clientErrorLimits = { requestTimeoutMs: limits.requestTimeoutMs, headersTimeoutMs: limits.headersTimeoutMs, maxHeaderBytes: MAX_HEADER_BYTES };
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     // A scope is up to 208 characters, more once percent-encoded.
-    routerOptions: { maxParamLength: 1000 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The whole request (headers and body) within requestTimeout, the headers within headersTimeout:
+    // a client sending a body shorter than its Content-Length is answered 408 and disconnected.
+    // Node checks the deadlines every connectionsCheckingInterval (default 30 s: too coarse).
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+      maxHeaderSize: MAX_HEADER_BYTES,
+    },
+    // What Node's parser refuses (headers too large, malformed request, timeouts) never reaches
+    // fastify's routing: answer it here, in our shape, and close the connection.
+    clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket) {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const { status, body } = clientErrorBody(err, clientErrorLimits);
+      logger.debug({ code: err.code, status, remoteAddress: socket.remoteAddress }, 'HTTP client error');
+      writeClientError(socket, status, body);
+    },
+    // URLs the router cannot decode or whose parameter is too long, before any hook runs.
+    frameworkErrors(err, request, reply) {
+      void frameworkError(err, request as unknown as FastifyRequest, reply as unknown as FastifyReply);
+    },
   }) as unknown as FastifyInstance;
+
+  app.decorateRequest('apiKey', null);
 
   // JSON only: a text/plain body would otherwise reach the handlers as a string.
   app.removeContentTypeParser('text/plain');
+  // JSON nesting is bounded before parsing (and so before anything walks the value recursively);
+  // then fastify's own parser, which refuses `__proto__` and `constructor.prototype` keys.
+  const defaultJsonParser = app.getDefaultJsonParser('error', 'error') as unknown as JsonParser;
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    const depth = jsonNestingDepth(text, MAX_JSON_DEPTH);
+    if (depth > MAX_JSON_DEPTH) {
+      done(new ValidationError([{ path: '', message: `JSON nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays` }], 'the request body nests too deeply'), undefined);
+      return;
+    }
+    defaultJsonParser(request, text, (err, value) => {
+      if (err && (err as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' && /"(__proto__|constructor)"/.test(text) && isJson(text)) {
+        done(new ValidationError([{ path: '', message: 'a "__proto__" or "constructor.prototype" key is not allowed' }], 'the request body has a forbidden key'), undefined);
+        return;
+      }
+      done(err, value);
+    });
+  });
 
-  const routes: { method: string; url: string }[] = [];
+  // @fastify/rate-limit's in-memory store, applied by hand after authentication (below), keyed by the
+  // key's id (a hash: never the key) with a budget by the key's scope.
+  void app.register(rateLimit, { global: false });
+  let checkRateLimit: ReturnType<FastifyInstance['createRateLimit']> | undefined;
+  const warnedUntil = new Map<string, number>();
+
+  const routes: { method: string; url: string; scope: RouteScope | undefined }[] = [];
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url });
+    const config = route.config as { public?: boolean; scope?: RouteScope } | undefined;
+    if (!config?.public && !config?.scope) throw new Error(`route ${String(route.method)} ${route.url} needs config.scope (or config.public)`);
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url, scope: config.public ? undefined : config.scope });
   });
   app.addHook('onReady', async () => {
-    // The OpenAPI document is hand-written: refuse to start with a route it does not describe.
+    // The OpenAPI document is hand-written: refuse to start with a route it does not describe, or
+    // describes with another key scope.
     const paths = openApiDocument().paths as Record<string, Record<string, unknown>>;
     const missing = routes.filter((r) => !paths[openApiPath(r.url)]?.[r.method.toLowerCase()]);
     if (missing.length > 0) throw new Error(`routes missing from the OpenAPI document: ${missing.map((r) => `${r.method} ${r.url}`).join(', ')}`);
+    const wrong = routes.filter((r) => operationScope(paths[openApiPath(r.url)]![r.method.toLowerCase()]) !== r.scope);
+    if (wrong.length > 0) throw new Error(`routes whose key scope differs in the OpenAPI document: ${wrong.map((r) => `${r.method} ${r.url}`).join(', ')}`);
+    checkRateLimit = app.createRateLimit({
+      keyGenerator: (request) => request.apiKey?.id ?? '',
+      max: (request) => budgetOf(limits.rateLimit, request.apiKey),
+      timeWindow: limits.rateLimit.windowMs,
+      allowList: (request) => budgetOf(limits.rateLimit, request.apiKey) === 0,
+    });
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config?.public) return;
+  app.addHook('onRequest', async (request) => {
+    if ((request.raw.url ?? '').length > MAX_URL_LENGTH) throw new ApiError('uri_too_long', `the URL is longer than ${MAX_URL_LENGTH} characters`);
+    const config = request.routeOptions.config;
+    if (config?.public) return;
     const header = request.headers['x-api-key'];
     const bearer = request.headers.authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
-    const key = (Array.isArray(header) ? header[0] : header) ?? bearer;
-    if (!isValidApiKey(key, deps.apiKeys)) {
-      request.log.warn({ keyGiven: key !== undefined }, 'request without a valid API key');
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ error: 'unauthorized', message: 'a valid API key is required (x-api-key header or Authorization: Bearer)' });
+    const given = (Array.isArray(header) ? header[0] : header) ?? bearer;
+    const key = verifier.verify(given);
+    if (!key) {
+      request.log.warn({ keyGiven: given !== undefined }, 'request without a valid API key');
+      throw new ApiError('unauthorized', 'a valid API key is required (x-api-key header or Authorization: Bearer)', { 'www-authenticate': 'Bearer' });
+    }
+    request.apiKey = key;
+    // An unknown route (no scope) goes on to its 404 with any valid key.
+    const needed = config?.scope;
+    if (needed && !scopeAllows(key.scope, needed)) {
+      request.log.warn({ keyId: key.id, keyScope: key.scope, needed }, 'API key of the wrong scope');
+      throw new ApiError(
+        'forbidden',
+        `this API key's scope (${key.scope}) does not allow ${request.method} ${request.routeOptions.url ?? ''}: it needs an ${needed === 'admin' ? 'admin' : `${needed} or admin`} key`,
+      );
+    }
+    const limit = await checkRateLimit!(request);
+    if (limit.isAllowed) return;
+    if (limit.isExceeded) {
+      const now = Date.now();
+      if ((warnedUntil.get(key.id) ?? 0) <= now) {
+        // Once per key and window: a client hammering the API must not flood the logs as well.
+        warnedUntil.set(key.id, now + limit.ttl);
+        request.log.warn({ keyId: key.id, keyScope: key.scope, max: limit.max, windowMs: limit.timeWindow }, 'API key over its rate limit');
+      }
+      throw new ApiError(
+        'rate_limited',
+        `this API key (scope ${key.scope}) made more than ${limit.max} requests in ${limit.timeWindow / 1000} s; retry after ${limit.ttlInSeconds} s`,
+        {
+          'retry-after': String(limit.ttlInSeconds),
+          'x-ratelimit-limit': String(limit.max),
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-reset': String(limit.ttlInSeconds),
+        },
+      );
     }
   });
 
   app.setNotFoundHandler((request, reply) => {
-    return reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+    return reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${clip(request.url.split('?')[0] ?? '')}` });
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof ApiError) return sendApiError(reply, err);
     if (err instanceof CostGuardError) {
       if (err.code === 'unavailable') request.log.warn({ err }, 'dependency unavailable');
       return sendError(reply, err);
@@ -120,18 +276,18 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     switch (err.code) {
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return reply.code(415).send({
-          error: 'validation',
-          message: `expected a JSON body (Content-Type: application/json), got ${request.headers['content-type'] ? JSON.stringify(request.headers['content-type']) : 'no Content-Type'}`,
+          error: 'unsupported_media_type',
+          message: `expected a JSON body (Content-Type: application/json), got ${request.headers['content-type'] ? JSON.stringify(clip(request.headers['content-type'], 100)) : 'no Content-Type'}`,
         });
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return reply.code(400).send({ error: 'validation', message: 'the request body is empty; expected JSON' });
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
         return reply.code(400).send({ error: 'validation', message: 'the request body is not valid JSON' });
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send({ error: 'validation', message: `the request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MiB` });
+        return reply.code(413).send({ error: 'payload_too_large', message: `the request body is larger than ${BODY_LIMIT_BYTES / 1024 / 1024} MiB` });
     }
     if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
-      return reply.code(err.statusCode).send({ error: 'validation', message: err.message });
+      return reply.code(err.statusCode).send({ error: codeOfStatus(err.statusCode), message: err.message });
     }
     request.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
@@ -146,15 +302,16 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     }
   });
 
-  app.get('/v1/openapi.json', async () => openApiDocument());
+  app.get('/v1/openapi.json', { config: { scope: 'read' } }, async () => openApiDocument());
 
   // Outside /v1: Prometheus' conventional path, and its format is versioned by its content type.
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { config: { scope: 'read' } }, async (_request, reply) => {
     const text = await deps.metrics.render();
     return reply.header('content-type', deps.metrics.contentType).send(text);
   });
 
-  app.post('/v1/usage', async (request, reply) => {
+  app.post('/v1/usage', { config: { scope: 'ingest' } }, async (request, reply) => {
+    const backfill = backfillFlag(request.query);
     const body = request.body;
     const batch = Array.isArray(body);
     const inputs: unknown[] = batch ? body : [body];
@@ -164,7 +321,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       return reply.code(400).send(validationBody(issues, 'too many usage events'));
     }
     // All or nothing: every event is checked before any is sent, and each bad field is named.
-    const parsed = parseTrackedEvents(inputs, { now: clock(), generateId, indexed: batch });
+    const parsed = parseTrackedEvents(inputs, { now: clock(), generateId, indexed: batch, backfill });
     if (!parsed.ok) {
       const bad = new Set(parsed.issues.map((i) => /^\[(\d+)\]/.exec(i.path)?.[1] ?? '0')).size;
       return reply
@@ -182,16 +339,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       }
       throw err;
     }
-    return reply.code(202).send({ accepted: requestIds.length, requestIds });
+    // `accepted` counts events, not array entries: a requestId sent twice is one event, counted once.
+    return reply.code(202).send({ accepted: new Set(requestIds).size, requestIds });
   });
 
-  app.get<{ Params: { scope: string } }>('/v1/budgets/:scope', async (request) => {
+  app.get<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'read' } }, async (request) => {
     const { scope } = request.params;
     assertScope(scope);
     return queryBudgetStatus(deps.temporal, scope);
   });
 
-  app.put<{ Params: { scope: string } }>('/v1/budgets/:scope', async (request) => {
+  app.put<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'admin' } }, async (request) => {
     const { scope } = request.params;
     assertScope(scope);
     return setScopeBudgets(deps.temporal, {
@@ -202,7 +360,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     });
   });
 
-  app.get<{ Querystring: { status?: string; scope?: string; limit?: string } }>('/v1/alerts', async (request) => {
+  app.get<{ Querystring: { status?: string; scope?: string; limit?: string } }>('/v1/alerts', { config: { scope: 'read' } }, async (request) => {
     const { status = 'open', scope, limit } = request.query;
     if (status !== 'open' && status !== 'all') throw new ValidationError([{ path: 'status', message: 'expected "open" or "all"' }]);
     if (scope !== undefined) assertScope(scope);
@@ -210,14 +368,14 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return { incidents: await listAlerts(deps.pool, { all: status === 'all', scope, limit: n }) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/alerts/:id', async (request) => getAlert(deps.pool, request.params.id));
+  app.get<{ Params: { id: string } }>('/v1/alerts/:id', { config: { scope: 'read' } }, async (request) => getAlert(deps.pool, request.params.id));
 
-  app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body));
+  app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', { config: { scope: 'admin' } }, async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body));
 
   // One route serves both forms: `/v1/reports/daily/2026-03-08` (JSON) and `.../2026-03-08.html`
   // (the page sent by email). Reports are read, never generated here: generating reads a whole
   // period of the ledger, which an HTTP request should not trigger (`costguard report --generate`).
-  app.get<{ Params: { kind: string; period: string }; Querystring: { tz?: string } }>('/v1/reports/:kind/:period', async (request, reply) => {
+  app.get<{ Params: { kind: string; period: string }; Querystring: { tz?: string } }>('/v1/reports/:kind/:period', { config: { scope: 'read' } }, async (request, reply) => {
     const { kind } = request.params;
     const html = request.params.period.endsWith('.html');
     const period = html ? request.params.period.slice(0, -'.html'.length) : request.params.period;
@@ -234,4 +392,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   return app;
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

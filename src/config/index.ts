@@ -11,6 +11,7 @@ import { fixedLengthMs, isTimeZone } from '../domain/periods.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
 import { type ChannelsConfig, channelsSchema, expandChannelSecrets } from '../channels/config.js';
 import { DEFAULTS } from './defaults.js';
+import { type ApiKey, parseApiKeyList, splitApiKeys } from '../api/keys.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -90,6 +91,57 @@ const exchangeRates = z
   })
   .transform((rates): ExchangeRates => ({ ...DEFAULT_EXCHANGE_RATES, ...rates, USD: '1' }));
 
+/**
+ * The HTTP API's abuse limits. Rate limits count requests per API key (by a hash of the key) in a
+ * fixed window, with a budget by the key's scope; 0 turns the limit off for that scope. `admin` is
+ * as generous as `ingest` because plain keys (configured before scopes existed) mean `admin` and
+ * send usage.
+ */
+export const API_DEFAULTS = {
+  /** The whole request (headers and body) must arrive within this; otherwise 408 and the connection closes. */
+  requestTimeoutMs: 30_000,
+  /** The request line and headers must arrive within this. */
+  headersTimeoutMs: 10_000,
+  rateLimit: { windowMs: 10_000, ingest: 10_000, read: 1_000, admin: 10_000 },
+} as const;
+
+const wholeMs = (min: number, max: number) =>
+  z.number({ error: 'expected a whole number of milliseconds' }).int('expected a whole number of milliseconds').min(min, `expected at least ${min} ms`).max(max, `expected at most ${max} ms`);
+const requestsPerWindow = z
+  .number({ error: 'expected a whole number of requests (0 = no limit)' })
+  .int('expected a whole number of requests (0 = no limit)')
+  .min(0, 'expected 0 (no limit) or more')
+  .max(10_000_000);
+
+const apiFileSchema = z
+  .object({
+    /** `<scope>:<key>` or a plain (admin) key each; `${VAR}` is expanded from the environment. Added to API_KEYS. */
+    keys: z
+      .array(z.string({ error: 'expected a key as a string' }))
+      .superRefine((keys, ctx) => {
+        for (const problem of parseApiKeyList(keys).problems) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .default([]),
+    requestTimeoutMs: wholeMs(1000, 600_000).default(API_DEFAULTS.requestTimeoutMs),
+    headersTimeoutMs: wholeMs(1000, 600_000).default(API_DEFAULTS.headersTimeoutMs),
+    rateLimit: z
+      .object({
+        windowMs: wholeMs(1000, 3_600_000).default(API_DEFAULTS.rateLimit.windowMs),
+        ingest: requestsPerWindow.default(API_DEFAULTS.rateLimit.ingest),
+        read: requestsPerWindow.default(API_DEFAULTS.rateLimit.read),
+        admin: requestsPerWindow.default(API_DEFAULTS.rateLimit.admin),
+      })
+      .strict()
+      .default(() => ({ ...API_DEFAULTS.rateLimit })),
+  })
+  .strict()
+  .superRefine((api, ctx) => {
+    if (api.headersTimeoutMs > api.requestTimeoutMs) {
+      ctx.addIssue({ code: 'custom', path: ['headersTimeoutMs'], message: `expected at most requestTimeoutMs (${api.requestTimeoutMs})` });
+    }
+  })
+  .default(() => ({ keys: [], requestTimeoutMs: API_DEFAULTS.requestTimeoutMs, headersTimeoutMs: API_DEFAULTS.headersTimeoutMs, rateLimit: { ...API_DEFAULTS.rateLimit } }));
+
 /** The optional file. `channels` is validated by src/channels/config.ts after `${VAR}` expansion. */
 export const fileSchema = z
   .object({
@@ -130,6 +182,7 @@ export const fileSchema = z
       })
       .strict()
       .default(() => ({ ...DEFAULTS.metrics })),
+    api: apiFileSchema,
   })
   .strict()
   .superRefine((file, ctx) => {
@@ -165,11 +218,15 @@ export const envSchema = z.object({
     .min(0)
     .max(65535)
     .default(DEFAULTS.metricsPort),
+  /** Comma-separated `<scope>:<key>` (scope ingest, read or admin) or plain keys (admin), each at least 16 characters. */
   API_KEYS: z
     .string()
     .default('')
-    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
-    .refine((keys) => keys.every((k) => k.length >= 16), { message: 'expected comma-separated keys of at least 16 characters' }),
+    .transform((s, ctx): ApiKey[] => {
+      const { keys, problems } = parseApiKeyList(splitApiKeys(s));
+      for (const problem of problems) ctx.addIssue({ code: 'custom', message: `${problem} (expected comma-separated keys of at least 16 characters, each plain or as "<scope>:<key>")` });
+      return keys;
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   COSTGUARD_CONFIG: z.string().optional(),
   COSTGUARD_DATA_DIR: z.string().default('.data'),
@@ -183,7 +240,7 @@ export interface Config {
    * deliveries, on a worker of their own, so ingestion load never holds a notification up.
    */
   temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string };
-  api: { host: string; port: number; keys: string[] };
+  api: ApiConfig;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   dataDir: string;
   configFile: string | null;
@@ -198,6 +255,18 @@ export interface Config {
   reports: ReportsConfig;
   /** Prometheus: the worker's listener (port 0 = none) and what the registry exports. */
   metrics: { host: string; port: number; userLabel: boolean; topUsers: number; maxLabelValues: number; scrapeCacheMs: number };
+}
+
+/** The HTTP API: where it listens, its keys and its abuse limits (`api:` in the file, API_* variables). */
+export interface ApiConfig {
+  host: string;
+  port: number;
+  /** From API_KEYS, then the file's `api.keys`. */
+  keys: ApiKey[];
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  /** Requests per key per `windowMs`, by the key's scope; 0 = no limit. */
+  rateLimit: { windowMs: number; ingest: number; read: number; admin: number };
 }
 
 /** `reports:` in the config file. */
@@ -273,9 +342,25 @@ export function parseConfigFile(text: string, source: string, env: Record<string
     }
     raw = { ...(raw as Record<string, unknown>), channels: value };
   }
+  raw = expandApiKeys(raw, env, source);
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) fail(source, parsed.error, raw);
   return parsed.data;
+}
+
+/** `${VAR}` in the file's `api.keys` (keys are secrets: best kept out of the file). */
+function expandApiKeys(raw: unknown, env: Record<string, string | undefined>, source: string): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const api = (raw as Record<string, unknown>).api;
+  if (api === null || typeof api !== 'object' || Array.isArray(api)) return raw;
+  const keys = (api as Record<string, unknown>).keys;
+  if (!Array.isArray(keys)) return raw;
+  const { value, missing } = expandChannelSecrets(keys, env);
+  if (missing.length > 0) {
+    const lines = missing.map((m) => `  api.keys[${String(m.path[1])}]: environment variable ${m.variable} is not set (referenced as \${${m.variable}})`);
+    throw new ConfigError(`Invalid configuration in ${source}:\n${lines.join('\n')}`);
+  }
+  return { ...(raw as Record<string, unknown>), api: { ...(api as Record<string, unknown>), keys: value } };
 }
 
 /** Loads and validates the whole configuration. `env` is injected so tests never touch process.env. */
@@ -293,6 +378,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
     file = parseConfigFile(text, e.COSTGUARD_CONFIG, env);
   }
+  const apiKeys = mergeApiKeys(e.API_KEYS, file.api.keys, e.COSTGUARD_CONFIG ?? 'the config file');
   return {
     databaseUrl: e.DATABASE_URL,
     redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX },
@@ -302,7 +388,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       alertTaskQueue: e.TEMPORAL_ALERT_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-alerts`,
     },
-    api: { host: e.API_HOST, port: e.API_PORT, keys: e.API_KEYS },
+    api: {
+      host: e.API_HOST,
+      port: e.API_PORT,
+      keys: apiKeys,
+      requestTimeoutMs: file.api.requestTimeoutMs,
+      headersTimeoutMs: file.api.headersTimeoutMs,
+      rateLimit: { ...file.api.rateLimit },
+    },
     logLevel: e.LOG_LEVEL,
     dataDir: e.COSTGUARD_DATA_DIR,
     configFile: e.COSTGUARD_CONFIG ?? null,
@@ -317,6 +410,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     reports: file.reports,
     metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },
   };
+}
+
+/** API_KEYS first, then the file's `api.keys` (already checked one by one); a key in both is refused. */
+function mergeApiKeys(fromEnv: readonly ApiKey[], fromFile: readonly string[], source: string): ApiKey[] {
+  const { keys: fileKeys } = parseApiKeyList(fromFile);
+  const envKeys = new Set(fromEnv.map((k) => k.key));
+  const twice = fileKeys.findIndex((k) => envKeys.has(k.key));
+  if (twice !== -1) throw new ConfigError(`Invalid configuration in ${source}:\n  api.keys[${twice}] = (redacted): the same key is also in API_KEYS`);
+  return [...fromEnv.map((k) => ({ ...k })), ...fileKeys];
 }
 
 /**

@@ -127,7 +127,7 @@ describe('POST /v1/usage', () => {
   it('answers 415 for a body that is not JSON by its content type, 400 for malformed, empty or oversized input', async () => {
     const text = await app.inject({ method: 'POST', url: '/v1/usage', headers: { ...auth, 'content-type': 'text/plain' }, payload: 'hello' });
     expect(text.statusCode).toBe(415);
-    expect(text.json()).toMatchObject({ error: 'validation', message: expect.stringContaining('application/json') });
+    expect(text.json()).toMatchObject({ error: 'unsupported_media_type', message: expect.stringContaining('application/json') });
 
     const malformed = await app.inject({ method: 'POST', url: '/v1/usage', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"provider": ' });
     expect(malformed.statusCode).toBe(400);

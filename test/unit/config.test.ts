@@ -96,7 +96,17 @@ describe('loadConfig: the environment', () => {
       REDIS_URL: 'rediss://cache:6380',
       TEMPORAL_ADDRESS: 'temporal:7233',
     });
-    expect(config.api).toEqual({ host: '0.0.0.0', port: 9090, keys: ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'] });
+    expect(config.api).toEqual({
+      host: '0.0.0.0',
+      port: 9090,
+      keys: [
+        { scope: 'admin', key: 'aaaaaaaaaaaaaaaa' },
+        { scope: 'admin', key: 'bbbbbbbbbbbbbbbb' },
+      ],
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      rateLimit: { windowMs: 10_000, ingest: 10_000, read: 1_000, admin: 10_000 },
+    });
     expect(config.logLevel).toBe('debug');
     expect(config.databaseUrl).toBe('postgresql://cg:pw@db:5432/cg');
     expect(config.redis.url).toBe('rediss://cache:6380');
@@ -125,6 +135,27 @@ describe('loadConfig: the environment', () => {
     expect(message).toContain('API_KEYS');
     expect(message).toContain('at least 16 characters');
     expect(message).not.toContain('tooShortKey1');
+  });
+
+  it('API_KEYS takes scoped keys (<scope>:<key>) next to plain ones, which mean admin', () => {
+    const config = loadConfig({ API_KEYS: 'ingest:cg_ingest_0123456789ab, read:cg_read_0123456789abcd,cg_old_plain_key_0123' });
+    expect(config.api.keys).toEqual([
+      { scope: 'ingest', key: 'cg_ingest_0123456789ab' },
+      { scope: 'read', key: 'cg_read_0123456789abcd' },
+      { scope: 'admin', key: 'cg_old_plain_key_0123' },
+    ]);
+  });
+
+  it('an unknown key scope, a short scoped key or a key listed twice stops start-up, naming the key by position only', () => {
+    const unknown = configError({ API_KEYS: 'cg_fine_key_0123456789,injest:cg_secret_value_0123456789' });
+    expect(unknown).toContain('API_KEYS = (redacted): key 2: unknown key scope "injest"');
+    expect(unknown).not.toContain('cg_secret_value_0123456789');
+    const short = configError({ API_KEYS: 'read:cg_short' });
+    expect(short).toContain('key 1: expected a key of at least 16 characters after "read:"');
+    expect(short).not.toContain('cg_short');
+    const twice = configError({ API_KEYS: 'read:cg_twice_0123456789ab,ingest:cg_twice_0123456789ab' });
+    expect(twice).toContain('key 2: the same key is listed more than once');
+    expect(twice).not.toContain('cg_twice_0123456789ab');
   });
 
   it('reports every bad variable at once', () => {
@@ -262,6 +293,56 @@ channels:
     const { message } = fileError('channels:\n  smtp:\n    password: "hunter2-secret\n');
     expect(message).toContain('not valid YAML/JSON');
     expect(message).not.toContain('hunter2-secret');
+  });
+});
+
+describe('loadConfig: the API section of the file', () => {
+  it('has the documented defaults: 30 s per request, 10 s for headers, per-key rate limits by scope', () => {
+    const { api } = loadConfig({});
+    expect(api).toMatchObject({ requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, rateLimit: { windowMs: 10_000, ingest: 10_000, read: 1_000, admin: 10_000 } });
+  });
+
+  it('reads timeouts, rate limits and keys (${VAR} expanded, added after API_KEYS)', () => {
+    const path = configFile(`
+api:
+  keys: ["read:\${CG_READ_KEY}", "ingest:cg_file_ingest_key_0123"]
+  requestTimeoutMs: 20000
+  headersTimeoutMs: 5000
+  rateLimit: { windowMs: 60000, ingest: 0, read: 50 }
+`);
+    const { api } = loadConfig({ COSTGUARD_CONFIG: path, CG_READ_KEY: 'cg_read_from_env_0123', API_KEYS: 'cg_plain_admin_key_0123' });
+    expect(api.keys).toEqual([
+      { scope: 'admin', key: 'cg_plain_admin_key_0123' },
+      { scope: 'read', key: 'cg_read_from_env_0123' },
+      { scope: 'ingest', key: 'cg_file_ingest_key_0123' },
+    ]);
+    expect(api).toMatchObject({ requestTimeoutMs: 20_000, headersTimeoutMs: 5_000, rateLimit: { windowMs: 60_000, ingest: 0, read: 50, admin: 10_000 } });
+  });
+
+  it('refuses a headers timeout above the request timeout, a negative budget and a bad key, without echoing the key', () => {
+    expect(fileError('api: { requestTimeoutMs: 5000, headersTimeoutMs: 6000 }\n').message).toContain(
+      // (its value is redacted: "headers" is one of the words that mark secrets, as in a webhook's headers)
+      'api.headersTimeoutMs = (redacted): expected at most requestTimeoutMs (5000)',
+    );
+    const { message } = fileError(`
+api:
+  keys: ["write:cg_file_secret_0123456789"]
+  requestTimeoutMs: 500
+  rateLimit: { read: -1 }
+`);
+    expect(message).toContain('api.requestTimeoutMs = 500: expected at least 1000 ms');
+    expect(message).toContain('api.rateLimit.read = -1: expected 0 (no limit) or more');
+    expect(message).toContain('api.keys = (redacted): key 1: unknown key scope "write"');
+    expect(message).not.toContain('cg_file_secret_0123456789');
+  });
+
+  it('refuses a key both in API_KEYS and in the file, and a ${VAR} that is not set', () => {
+    const both = configFile('api: { keys: ["read:cg_both_places_0123"] }\n');
+    const message = configError({ COSTGUARD_CONFIG: both, API_KEYS: 'cg_both_places_0123' });
+    expect(message).toContain('api.keys[0] = (redacted): the same key is also in API_KEYS');
+    expect(message).not.toContain('cg_both_places_0123');
+    const unset = configFile('api: { keys: ["ingest:${CG_NOT_SET}"] }\n');
+    expect(configError({ COSTGUARD_CONFIG: unset })).toContain('api.keys[0]: environment variable CG_NOT_SET is not set');
   });
 });
 
