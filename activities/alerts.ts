@@ -4,10 +4,12 @@
  * spike rule. Channel deliveries are in activities/channels.ts.
  */
 import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
 import { recordIncidentEvent, recordNotification, type IncidentEventKind } from '../src/db/alerts.js';
+import { describeDbError, isDeterministicDbError } from '../src/db/ledger.js';
 import type { AlertCondition, SpendWindows } from '../src/domain/alert-rules.js';
 import { scopeId, scopeKind } from '../src/domain/budget.js';
 import { normalizeAmount } from '../src/domain/money.js';
@@ -51,6 +53,21 @@ export function alertSettings(config: Config): AlertSettings {
 
 function isNotFound(err: unknown): boolean {
   return err instanceof Error && (err.name === 'WorkflowNotFoundError' || /not found|already completed/i.test(err.message));
+}
+
+/**
+ * Runs a history write; a failure tied to its input (PostgreSQL refusing a value: the same write
+ * would fail the same way) becomes a non-retryable `PoisonInput` failure, so the alert workflow
+ * logs it and carries on instead of retrying it for ever (which would block every later
+ * acknowledgement of the incident). Anything else (PostgreSQL unreachable) is retried.
+ */
+async function nonRetryableIfPoisoned<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isDeterministicDbError(err)) throw ApplicationFailure.nonRetryable(describeDbError(err), 'PoisonInput');
+    throw err;
+  }
 }
 
 export const createAlertActivities = (deps: AlertActivityDeps) => ({
@@ -100,7 +117,9 @@ export const createAlertActivities = (deps: AlertActivityDeps) => ({
 
   /** Saves the incident's state with one event of its history (idempotent per event key). */
   async recordIncident(input: { state: IncidentState; workflowId: string; eventKey: string; kind: IncidentEventKind; detail?: Record<string, unknown> }): Promise<void> {
-    await recordIncidentEvent(deps.pool, input.state, input.workflowId, { eventKey: input.eventKey, kind: input.kind, atMs: deps.clock(), detail: input.detail });
+    await nonRetryableIfPoisoned(() =>
+      recordIncidentEvent(deps.pool, input.state, input.workflowId, { eventKey: input.eventKey, kind: input.kind, atMs: deps.clock(), detail: input.detail }),
+    );
   },
 
   /**
@@ -121,11 +140,13 @@ export const createAlertActivities = (deps: AlertActivityDeps) => ({
     const claim = plan.deduplicate
       ? { conditionKey: input.state.condition.key, level: plan.level, notificationKey: `${input.sourceId}/${plan.notificationId}`, repeatIntervalMs: input.repeatIntervalMs, nowMs: now }
       : null;
-    const verdict = await recordNotification(deps.pool, input.state, input.workflowId, {
-      eventKey: input.eventKey,
-      atMs: now,
-      detail: { notificationId: plan.notificationId, kind: plan.kind, level: plan.level, channels: plan.channels },
-    }, claim);
+    const verdict = await nonRetryableIfPoisoned(() =>
+      recordNotification(deps.pool, input.state, input.workflowId, {
+        eventKey: input.eventKey,
+        atMs: now,
+        detail: { notificationId: plan.notificationId, kind: plan.kind, level: plan.level, channels: plan.channels },
+      }, claim),
+    );
     if (!verdict.allowed) deps.logger.info({ incidentId: input.state.incidentId, level: plan.level, previousAt: verdict.previousAt }, 'notification suppressed: repeat interval');
     return { allowed: verdict.allowed };
   },

@@ -23,7 +23,8 @@ import type { PricingEngine } from '../src/domain/pricing.js';
 import { type FlushSummary, type FlushTarget, summarizeFlush } from '../src/domain/flush-summary.js';
 import type { BatchResult, CountedEvent, CountedUsage, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
 import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
-import { type PersistBatchInput, type PricedEvent, persistBatchOnce, persistFlush } from '../src/db/ledger.js';
+import { type DeadLetterInput, recordDeadLetters } from '../src/db/dead-letters.js';
+import { type PersistBatchInput, type PricedEvent, persistBatchOnce, persistFlushIsolating } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
 import type { CostGuardMetrics, FlushOutcome } from '../src/metrics/index.js';
 import type { RealtimeView } from './realtime.js';
@@ -56,34 +57,52 @@ export interface LedgerActivityDeps {
 export const NON_RETRYABLE_LEDGER_ERRORS = ['ValidationError', 'ConflictError'];
 
 export function priceEvents(pricing: PricingEngine, events: readonly UsageEvent[]): PricedEvent[] {
-  return events.map((event) => ({
-    event,
-    price: pricing.price({
-      provider: event.provider,
-      model: event.model,
-      occurredAtMs: Date.parse(event.occurredAt),
-      usage: event.usage,
-    }),
-  }));
+  return events.map((event) => ({ event, price: priceOne(pricing, event) }));
+}
+
+function priceOne(pricing: PricingEngine, event: UsageEvent) {
+  return pricing.price({ provider: event.provider, model: event.model, occurredAtMs: Date.parse(event.occurredAt), usage: event.usage });
+}
+
+/** Prices each event on its own: one whose pricing throws (a bug, a catalog it trips) is set aside with the error. */
+function priceIsolating(pricing: PricingEngine, events: readonly UsageEvent[]): { priced: PricedEvent[]; failed: { event: UsageEvent; error: string }[] } {
+  const priced: PricedEvent[] = [];
+  const failed: { event: UsageEvent; error: string }[] = [];
+  for (const event of events) {
+    try {
+      priced.push({ event, price: priceOne(pricing, event) });
+    } catch (err) {
+      failed.push({ event, error: `pricing failed: ${err instanceof Error ? err.message : String(err)}` });
+    }
+  }
+  return { priced, failed };
 }
 
 /**
  * How a batch is persisted: `fresh` are the events this call inserted itself, `first` is true when
  * no earlier attempt had stored any of the batch (the call that owns the batch's metrics sample).
  */
-type Persist = (pool: Pool, input: PersistBatchInput) => Promise<{ result: BatchResult; fresh: CountedEvent[]; first: boolean }>;
+type Persist = (pool: Pool, input: PersistBatchInput) => Promise<{ result: BatchResult; fresh: CountedEvent[]; first: boolean; poisoned: { event: PricedEvent; error: string }[] }>;
 
 /** A batch with a stored result (`recordUsageBatch`): a retry replays the stored result. */
 const asBatch: Persist = async (pool, input) => {
   const { result, firstTime } = await persistBatchOnce(pool, input);
-  return { result, fresh: firstTime ? result.events : [], first: firstTime };
+  return { result, fresh: firstTime ? result.events : [], first: firstTime, poisoned: [] };
 };
 
-/** A budget workflow's flush (`flushUsage`): a retry may extend the batch (see persistFlush). */
+/**
+ * A budget workflow's flush (`flushUsage`): a retry may extend the batch (see persistFlush), and an
+ * event the database refuses is isolated instead of failing the flush (persistFlushIsolating).
+ */
 const asFlush: Persist = async (pool, input) => {
-  const { result, inserted } = await persistFlush(pool, input);
-  return { result, fresh: inserted, first: inserted.length === result.events.length };
+  const { result, inserted, poisoned } = await persistFlushIsolating(pool, input);
+  return { result, fresh: inserted, first: inserted.length === result.events.length, poisoned };
 };
+
+function userIdOf(raw: unknown): string | null {
+  const id = (raw as { userId?: unknown } | null)?.userId;
+  return typeof id === 'string' ? id.slice(0, 200) : null;
+}
 
 export const createLedgerActivities = (deps: LedgerActivityDeps) => {
   /** The flush itself; `firstTime` is true only for the attempt that stored the batch first. */
@@ -97,7 +116,9 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
     const valid: UsageEvent[] = [];
     const rejected: RejectedEvent[] = [];
     batch.events.forEach((raw, index) => {
-      const r = parseUsageEvent(raw, { now, path: `[${index}]` });
+      // Entry points checked the age window when they accepted the event; a flush delayed by an outage
+      // must not refuse it for having aged since, so the window is not applied again here.
+      const r = parseUsageEvent(raw, { now, path: `[${index}]`, backfill: true });
       if (r.ok) valid.push(r.value);
       else {
         const requestId = (raw as { requestId?: unknown } | null)?.requestId;
@@ -105,7 +126,7 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
       }
     });
     if (rejected.length > 0) deps.logger.warn({ batchId: batch.batchId, rejected }, 'refused invalid usage events');
-    const priced = priceEvents(deps.pricing, valid);
+    const { priced, failed: pricingFailed } = priceIsolating(deps.pricing, valid);
     for (const p of priced) {
       if (!p.price.priced) {
         deps.logger.warn({ requestId: p.event.requestId, provider: p.event.provider, model: p.event.model, reason: p.price.reason }, 'unpriced usage recorded');
@@ -114,16 +135,46 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
     let result: BatchResult;
     let fresh: CountedEvent[];
     let firstTime: boolean;
+    let poisoned: { event: PricedEvent; error: string }[];
     // Heartbeats while the statement runs, so a crashed worker's flush is retried elsewhere within
     // the heartbeat timeout instead of the whole start-to-close timeout.
     const beat = heartbeats() ? setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
     try {
-      ({ result, fresh, first: firstTime } = await persist(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
+      ({ result, fresh, first: firstTime, poisoned } = await persist(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
     } catch (err) {
       if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
       throw err;
     } finally {
       clearInterval(beat);
+    }
+    // Dead letters: events tied to their own failure (refused as invalid after they were accepted,
+    // pricing threw, the database refused the row). Recorded once per flush and event (a retry
+    // records nothing again), counted, and alerted on by the workflow; the rest of the flush counts.
+    const indexOf = new Map<string, number>();
+    batch.events.forEach((raw, i) => {
+      const id = (raw as { requestId?: unknown } | null)?.requestId;
+      if (typeof id === 'string' && !indexOf.has(id)) indexOf.set(id, i);
+    });
+    const letters: DeadLetterInput[] = [
+      ...rejected.map((r) => ({
+        batchId: batch.batchId,
+        requestId: r.requestId,
+        index: r.index,
+        userId: userIdOf(batch.events[r.index]),
+        stage: 'validation' as const,
+        error: r.issues.map((i) => `${i.path}: ${i.message}`).join('; '),
+        payload: batch.events[r.index],
+      })),
+      ...pricingFailed.map((f) => ({ batchId: batch.batchId, requestId: f.event.requestId, index: indexOf.get(f.event.requestId) ?? -1, userId: f.event.userId, stage: 'pricing' as const, error: f.error, payload: batch.events[indexOf.get(f.event.requestId) ?? -1] ?? f.event })),
+      ...poisoned.map((p) => ({ batchId: batch.batchId, requestId: p.event.event.requestId, index: indexOf.get(p.event.event.requestId) ?? -1, userId: p.event.event.userId, stage: 'persist' as const, error: p.error, payload: batch.events[indexOf.get(p.event.event.requestId) ?? -1] ?? p.event.event })),
+    ];
+    if (letters.length > 0) {
+      const recorded = await recordDeadLetters(deps.pool, letters);
+      deps.logger.error(
+        { batchId: batch.batchId, deadLettered: letters.map((l) => ({ requestId: l.requestId, stage: l.stage, error: l.error })) },
+        'usage events dead-lettered: the rest of the flush was recorded; list them with `costguard deadletter list`',
+      );
+      for (const stage of recorded) deps.metrics?.recordDeadLetter(stage);
     }
     const byId = new Map(valid.map((e) => [e.requestId, e]));
     // Counted before Redis: if Redis fails, the retry finds the events stored and counts nothing,
@@ -160,6 +211,7 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
           return out;
         }),
         rejected,
+        deadLettered: letters.length,
       },
       firstTime,
     };

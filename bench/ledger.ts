@@ -42,6 +42,7 @@ function makeEvents(count: number, prefix: string, pricing: PricingEngine, users
       taskType: ['chat', 'summarise', 'embed'][i % 3]!,
       team: null,
       project: null,
+      estimated: false,
       tags: {},
       metadata: {},
       usage: {

@@ -45,8 +45,23 @@ import {
 // which under load wait behind the ingestion traffic.
 const history = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['PoisonInput'] },
 });
+
+/**
+ * A history write that failed for a reason tied to its input (`PoisonInput`: PostgreSQL refused a
+ * value, so retrying would fail for ever) is logged and skipped: the incident goes on (its state
+ * lives in this workflow), and later acknowledgements are not blocked behind it. Anything else
+ * keeps being retried by the activity's policy (PostgreSQL unreachable).
+ */
+async function tolerant<T>(what: string, incidentId: string, write: () => Promise<T>, fallback: T): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    log.error(`could not ${what}; the incident goes on without it`, { incidentId, error: String(err) });
+    return fallback;
+  }
+}
 
 // A channel that is down is retried with backoff for about half an hour; a configuration error
 // (4xx, bad credentials, unknown channel) fails at once and is reported, never retried forever.
@@ -142,14 +157,15 @@ export async function alertWorkflow(input: AlertWorkflowInput): Promise<Incident
   };
 
   const notify = async (plan: PlannedNotification): Promise<void> => {
-    const { allowed } = await history.recordNotification({
+    // Unrecordable: notify anyway (staying silent would lose the alert).
+    const { allowed } = await tolerant('record a notification', input.incidentId, () => history.recordNotification({
       state: incident.state,
       workflowId,
       sourceId: incident.sourceId,
       plan,
       eventKey: eventKey(),
       repeatIntervalMs: input.settings.repeatIntervalMs,
-    });
+    }), { allowed: true });
     incident.sent(plan, allowed ? plan.channels : [], Date.now());
     if (!allowed) return;
     const p = deliver(plan).finally(() => pending.delete(p));
@@ -157,24 +173,24 @@ export async function alertWorkflow(input: AlertWorkflowInput): Promise<Incident
   };
 
   if (!input.carried) {
-    await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'opened' });
+    await tolerant('record the incident history', input.incidentId, () => history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'opened' }), undefined);
   }
 
   for (;;) {
     if (levelChanged) {
       levelChanged = false;
       upsertSearchAttributes([{ key: searchAttributes.alertLevel, value: incident.state.level }]);
-      await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'level_changed', detail: { level: incident.state.level } });
+      await tolerant('record the incident history', input.incidentId, () => history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'level_changed', detail: { level: incident.state.level } }), undefined);
     }
     while (incident.hasQueued()) await notify(incident.takeQueued()!);
     if (incident.state.acknowledged && !ackRecorded) {
-      await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'acknowledged', detail: { ...incident.state.acknowledged } });
+      await tolerant('record the incident history', input.incidentId, () => history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'acknowledged', detail: { ...incident.state.acknowledged } }), undefined);
       ackRecorded = true;
       await tellBudget();
     }
     if (incident.isResolved) {
       while (incident.hasQueued()) await notify(incident.takeQueued()!);
-      await history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'resolved', detail: { reason: incident.state.resolved?.reason } });
+      await tolerant('record the incident history', input.incidentId, () => history.recordIncident({ state: incident.state, workflowId, eventKey: eventKey(), kind: 'resolved', detail: { reason: incident.state.resolved?.reason } }), undefined);
       upsertSearchAttributes([{ key: searchAttributes.alertLevel, value: 'resolved' }]);
       await tellBudget();
       await Promise.all([...pending]);

@@ -245,15 +245,38 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       }
       if (summary.rejected.length > 0) log.warn('the ledger refused invalid usage events', { scope, batchId: flush.batchId, rejected: summary.rejected });
       if (alertSettings?.enabled) {
-        for (const c of alerts.unpriced(summary.unpriced, Date.now())) {
+        // Since `unpriced-by-provider-v1`: one incident per provider per day, listing a bounded
+        // number of models (a flood of made-up model names opens one incident, not thousands).
+        if (summary.unpriced.length > 0 && patched('unpriced-by-provider-v1')) {
+          for (const { condition: c, provider, models } of alerts.unpricedByProvider(summary.unpriced, Date.now())) {
+            try {
+              await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
+              alerts.unpricedProviderRaised(provider, models, Date.now());
+            } catch (err) {
+              log.error('could not raise an unpriced-usage alert; retrying with the next such event', { scope, error: String(err) });
+            }
+          }
+        } else {
+          for (const c of alerts.unpriced(summary.unpriced, Date.now())) {
+            try {
+              await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
+              alerts.unpricedRaisedFor(c);
+            } catch (err) {
+              log.error('could not raise an unpriced-usage alert; retrying with the next such event', { scope, error: String(err) });
+            }
+          }
+        }
+        const dead = alerts.deadLetters(summary.deadLettered ?? 0, Date.now());
+        if (dead) {
           try {
-            await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
-            alerts.unpricedRaisedFor(c);
+            await alerting.raiseAlert({ condition: dead, budgetWorkflowId: null });
+            alerts.deadLettersRaised(Date.now());
           } catch (err) {
-            log.error('could not raise an unpriced-usage alert; retrying with the next such event', { scope, error: String(err) });
+            log.error('could not raise the dead-letter alert; retrying with the next dead letter', { scope, error: String(err) });
           }
         }
       }
+      if ((summary.deadLettered ?? 0) > 0) log.error('usage events were set aside as dead letters (costguard deadletter list)', { scope, batchId: flush.batchId, count: summary.deadLettered });
     }
 
     const rolledOver = state.rollover(Date.now()).length > 0;

@@ -181,6 +181,39 @@ alerts
       handleError(err, Boolean(opts.json));
     }
   });
+const deadletter = program.command('deadletter').description('usage events set aside because they failed for a reason of their own: list, replay');
+
+deadletter
+  .command('list')
+  .description('dead letters waiting for a replay, oldest first (with --all, replayed ones too)')
+  .option('--all', 'include dead letters already replayed')
+  .option('--limit <n>', 'at most this many (1-10000)', '100')
+  .option('--json', 'machine-readable output')
+  .action(async (opts: { all?: boolean; limit?: string; json?: boolean }) => {
+    try {
+      const { renderDeadLetters, runDeadLetterList } = await import('./deadletter.js');
+      const rows = await runDeadLetterList(config(), opts);
+      print(Boolean(opts.json), { deadLetters: rows }, renderDeadLetters(rows));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+deadletter
+  .command('replay [ids...]')
+  .description('send dead letters again through normal ingestion (after a fix); still-invalid ones stay waiting')
+  .option('--all', 'every waiting dead letter')
+  .option('--json', 'machine-readable output')
+  .action(async (ids: string[], opts: { all?: boolean; json?: boolean }) => {
+    try {
+      const { renderReplay, runDeadLetterReplay } = await import('./deadletter.js');
+      const summary = await runDeadLetterReplay(config(), ids, opts);
+      print(Boolean(opts.json), summary, renderReplay(summary));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
 const report = program.command('report').description('print a cost report (stored), or generate it now for any past period with --generate');
 
 for (const kind of ['daily', 'monthly'] as const) {

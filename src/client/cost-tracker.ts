@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError } from '@temporalio/client';
 import { CostGuardError, type FieldIssue, UnavailableError, ValidationError } from '../domain/errors.js';
 import { isScope, type Scope } from '../domain/budget.js';
-import { TOKEN_KINDS, type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
+import { MAX_PAST_MS, TOKEN_KINDS, type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
 import type { Logger } from '../lib/logger.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type UsageBatch, budgetWorkflowId, usageSignal } from '../messages.js';
 
@@ -68,6 +68,13 @@ export interface CostTrackerOptions {
   maxInFlightPerScope?: number;
   /** Batches in flight at once across all scopes. Default 32. */
   maxConcurrentSends?: number;
+  /**
+   * How old an event's `occurredAt` may be, in ms. Default 7 days; older events are refused with
+   * CostTrackerValidationError unless `backfill` is set.
+   */
+  maxEventAgeMs?: number;
+  /** Accept events of any age (from 2000-01-01 on): for loading historical usage. Default false. */
+  backfill?: boolean;
   clock?: () => number;
   generateId?: () => string;
   logger?: Logger;
@@ -83,6 +90,7 @@ const DEFAULTS = {
   maxRetryDelayMs: 5_000,
   maxInFlightPerScope: 2,
   maxConcurrentSends: 32,
+  maxEventAgeMs: MAX_PAST_MS,
 } as const;
 
 /** An event was invalid: nothing was queued. `issues` names each bad field. */
@@ -145,6 +153,7 @@ export function toBatchEvent(event: UsageEvent): BatchEvent {
   if (event.project !== null) out.project = event.project;
   if (Object.keys(event.tags).length > 0) out.tags = { ...event.tags };
   if (Object.keys(event.metadata).length > 0) out.metadata = event.metadata;
+  if (event.estimated) out.estimated = true;
   return out;
 }
 
@@ -157,13 +166,13 @@ const SCOPE_ID_MESSAGE = 'must be 1-200 characters of letters, digits and ._@+=:
  */
 export function parseTrackedEvents(
   inputs: readonly unknown[],
-  opts: { now: number; generateId: () => string; indexed?: boolean },
+  opts: { now: number; generateId: () => string; indexed?: boolean; backfill?: boolean; maxAgeMs?: number },
 ): ParseResult<UsageEvent[]> {
   const events: UsageEvent[] = [];
   const issues: FieldIssue[] = [];
   inputs.forEach((input, i) => {
     const path = opts.indexed === false ? '' : `[${i}]`;
-    const r = parseUsageEvent(input, { now: opts.now, generateId: opts.generateId, path });
+    const r = parseUsageEvent(input, { now: opts.now, generateId: opts.generateId, path, backfill: opts.backfill, maxAgeMs: opts.maxAgeMs });
     if (!r.ok) {
       issues.push(...r.issues);
     } else if (!isScope(scopeOfEvent(r.value))) {
@@ -254,6 +263,8 @@ export class CostTracker {
   private readonly maxRetryDelayMs: number;
   private readonly maxInFlightPerScope: number;
   private readonly maxConcurrentSends: number;
+  private readonly maxEventAgeMs: number;
+  private readonly backfill: boolean;
   private readonly clock: () => number;
   private readonly generateId: () => string;
   private readonly logger: Logger | undefined;
@@ -294,6 +305,9 @@ export class CostTracker {
     this.maxRetryDelayMs = integerOption('maxRetryDelayMs', options.maxRetryDelayMs ?? DEFAULTS.maxRetryDelayMs, 0);
     this.maxInFlightPerScope = integerOption('maxInFlightPerScope', options.maxInFlightPerScope ?? DEFAULTS.maxInFlightPerScope, 1);
     this.maxConcurrentSends = integerOption('maxConcurrentSends', options.maxConcurrentSends ?? DEFAULTS.maxConcurrentSends, 1);
+    this.maxEventAgeMs = integerOption('maxEventAgeMs', options.maxEventAgeMs ?? DEFAULTS.maxEventAgeMs, 0);
+    if (options.backfill !== undefined && typeof options.backfill !== 'boolean') throw new TypeError(`CostTracker option backfill must be true or false, got ${describe(options.backfill)}`);
+    this.backfill = options.backfill ?? false;
     this.clock = functionOption('clock', options.clock ?? Date.now);
     this.generateId = functionOption('generateId', options.generateId ?? randomUUID);
     this.logger = options.logger?.child({ component: 'cost-tracker', trackerId: this.instanceId });
@@ -306,7 +320,7 @@ export class CostTracker {
    */
   record(event: UsageEventInput): Promise<RecordReceipt> {
     if (this.closed) return Promise.reject(new CostTrackerClosedError());
-    const parsed = parseTrackedEvents([event], { now: this.clock(), generateId: this.generateId, indexed: false });
+    const parsed = parseTrackedEvents([event], { now: this.clock(), generateId: this.generateId, indexed: false, backfill: this.backfill, maxAgeMs: this.maxEventAgeMs });
     if (!parsed.ok) return Promise.reject(new CostTrackerValidationError(parsed.issues));
     return this.admit(toBatchEvent(parsed.value[0]!));
   }
@@ -319,7 +333,7 @@ export class CostTracker {
   async recordMany(events: readonly UsageEventInput[]): Promise<RecordReceipt[]> {
     if (this.closed) throw new CostTrackerClosedError();
     if (!Array.isArray(events)) throw new CostTrackerValidationError([{ path: '', message: `must be an array of usage events, got ${describe(events)}` }]);
-    const parsed = parseTrackedEvents(events, { now: this.clock(), generateId: this.generateId });
+    const parsed = parseTrackedEvents(events, { now: this.clock(), generateId: this.generateId, backfill: this.backfill, maxAgeMs: this.maxEventAgeMs });
     if (!parsed.ok) throw new CostTrackerValidationError(parsed.issues);
     return this.recordValidated(parsed.value);
   }

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
-import { fixedLengthMs, isTimeZone } from '../domain/periods.js';
+import { budgetAmountProblem } from '../domain/budget.js';
+import { fixedLengthMs, timeZoneProblem } from '../domain/periods.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
 import { type ChannelsConfig, channelsSchema, expandChannelSecrets } from '../channels/config.js';
 import { DEFAULTS } from './defaults.js';
@@ -35,7 +36,10 @@ const positiveAmount = (what: string) =>
 
 const currency = z.enum(SUPPORTED_CURRENCIES, { error: `expected one of ${SUPPORTED_CURRENCIES.join(', ')}` });
 
-const timeZone = z.string().refine(isTimeZone, { message: 'expected an IANA time zone such as "UTC" or "Europe/Paris"' });
+const timeZone = z.string().superRefine((tz, ctx) => {
+  const problem = timeZoneProblem(tz);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 /** `day`, `month`, or a fixed length: a number and s, m, h or d ("30s", "10m", "1h", "7d"). */
 export const PERIOD_RE = /^(day|month|\d+[smhd])$/;
@@ -46,7 +50,10 @@ export const budgetSchema = z
   .object({
     scope: z.string().regex(/^(system|user|team|project)(:[^\s]+)?$/, 'expected "system", "user", "team", "project" or one of them with ":<id>"'),
     period,
-    amount: positiveAmount('a budget amount'),
+    amount: positiveAmount('a budget amount').superRefine((a, ctx) => {
+      const problem = budgetAmountProblem(a);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
     currency: currency.default('USD'),
     timezone: timeZone.optional(),
     thresholds: z

@@ -29,25 +29,26 @@ const SCOPES_SQL = `(VALUES ('system', false), ('user:' || n.user_id, false), ('
                     ('project:' || n.project, false), ('system|provider:' || n.provider, true),
                     ('system|model:' || n.model, true), ('system|task:' || n.task_type, true)) AS s(scope, facet)`;
 
-/** The ledger insert of a batch's rows ($1 batch id, $2-$26 columns), for a `new_rows` CTE. */
+/** The ledger insert of a batch's rows ($1 batch id, $2-$27 columns), for a `new_rows` CTE. */
 const insertRows = (guard: string) => `
   INSERT INTO usage_ledger (
     request_id, batch_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type,
     team, project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
     output_tokens, reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from,
-    catalog_version, unpriced, unpriced_reason, metadata)
+    catalog_version, unpriced, unpriced_reason, metadata, estimated)
   SELECT r.request_id, $1, r.occurred_at, r.provider, r.model, r.matched_provider, r.matched_model, r.user_id,
          r.task_type, r.team, r.project, r.tags::jsonb, r.input_tokens, r.cache_read_tokens, r.cache_write_tokens,
          r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens, r.cost_usd, r.cost_breakdown::jsonb,
-         r.price_source, r.price_effective_from, r.catalog_version, r.unpriced, r.unpriced_reason, r.metadata::jsonb
+         r.price_source, r.price_effective_from, r.catalog_version, r.unpriced, r.unpriced_reason, r.metadata::jsonb,
+         r.estimated
   FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
               $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
               $17::bigint[], $18::bigint[], $19::numeric[], $20::text[], $21::text[], $22::text[], $23::text[],
-              $24::boolean[], $25::text[], $26::text[])
+              $24::boolean[], $25::text[], $26::text[], $27::boolean[])
        AS r(request_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type, team,
             project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
             reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from, catalog_version, unpriced,
-            unpriced_reason, metadata)
+            unpriced_reason, metadata, estimated)
   ${guard}
   ORDER BY r.request_id
   ON CONFLICT (request_id) DO NOTHING
@@ -55,12 +56,12 @@ const insertRows = (guard: string) => `
             cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens
 `;
 
-/** Hour/day/month rollups of exactly the rows in `new_rows` ($27 time zone), for a `rollup` CTE. */
+/** Hour/day/month rollups of exactly the rows in `new_rows` ($28 time zone), for a `rollup` CTE. */
 const rollupRows = (shardParam: string) => `
   INSERT INTO usage_rollups AS u (
     scope, period_kind, timezone, period_start, shard, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
     cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens)
-  SELECT s.scope, k.kind, $27, date_trunc(k.kind, n.occurred_at, $27), ${shardParam}::smallint, sum(n.cost_usd), count(*),
+  SELECT s.scope, k.kind, $28, date_trunc(k.kind, n.occurred_at, $28), ${shardParam}::smallint, sum(n.cost_usd), count(*),
          count(*) FILTER (WHERE n.unpriced), sum(n.input_tokens), sum(n.cache_read_tokens), sum(n.cache_write_tokens),
          sum(n.cache_write_1h_tokens), sum(n.output_tokens), sum(n.reasoning_tokens)
   FROM new_rows n
@@ -100,7 +101,7 @@ WITH existing AS (
   SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1
 ), new_rows AS (
 ${insertRows('WHERE NOT EXISTS (SELECT 1 FROM existing)')}), rollup AS (
-${rollupRows('$30')}), summary AS (
+${rollupRows('$31')}), summary AS (
   SELECT json_build_object(
     'counted', count(*),
     'unpricedCalls', count(*) FILTER (WHERE unpriced),
@@ -116,7 +117,7 @@ ${rollupRows('$30')}), summary AS (
   FROM new_rows
 ), batch AS (
   INSERT INTO usage_batches (batch_id, fingerprint, event_count, result)
-  SELECT $1, $28, $29, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
+  SELECT $1, $29, $30, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (batch_id) DO NOTHING
   RETURNING result
 )
@@ -134,7 +135,7 @@ SELECT (SELECT result FROM batch) AS stored,
 export const FLUSH_SQL = `
 WITH new_rows AS (
 ${insertRows('')}), rollup AS (
-${rollupRows('$28')})
+${rollupRows('$29')})
 SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced FROM new_rows`;
 
 /** Rollup rows per (scope, period): concurrent batches spread over them instead of queueing on one. */
@@ -155,7 +156,7 @@ export function batchFingerprint(requestIds: readonly string[]): string {
 }
 
 export function columns(batch: readonly PricedEvent[]): unknown[] {
-  const cols: unknown[][] = Array.from({ length: 25 }, () => new Array<unknown>(batch.length));
+  const cols: unknown[][] = Array.from({ length: 26 }, () => new Array<unknown>(batch.length));
   batch.forEach(({ event: e, price: p }, i) => {
     const priced = p.priced ? p : null;
     const values: unknown[] = [
@@ -184,6 +185,7 @@ export function columns(batch: readonly PricedEvent[]): unknown[] {
       !p.priced,
       p.priced ? null : p.reason,
       JSON.stringify(e.metadata),
+      e.estimated ?? false,
     ];
     values.forEach((v, c) => {
       cols[c]![i] = v;
@@ -268,7 +270,7 @@ export async function persistBatchOnce(pool: Pool, input: PersistBatchInput): Pr
   try {
     // Named: each connection parses and plans the statement once.
     const res = await pool.query({
-      name: 'costguard_persist_batch_v2',
+      name: 'costguard_persist_batch_v3',
       text: PERSIST_SQL,
       values: [input.batchId, ...columns(unique), input.timezone, fingerprint, input.events.length, rollupShard(input.batchId)],
     });
@@ -324,23 +326,33 @@ const toCounted = (r: CountedRow): CountedEvent => ({
 export async function persistFlush(pool: Pool, input: PersistBatchInput): Promise<FlushOutcome> {
   const seen = new Set<string>();
   const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
+  const rows = await insertFlushRows(pool, input.batchId, unique, input.timezone);
+  return flushOutcome(input, unique, rows.counted, rows.inserted);
+}
+
+/** One flush statement for `events` (unique by request id): the rows it inserted and the flush's rows among the rest. */
+async function insertFlushRows(pool: Pool, batchId: string, events: readonly PricedEvent[], timezone: string): Promise<{ inserted: CountedEvent[]; counted: CountedEvent[] }> {
   const res = await pool.query<CountedRow>({
-    name: 'costguard_persist_flush_v1',
+    name: 'costguard_persist_flush_v2',
     text: FLUSH_SQL,
-    values: [input.batchId, ...columns(unique), input.timezone, rollupShard(input.batchId)],
+    values: [batchId, ...columns(events), timezone, rollupShard(batchId)],
   });
   const inserted = res.rows.map(toCounted);
   let counted = inserted;
-  if (inserted.length < unique.length) {
+  if (inserted.length < events.length) {
     const fresh = new Set(inserted.map((e) => e.requestId));
-    const skipped = [...seen].filter((id) => !fresh.has(id));
+    const skipped = events.map((e) => e.event.requestId).filter((id) => !fresh.has(id));
     const earlier = await pool.query<CountedRow>(
       'SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced FROM usage_ledger WHERE request_id = ANY($1::text[]) AND batch_id = $2',
-      [skipped, input.batchId],
+      [skipped, batchId],
     );
     counted = [...inserted, ...earlier.rows.map(toCounted)];
   }
-  counted.sort((a, b) => (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0));
+  return { inserted, counted };
+}
+
+function flushOutcome(input: PersistBatchInput, unique: readonly PricedEvent[], countedRows: CountedEvent[], inserted: CountedEvent[], poisoned = 0): FlushOutcome {
+  const counted = [...countedRows].sort((a, b) => (a.requestId < b.requestId ? -1 : a.requestId > b.requestId ? 1 : 0));
   const byId = new Map(unique.map((e) => [e.event.requestId, e.event]));
   const tokens = { ...ZERO_USAGE };
   let cost = new Dec(0);
@@ -353,10 +365,80 @@ export async function persistFlush(pool: Pool, input: PersistBatchInput): Promis
       batchId: input.batchId,
       received: input.events.length,
       counted: counted.length,
-      duplicates: input.events.length - counted.length,
+      duplicates: input.events.length - counted.length - poisoned,
       totals: { calls: counted.length, unpricedCalls: counted.filter((c) => c.unpriced).length, costUsd: normalizeAmount(cost), tokens },
       events: counted,
     },
     inserted,
   };
+}
+
+const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '40', '53', '55', '57', '58', 'XX']);
+const DETERMINISTIC_SQLSTATE_CLASSES = new Set(['22', '23', '42', '54']);
+
+/**
+ * True when an error of a flush statement is tied to its input, so repeating the same statement
+ * would fail the same way: PostgreSQL's data exceptions (22: a NUL byte, invalid JSON, a number
+ * out of range), integrity violations (23: a CHECK), syntax or type errors from the data (42) and
+ * program limits (54: an index row too large); and a TypeError or RangeError while building the
+ * statement's parameters. Connection loss, timeouts, lock and resource errors are not: they are
+ * retried (PostgreSQL being down must never lose accepted usage).
+ */
+export function isDeterministicDbError(err: unknown): boolean {
+  if (err instanceof TypeError || err instanceof RangeError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || code.length !== 5) return false;
+  const cls = code.slice(0, 2);
+  return DETERMINISTIC_SQLSTATE_CLASSES.has(cls) && !TRANSIENT_SQLSTATE_CLASSES.has(cls);
+}
+
+/** A PostgreSQL error as one line, without the failing values (they may be what is poisoned). */
+export function describeDbError(err: unknown): string {
+  const e = err as { code?: string; message?: string; constraint?: string; column?: string };
+  const parts = [e.message ?? String(err)];
+  if (e.code) parts.push(`SQLSTATE ${e.code}`);
+  if (e.constraint) parts.push(`constraint ${e.constraint}`);
+  if (e.column) parts.push(`column ${e.column}`);
+  return parts.join('; ');
+}
+
+/** A flush whose poisoned events were set aside: the outcome for the others, and each poisoned event with its error. */
+export interface IsolatedFlushOutcome extends FlushOutcome {
+  poisoned: { event: PricedEvent; error: string }[];
+}
+
+/**
+ * `persistFlush`, isolating events the database refuses: when the flush's statement fails for a
+ * reason tied to its input (isDeterministicDbError), the events are split in halves and each half
+ * persisted on its own, down to single events; an event that fails alone is returned in
+ * `poisoned` (the caller dead-letters it) and every other event is persisted and counted, exactly
+ * once, under the same flush id. A poisoned event costs about 2 log2(n) statements. Any other error
+ * (PostgreSQL unreachable) is thrown for the caller to retry; a retry finds what was committed
+ * through the flush id, so nothing counts twice.
+ */
+export async function persistFlushIsolating(pool: Pool, input: PersistBatchInput): Promise<IsolatedFlushOutcome> {
+  const seen = new Set<string>();
+  const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
+  const inserted: CountedEvent[] = [];
+  const counted: CountedEvent[] = [];
+  const poisoned: IsolatedFlushOutcome['poisoned'] = [];
+  const run = async (events: readonly PricedEvent[]): Promise<void> => {
+    if (events.length === 0) return;
+    try {
+      const rows = await insertFlushRows(pool, input.batchId, events, input.timezone);
+      inserted.push(...rows.inserted);
+      counted.push(...rows.counted);
+    } catch (err) {
+      if (!isDeterministicDbError(err)) throw err;
+      if (events.length === 1) {
+        poisoned.push({ event: events[0]!, error: describeDbError(err) });
+        return;
+      }
+      const mid = events.length >> 1;
+      await run(events.slice(0, mid));
+      await run(events.slice(mid));
+    }
+  };
+  await run(unique);
+  return { ...flushOutcome(input, unique, counted, inserted, poisoned.length), poisoned };
 }

@@ -9,7 +9,7 @@ import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
 import { Dec, formatMoney, parseAmount } from './money.js';
 import { type AlertLevel, levelRank } from './notification.js';
 
-export type AlertRule = 'threshold' | 'forecast' | 'spike' | 'unpriced';
+export type AlertRule = 'threshold' | 'forecast' | 'spike' | 'unpriced' | 'deadletter';
 
 /** Settings of the rules (config `alerts:`; defaults in src/config/defaults.ts). */
 export interface AlertRuleSettings {
@@ -220,6 +220,58 @@ export function unpricedCondition(provider: string, model: string, reason: strin
       { label: 'Reason', value: reason ?? 'no price' },
       { label: 'Calls seen', value: String(calls) },
     ],
+    periodEndMs: day.endMs,
+    budgetPeriod: null,
+    periodKey: day.key,
+  };
+}
+
+/** Models one unpriced-usage incident lists (the rest are counted: a flood of made-up names opens one incident). */
+export const UNPRICED_MODELS_LISTED = 20;
+
+/**
+ * Unpriced usage, bounded: one system-wide incident per provider per UTC day, listing the models
+ * seen (at most UNPRICED_MODELS_LISTED by name), so a request naming 10,000 made-up models opens
+ * one incident, not 10,000.
+ */
+export function unpricedProviderCondition(provider: string, models: readonly { model: string; reason?: string; calls: number }[], moreModels: number, nowMs: number): AlertCondition {
+  const day = dayKey(nowMs);
+  const listed = models.slice(0, UNPRICED_MODELS_LISTED);
+  const more = moreModels + Math.max(0, models.length - listed.length);
+  const names = listed.map((m) => m.model).join(', ') + (more > 0 ? ` and ${more} more` : '');
+  const calls = models.reduce((n, m) => n + m.calls, 0);
+  return {
+    key: `system|unpriced|${day.key}|${provider}`,
+    rule: 'unpriced',
+    scope: 'system',
+    level: 'warning',
+    title: `Unpriced usage: ${provider} (${listed.length + more} model${listed.length + more === 1 ? '' : 's'})`.slice(0, 190),
+    summary: `Calls to ${provider} models could not be priced: ${names}. They are recorded in the ledger at $0 and flagged; add a price override in the config (pricing.overrides) so budgets count them.`,
+    fields: [
+      { label: 'Provider', value: provider },
+      { label: 'Models', value: names },
+      { label: 'Reason', value: [...new Set(listed.map((m) => m.reason ?? 'no price'))].join(', ') },
+      { label: 'Calls seen', value: String(calls) },
+    ],
+    periodEndMs: day.endMs,
+    budgetPeriod: null,
+    periodKey: day.key,
+  };
+}
+
+/** Usage events set aside as dead letters: one system-wide incident per UTC day. */
+export function deadLetterCondition(count: number, nowMs: number): AlertCondition {
+  const day = dayKey(nowMs);
+  return {
+    key: `system|deadletter|${day.key}|deadletter`,
+    rule: 'deadletter',
+    scope: 'system',
+    level: 'warning',
+    title: 'Usage events could not be recorded (dead letters)',
+    summary:
+      'Some usage events failed for a reason tied to the event itself (invalid after acceptance, a price that could not be computed, or a row the database refused). ' +
+      'The rest of their batches were recorded. List them with `costguard deadletter list` and, after a fix, replay them with `costguard deadletter replay --all`.',
+    fields: [{ label: 'Events (first flush seen)', value: String(count) }],
     periodEndMs: day.endMs,
     budgetPeriod: null,
     periodKey: day.key,

@@ -4,7 +4,7 @@
  */
 import { type FieldIssue } from './errors.js';
 import { SUPPORTED_CURRENCIES, isDecimalString } from './money.js';
-import { isPeriodSpec, isTimeZone } from './periods.js';
+import { isPeriodSpec, timeZoneProblem } from './periods.js';
 
 export type ScopeKind = 'system' | 'user' | 'team' | 'project';
 export const SCOPE_KINDS: readonly ScopeKind[] = ['system', 'user', 'team', 'project'];
@@ -41,6 +41,21 @@ export interface Budget {
 /** What PUT /v1/budgets/:scope and the setBudget update take: the scope's complete list of budgets. */
 export interface BudgetChange {
   budgets: Array<Omit<Budget, 'timezone' | 'currency'> & { timezone?: string; currency?: Budget['currency'] }>;
+}
+
+/** Budget amounts: at most 12 digits before the decimal point and 6 after (below a trillion). */
+export const MAX_AMOUNT_DIGITS = 12;
+export const MAX_AMOUNT_SCALE = 6;
+
+/** Why `amount` is not a budget amount, or null: a positive decimal string within the bounds above. */
+export function budgetAmountProblem(amount: string): string | null {
+  if (!isDecimalString(amount) || amount.startsWith('-') || !/[1-9]/.test(amount)) {
+    return 'expected a positive decimal string like "25.00"';
+  }
+  const [whole = '', fraction = ''] = amount.split('.');
+  if (whole.replace(/^0+(?=\d)/, '').length > MAX_AMOUNT_DIGITS) return `expected at most ${MAX_AMOUNT_DIGITS} digits before the decimal point, got ${whole.length}`;
+  if (fraction.length > MAX_AMOUNT_SCALE) return `expected at most ${MAX_AMOUNT_SCALE} decimal places, got ${fraction.length}`;
+  return null;
 }
 
 const THRESHOLD_KEYS = ['warning', 'critical', 'info', 'emergency'] as const;
@@ -128,9 +143,15 @@ export function validateBudgetChange(input: unknown, defaultTimezone: string): {
     else if (periods.has(period)) issue(`${path}.period`, `duplicate period ${period}`);
     else periods.add(period);
     if (typeof amount !== 'string') issue(`${path}.amount`, 'expected a decimal string like "25.00"');
-    else if (!isDecimalString(amount) || amount.startsWith('-') || !/[1-9]/.test(amount)) issue(`${path}.amount`, 'expected a positive decimal string like "25.00"');
+    else {
+      const problem = budgetAmountProblem(amount);
+      if (problem) issue(`${path}.amount`, problem);
+    }
     if (!(SUPPORTED_CURRENCIES as readonly unknown[]).includes(currency)) issue(`${path}.currency`, `expected one of ${SUPPORTED_CURRENCIES.join(', ')}`);
-    if (timezone !== undefined && (typeof timezone !== 'string' || !isTimeZone(timezone))) issue(`${path}.timezone`, 'expected an IANA time zone such as "UTC" or "Europe/Paris"');
+    if (timezone !== undefined) {
+      const problem = typeof timezone === 'string' ? timeZoneProblem(timezone) : 'expected an IANA time zone such as "UTC" or "Europe/Paris"';
+      if (problem) issue(`${path}.timezone`, problem);
+    }
     const thresholds = checkThresholds(raw.thresholds, `${path}.thresholds`, issue);
     if (issues.length === before && thresholds) {
       budgets.push({

@@ -48,6 +48,8 @@ export interface FlushSummary {
   /** Counted events older than some target's current period: in the ledger, not in the budget. */
   late: number;
   rejected: RejectedEvent[];
+  /** Events set aside as dead letters (absent in summaries recorded before dead letters existed). */
+  deadLettered?: number;
   deltas: PeriodDelta[];
   unpriced: UnpricedUsage[];
 }
@@ -140,6 +142,7 @@ export function summarizeFlush(result: FlushResult, targets: readonly FlushTarge
     duplicates: result.duplicates,
     late,
     rejected: result.rejected,
+    ...(result.deadLettered ? { deadLettered: result.deadLettered } : {}),
     deltas: [...sums.values()].map((s) => ({
       ...s.delta,
       totals: {

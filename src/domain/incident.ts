@@ -13,6 +13,7 @@
  */
 import type { AlertCondition } from './alert-rules.js';
 import type { FieldIssue } from './errors.js';
+import { textProblem } from './text.js';
 import { type AlertLevel, type Notification, type NotificationKind, levelRank } from './notification.js';
 import type { Acknowledgement, AlertSettings, IncidentState } from '../messages.js';
 
@@ -25,8 +26,14 @@ export function acknowledgementIssues(input: unknown, opts: { strict?: boolean }
   if (typeof input !== 'object' || input === null) return [{ path: '', message: 'expected { "by": "<who>", "note": "<optional>" }' }];
   const a = input as Record<string, unknown>;
   if (typeof a.by !== 'string' || a.by.trim() === '') issues.push({ path: 'by', message: 'expected who takes responsibility (a name or e-mail address)' });
-  else if (a.by.length > 200) issues.push({ path: 'by', message: 'expected at most 200 characters' });
-  if (a.note !== undefined && (typeof a.note !== 'string' || a.note.length > 2000)) issues.push({ path: 'note', message: 'expected a string of at most 2000 characters' });
+  else {
+    const problem = textProblem(a.by, { max: 200 });
+    if (problem) issues.push({ path: 'by', message: a.by.length > 200 ? 'expected at most 200 characters' : problem });
+  }
+  if (a.note !== undefined) {
+    const problem = typeof a.note !== 'string' || a.note.length > 2000 ? 'expected a string of at most 2000 characters' : textProblem(a.note, { max: 2000, min: 0, multiline: true });
+    if (problem) issues.push({ path: 'note', message: problem });
+  }
   if (opts.strict) for (const key of Object.keys(a)) if (key !== 'by' && key !== 'note') issues.push({ path: key, message: 'unknown field (expected "by" and optionally "note")' });
   return issues;
 }

@@ -60,4 +60,9 @@ export interface FlushResult {
   duplicates: number;
   counted: CountedUsage[];
   rejected: RejectedEvent[];
+  /**
+   * Events set aside as dead letters (refused as invalid, pricing threw, or the database refused
+   * the row); the rest of the flush was counted. Absent in results recorded before dead letters.
+   */
+  deadLettered?: number;
 }

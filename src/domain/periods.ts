@@ -15,14 +15,36 @@ export interface Period {
   endMs: number;
 }
 
-/** True for a time zone Intl knows (IANA names such as "UTC", "Europe/Paris"). */
-export function isTimeZone(tz: string): boolean {
+/** Lower-case words that IANA names keep lower-case (`America/Port-au-Prince`, `Etc/GMT+5` aside). */
+const LOWER_WORDS = new Set(['au', 'de', 'es', 'del', 'la', 'of', 'sur']);
+
+/** True when every word of the name is capitalised as IANA spells its names. */
+function casedLikeIana(tz: string): boolean {
+  return tz.split(/[/_-]/).every((w) => w === '' || LOWER_WORDS.has(w) || /^[A-Z0-9+]/.test(w));
+}
+
+/**
+ * Why `tz` is not a canonical IANA time-zone name, or null. Intl accepts names in any letter case
+ * (`europe/paris`), which would make one zone two distinct budgets or rollup keys, so only the
+ * spelling of the time-zone database is accepted: the name Intl itself reports (`Europe/Paris`,
+ * `UTC`) or a correctly capitalised link of the database (`Asia/Kolkata`, `US/Eastern`). The
+ * message names the spelling to use. Nothing is ever rewritten.
+ */
+export function timeZoneProblem(tz: string): string | null {
+  let resolved: string;
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
+    resolved = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return 'expected an IANA time zone such as "UTC" or "Europe/Paris"';
   }
+  if (resolved === tz) return null;
+  if (resolved.toLowerCase() !== tz.toLowerCase() && casedLikeIana(tz)) return null;
+  return `expected the time zone's canonical spelling ${JSON.stringify(resolved)}, got ${JSON.stringify(tz)}`;
+}
+
+/** True for a time zone Intl knows, spelled as the IANA database spells it ("UTC", "Europe/Paris"). */
+export function isTimeZone(tz: string): boolean {
+  return timeZoneProblem(tz) === null;
 }
 
 const FIXED_RE = /^(\d+)([smhd])$/;

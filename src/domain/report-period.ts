@@ -7,7 +7,7 @@
  * (Intl reads the bundled time-zone data), so the report workflow uses it too.
  */
 import { ValidationError } from './errors.js';
-import { isTimeZone, localTime, periodAt, startOfLocalDay } from './periods.js';
+import { localTime, timeZoneProblem, periodAt, startOfLocalDay } from './periods.js';
 
 export const REPORT_KINDS = ['daily', 'monthly'] as const;
 export type ReportKind = (typeof REPORT_KINDS)[number];
@@ -48,9 +48,8 @@ export function isReportKind(value: string): value is ReportKind {
  */
 export function parseReportPeriod(kind: string, period: string, timezone: string): ReportPeriod {
   if (!isReportKind(kind)) throw new ValidationError([{ path: 'kind', message: `expected "daily" or "monthly", got ${JSON.stringify(kind)}` }], 'invalid report');
-  if (!isTimeZone(timezone)) {
-    throw new ValidationError([{ path: 'tz', message: `expected an IANA time zone such as "UTC" or "Europe/Paris", got ${JSON.stringify(timezone)}` }], 'invalid report');
-  }
+  const tzProblem = timeZoneProblem(timezone);
+  if (tzProblem) throw new ValidationError([{ path: 'tz', message: tzProblem.includes(', got ') ? tzProblem : `${tzProblem}, got ${JSON.stringify(timezone)}` }], 'invalid report');
   const bad = (expected: string) => new ValidationError([{ path: 'period', message: `expected ${expected}, got ${JSON.stringify(period)}` }], 'invalid report');
   if (kind === 'daily') {
     const m = DAY_RE.exec(period);

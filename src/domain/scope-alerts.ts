@@ -17,8 +17,11 @@ import {
   type TrackedIncident,
   budgetConditions,
   diffConditions,
+  UNPRICED_MODELS_LISTED,
+  deadLetterCondition,
   spikeCondition,
   unpricedCondition,
+  unpricedProviderCondition,
 } from './alert-rules.js';
 import type { UnpricedUsage } from './flush-summary.js';
 import { parseAmount } from './money.js';
@@ -114,6 +117,48 @@ export class ScopeAlerts {
   unpricedRaisedFor(c: AlertCondition): void {
     const [, , day, id] = c.key.split('|');
     this.unpricedRaised.add(`${day}|${id}`);
+  }
+
+  /**
+   * Unpriced usage, one condition per provider per day (since `unpriced-by-provider-v1`): raised
+   * again only when a model not yet listed appears, and never for more than UNPRICED_MODELS_LISTED
+   * models of a provider a day (further ones are counted in the incident's text, not raised), so
+   * the workflow's memory and the signals it sends stay bounded whatever callers send.
+   * Remembered as `<day>|<provider>/<model>` and `<day>|<provider>#more` entries.
+   */
+  unpricedByProvider(seen: readonly UnpricedUsage[], nowMs: number): { condition: AlertCondition; provider: string; models: string[] }[] {
+    this.prune(nowMs);
+    const today = new Date(nowMs).toISOString().slice(0, 10);
+    const byProvider = new Map<string, UnpricedUsage[]>();
+    for (const u of seen) byProvider.set(u.provider, [...(byProvider.get(u.provider) ?? []), u]);
+    const out: { condition: AlertCondition; provider: string; models: string[] }[] = [];
+    for (const [provider, list] of byProvider) {
+      const raised = [...this.unpricedRaised].filter((k) => k.startsWith(`${today}|${provider}/`)).map((k) => k.slice(`${today}|${provider}/`.length));
+      const fresh = list.filter((u) => !raised.includes(u.model));
+      if (fresh.length === 0) continue;
+      const room = Math.max(0, UNPRICED_MODELS_LISTED - raised.length);
+      if (room === 0) continue;
+      const taken = fresh.slice(0, room);
+      const models = [...raised.map((model) => ({ model, calls: 0 })), ...taken];
+      out.push({ condition: unpricedProviderCondition(provider, models, fresh.length - taken.length, nowMs), provider, models: taken.map((u) => u.model) });
+    }
+    return out;
+  }
+
+  unpricedProviderRaised(provider: string, models: readonly string[], nowMs: number): void {
+    const today = new Date(nowMs).toISOString().slice(0, 10);
+    for (const m of models) this.unpricedRaised.add(`${today}|${provider}/${m}`);
+  }
+
+  /** The day's dead-letter condition, once a day per workflow. */
+  deadLetters(count: number, nowMs: number): AlertCondition | null {
+    this.prune(nowMs);
+    const today = new Date(nowMs).toISOString().slice(0, 10);
+    return count > 0 && !this.unpricedRaised.has(`${today}|#deadletter`) ? deadLetterCondition(count, nowMs) : null;
+  }
+
+  deadLettersRaised(nowMs: number): void {
+    this.unpricedRaised.add(`${new Date(nowMs).toISOString().slice(0, 10)}|#deadletter`);
   }
 
   hasOpen(rule: AlertRule): boolean {

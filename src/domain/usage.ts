@@ -16,9 +16,10 @@
  */
 import { z } from 'zod';
 import { type FieldIssue, ValidationError } from './errors.js';
-import { MAX_FUTURE_MS, MAX_TOKENS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
+import { METADATA_RULE, jsonProblem, textProblem } from './text.js';
+import { MAX_FUTURE_MS, MAX_PAST_MS, MAX_TOKENS, MIN_OCCURRED_AT_MS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
 
-export { MAX_FUTURE_MS, MAX_TOKENS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
+export { MAX_FUTURE_MS, MAX_PAST_MS, MAX_TOKENS, MIN_OCCURRED_AT_MS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
 
 /** A usage event after validation: every field present and checked. */
 export interface UsageEvent {
@@ -33,6 +34,8 @@ export interface UsageEvent {
   tags: Record<string, string>;
   usage: TokenUsage;
   metadata: Record<string, unknown>;
+  /** The token counts are an estimate (e.g. a stream broken off before the provider reported usage). */
+  estimated: boolean;
 }
 
 /** What callers send: `requestId`, `occurredAt`, `taskType` and the optional token kinds may be omitted. */
@@ -48,6 +51,7 @@ export interface UsageEventInput {
   tags?: Record<string, string>;
   usage: Partial<TokenUsage>;
   metadata?: Record<string, unknown>;
+  estimated?: boolean;
 }
 
 function describe(value: unknown): string {
@@ -58,7 +62,11 @@ function describe(value: unknown): string {
 }
 
 const tokenCount = z.unknown().optional().transform((value, ctx): number => {
-  if (value === undefined || value === null) return 0;
+  if (value === undefined) return 0;
+  if (value === null) {
+    ctx.addIssue({ code: 'custom', message: 'must be a whole number of tokens, got null (leave the field out for 0)' });
+    return z.NEVER;
+  }
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     ctx.addIssue({ code: 'custom', message: `must be a number of tokens, got ${describe(value)}` });
     return z.NEVER;
@@ -70,12 +78,28 @@ const tokenCount = z.unknown().optional().transform((value, ctx): number => {
   return value;
 });
 
+/**
+ * A label (provider, model, task type, ids): a string under the text rule (src/domain/text.ts),
+ * checked as given, then trimmed of surrounding spaces (the one documented rewrite), 1..max long.
+ * The fast path and the schema both use this, so they agree by construction.
+ */
+function checkLabel(v: unknown, what: string, max: number): string | { problem: string } {
+  if (typeof v !== 'string') return { problem: `${what} must be a string, got ${describe(v)}` };
+  const raw = textProblem(v, { max: max + 1000, min: 0 });
+  if (raw) return { problem: `${what} ${raw}` };
+  const s = v.trim();
+  if (s.length === 0) return { problem: `${what} must not be empty` };
+  if (s.length > max) return { problem: `${what} must be at most ${max} characters` };
+  return s;
+}
+
 const label = (what: string, max: number) =>
-  z
-    .string({ error: (i) => `${what} must be a string, got ${describe(i.input)}` })
-    .transform((s) => s.trim())
-    .refine((s) => s.length > 0, { message: `${what} must not be empty` })
-    .refine((s) => s.length <= max, { message: `${what} must be at most ${max} characters` });
+  z.unknown().transform((v, ctx): string => {
+    const r = checkLabel(v, what, max);
+    if (typeof r === 'string') return r;
+    ctx.addIssue({ code: 'custom', message: r.problem });
+    return z.NEVER;
+  });
 
 const requestIdSchema = z
   .string({ error: (i) => `must be a string, got ${describe(i.input)}` })
@@ -120,13 +144,39 @@ const usageSchema = z
     }
   });
 
-const tagsSchema = z
-  .record(z.string().max(100), z.string().max(500), { error: 'must be an object of string values' })
-  .refine((t) => Object.keys(t).length <= 50, { message: 'at most 50 tags' });
+const MAX_TAGS = 50;
 
-const metadataSchema = z
-  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
-  .refine((m) => JSON.stringify(m).length <= 16_384, { message: 'must serialise to at most 16 KiB of JSON' });
+/** Tags: at most 50, keys up to 100 and values up to 500 characters, all under the text rule. */
+function tagsProblem(t: unknown): { path: string; message: string } | null {
+  const proto = typeof t === 'object' && t !== null && !Array.isArray(t) ? Object.getPrototypeOf(t) : undefined;
+  if (proto !== Object.prototype && proto !== null) return { path: '', message: 'must be an object of string values' };
+  const keys = Object.keys(t as object);
+  if (keys.length > MAX_TAGS) return { path: '', message: `at most ${MAX_TAGS} tags` };
+  for (const k of keys) {
+    const kp = textProblem(k, { max: 100, min: 0 });
+    if (kp) return { path: JSON.stringify(k.slice(0, 40)), message: `key ${kp}` };
+    if (k === '__proto__') return { path: k, message: 'key "__proto__" is not allowed' };
+    const v = (t as Record<string, unknown>)[k];
+    if (typeof v !== 'string') return { path: k, message: `must be a string, got ${describe(v)}` };
+    const vp = textProblem(v, { max: 500, min: 0 });
+    if (vp) return { path: k, message: vp };
+  }
+  return null;
+}
+
+const tagsSchema = z.unknown().transform((t, ctx): Record<string, string> => {
+  const p = tagsProblem(t);
+  if (!p) return { ...(t as Record<string, string>) };
+  ctx.addIssue({ code: 'custom', path: p.path === '' ? [] : [p.path], message: p.message });
+  return z.NEVER;
+});
+
+const metadataSchema = z.unknown().transform((m, ctx): Record<string, unknown> => {
+  const p = jsonProblem(m, METADATA_RULE);
+  if (!p) return { ...(m as Record<string, unknown>) };
+  ctx.addIssue({ code: 'custom', path: p.path === '' ? [] : [p.path], message: p.message });
+  return z.NEVER;
+});
 
 /** Ids that become part of a scope (`user:<id>`, `team:<id>`): letters, digits and ._@+=:/- only. */
 const scopeIdLabel = (what: string) =>
@@ -162,6 +212,7 @@ const eventSchema = z
       tags: tagsSchema.optional().default({}),
       usage: usageSchema,
       metadata: metadataSchema.optional().default({}),
+      estimated: z.boolean({ error: (i) => `must be true or false, got ${describe(i.input)}` }).optional().default(false),
     },
     { error: (i) => `must be a usage event object, got ${describe(i.input)}` },
   )
@@ -195,7 +246,7 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: Field
 
 type SchemaOutput = z.output<typeof eventSchema>;
 
-const EVENT_KEYS = new Set(['requestId', 'occurredAt', 'provider', 'model', 'userId', 'taskType', 'team', 'project', 'tags', 'usage', 'metadata']);
+const EVENT_KEYS = new Set(['requestId', 'occurredAt', 'provider', 'model', 'userId', 'taskType', 'team', 'project', 'tags', 'usage', 'metadata', 'estimated']);
 const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 const SCOPE_ID_RE = /^[A-Za-z0-9._@+=:/-]+$/;
 
@@ -206,9 +257,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** A trimmed label of 1..max characters, or undefined. */
 function plainLabel(v: unknown, max: number): string | undefined {
-  if (typeof v !== 'string') return undefined;
-  const s = v.trim();
-  return s.length > 0 && s.length <= max ? s : undefined;
+  const r = checkLabel(v, '', max);
+  return typeof r === 'string' ? r : undefined;
 }
 
 /** A team or project id: null when absent, undefined when not a valid id. */
@@ -219,7 +269,7 @@ function plainScopeId(v: unknown): string | null | undefined {
 }
 
 function plainTokens(v: unknown): number | undefined {
-  if (v === undefined || v === null) return 0;
+  if (v === undefined) return 0;
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_TOKENS ? v : undefined;
 }
 
@@ -250,20 +300,16 @@ function parsePlainEvent(input: unknown): SchemaOutput | undefined {
   if (teamId === undefined || projectId === undefined) return undefined;
   let tagsOut: Record<string, string> = {};
   if (tags !== undefined) {
-    if (!isPlainObject(tags)) return undefined;
-    const keys = Object.keys(tags);
-    if (keys.length > 50) return undefined;
-    for (const k of keys) {
-      const v = tags[k];
-      if (k.length > 100 || typeof v !== 'string' || v.length > 500) return undefined;
-    }
+    if (tagsProblem(tags) !== null) return undefined;
     tagsOut = { ...(tags as Record<string, string>) };
   }
   let metadataOut: Record<string, unknown> = {};
   if (metadata !== undefined) {
-    if (!isPlainObject(metadata) || JSON.stringify(metadata).length > 16_384) return undefined;
-    metadataOut = { ...metadata };
+    if (jsonProblem(metadata, METADATA_RULE) !== null) return undefined;
+    metadataOut = { ...(metadata as Record<string, unknown>) };
   }
+  const { estimated } = input;
+  if (estimated !== undefined && typeof estimated !== 'boolean') return undefined;
   if (!isPlainObject(usage)) return undefined;
   for (const key in usage) if (!(TOKEN_KINDS as readonly string[]).includes(key)) return undefined;
   const u: TokenUsage = { ...ZERO_USAGE };
@@ -286,6 +332,7 @@ function parsePlainEvent(input: unknown): SchemaOutput | undefined {
     tags: tagsOut,
     usage: u,
     metadata: metadataOut,
+    estimated: estimated ?? false,
   };
 }
 
@@ -300,10 +347,26 @@ function parseBySchema(input: unknown, path?: string): ParseResult<SchemaOutput>
  * library does this before sending so a retry reuses it). `now` is injected: this module has no clock.
  * `schemaOnly` skips the hand-written fast path (the property test compares the two).
  */
-export function parseUsageEvent(
-  input: unknown,
-  opts: { now: number; generateId?: () => string; path?: string; schemaOnly?: boolean },
-): ParseResult<UsageEvent> {
+export interface ParseUsageOptions {
+  now: number;
+  generateId?: () => string;
+  path?: string;
+  /** Skip the hand-written fast path (the property test compares the two). */
+  schemaOnly?: boolean;
+  /**
+   * How far back `occurredAt` may be (default MAX_PAST_MS, 7 days). Older events are refused unless
+   * `backfill` is set (an explicit flag of the API and the client): then anything from
+   * MIN_OCCURRED_AT_MS (2000-01-01) on is accepted. Never more than MAX_FUTURE_MS ahead.
+   */
+  maxAgeMs?: number;
+  backfill?: boolean;
+}
+
+/**
+ * Validates one event. `generateId` supplies a request id when the caller gave none (the client
+ * library does this before sending so a retry reuses it). `now` is injected: this module has no clock.
+ */
+export function parseUsageEvent(input: unknown, opts: ParseUsageOptions): ParseResult<UsageEvent> {
   let v = opts.schemaOnly ? undefined : parsePlainEvent(input);
   if (v === undefined) {
     const parsed = parseBySchema(input, opts.path);
@@ -311,11 +374,15 @@ export function parseUsageEvent(
     v = parsed.value;
   }
   const occurredAtMs = v.occurredAt ?? opts.now;
-  if (occurredAtMs > opts.now + MAX_FUTURE_MS) {
-    return {
-      ok: false,
-      issues: [{ path: [opts.path, 'occurredAt'].filter(Boolean).join('.'), message: `is more than a day in the future (${new Date(occurredAtMs).toISOString()})` }],
-    };
+  const at = (message: string): ParseResult<UsageEvent> => ({ ok: false, issues: [{ path: [opts.path, 'occurredAt'].filter(Boolean).join('.'), message }] });
+  if (occurredAtMs > opts.now + MAX_FUTURE_MS) return at(`is more than a day in the future (${new Date(occurredAtMs).toISOString()})`);
+  if (occurredAtMs < MIN_OCCURRED_AT_MS) return at(`is before ${new Date(MIN_OCCURRED_AT_MS).toISOString()} (${new Date(occurredAtMs).toISOString()})`);
+  const maxAgeMs = opts.maxAgeMs ?? MAX_PAST_MS;
+  if (!opts.backfill && occurredAtMs < opts.now - maxAgeMs) {
+    return at(
+      `is more than ${formatAge(maxAgeMs)} in the past (${new Date(occurredAtMs).toISOString()}); ` +
+        'to record older usage, send it as a backfill (POST /v1/usage?backfill=true, or CostTracker option backfill: true)',
+    );
   }
   let requestId = v.requestId;
   if (requestId === undefined) {
@@ -338,15 +405,18 @@ export function parseUsageEvent(
       tags: v.tags,
       usage: v.usage,
       metadata: v.metadata,
+      estimated: v.estimated,
     },
   };
 }
 
+function formatAge(ms: number): string {
+  const days = ms / 86_400_000;
+  return Number.isInteger(days) ? `${days} day${days === 1 ? '' : 's'}` : `${Math.round(ms / 3_600_000)} hours`;
+}
+
 /** Validates every event of a batch; all or nothing, with each bad field named as `[i].field`. */
-export function parseUsageEvents(
-  inputs: readonly unknown[],
-  opts: { now: number; generateId?: () => string },
-): ParseResult<UsageEvent[]> {
+export function parseUsageEvents(inputs: readonly unknown[], opts: Omit<ParseUsageOptions, 'path'>): ParseResult<UsageEvent[]> {
   const events: UsageEvent[] = [];
   const issues: FieldIssue[] = [];
   inputs.forEach((input, i) => {
@@ -357,7 +427,7 @@ export function parseUsageEvents(
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: events };
 }
 
-export function assertUsageEvents(inputs: readonly unknown[], opts: { now: number; generateId?: () => string }): UsageEvent[] {
+export function assertUsageEvents(inputs: readonly unknown[], opts: Omit<ParseUsageOptions, 'path'>): UsageEvent[] {
   const r = parseUsageEvents(inputs, opts);
   if (!r.ok) throw new ValidationError(r.issues, 'invalid usage event');
   return r.value;

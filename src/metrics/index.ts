@@ -91,6 +91,8 @@ export interface CostGuardMetrics {
    * Channel names come from the configuration, so the label set stays bounded.
    */
   recordNotification(channel: string, channelType: string, outcome: NotificationOutcome): void;
+  /** Counts one event newly set aside as a dead letter: `costguard_dead_letter_events_total{stage}`. */
+  recordDeadLetter(stage: 'validation' | 'pricing' | 'persist'): void;
 }
 
 export interface MetricsOptions {
@@ -168,6 +170,12 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
   const rejected = new Counter({
     name: 'costguard_rejected_events_total',
     help: 'Events the ledger activity refused as invalid (their batch-mates were recorded).',
+    registers,
+  });
+  const deadLetters = new Counter({
+    name: 'costguard_dead_letter_events_total',
+    help: 'Usage events set aside as dead letters (costguard deadletter list), by stage: validation, pricing, persist.',
+    labelNames: ['stage'],
     registers,
   });
   const lag = new Histogram({
@@ -311,6 +319,10 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
 
     recordNotification(channel, channelType, outcome) {
       notifications.inc({ channel, channel_type: channelType, outcome });
+    },
+
+    recordDeadLetter(stage) {
+      deadLetters.inc({ stage });
     },
   };
 }

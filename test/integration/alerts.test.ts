@@ -206,15 +206,31 @@ describe('forecast, spike and unpriced usage', () => {
   });
 
   it('unpriced usage raises one alert naming the provider and model, whoever sends it', async () => {
-    const key = `system|unpriced|${TODAY()}|mysteryai/oracle-9`;
+    const key = `system|unpriced|${TODAY()}|mysteryai`;
     await send('u1', 2, { provider: 'mysteryai', model: 'oracle-9' });
     await send('u2', 3, { provider: 'mysteryai', model: 'oracle-9' });
     const [m] = await eventually(async () => hookMessagesOf(rx, key), (x) => x.length >= 1, 20_000, 'unpriced alert');
-    expect(m).toMatchObject({ kind: 'opened', level: 'warning', title: 'Unpriced usage: mysteryai/oracle-9' });
+    expect(m).toMatchObject({ kind: 'opened', level: 'warning', title: 'Unpriced usage: mysteryai (1 model)' });
+    expect(m!.summary).toContain('oracle-9');
     await eventually(() => status('user:u2'), (s) => s.counters.eventsCounted === 3, 20_000, 'u2 counted');
     await sleep(1000);
     expect(hookMessagesOf(rx, key)).toHaveLength(1);
     const ledgerRows = await stack.pool.query(`SELECT count(*)::int AS n FROM usage_ledger WHERE provider = 'mysteryai' AND unpriced`);
     expect(ledgerRows.rows[0].n).toBe(5);
   });
+
+  it('one request naming 1,000 made-up models opens one incident for the provider, listing 20 models and counting the rest', async () => {
+    const events = Array.from({ length: 1000 }, (_, i) => ({ provider: 'fabricated', model: `made-up-${i}`, userId: 'flood', usage: { inputTokens: 10 } }));
+    const res = await app.inject({ method: 'POST', url: '/v1/usage', headers: { 'x-api-key': KEY }, payload: events });
+    expect(res.statusCode).toBe(202);
+    await eventually(async () => (await stack.pool.query(`SELECT count(*)::int AS n FROM usage_ledger WHERE provider = 'fabricated'`)).rows[0].n, (n) => n === 1000, 30_000, 'flood recorded');
+    const key = `system|unpriced|${TODAY()}|fabricated`;
+    const [m] = await eventually(async () => hookMessagesOf(rx, key), (x) => x.length >= 1, 20_000, 'unpriced alert');
+    await sleep(1000);
+    const incidents = await stack.pool.query(`SELECT count(*)::int AS n FROM alert_incidents WHERE rule = 'unpriced' AND condition_key LIKE $1`, [`system|unpriced|${TODAY()}|fabricated%`]);
+    expect(incidents.rows[0].n).toBe(1);
+    expect(hookMessagesOf(rx, key)).toHaveLength(1);
+    expect(m!.summary).toMatch(/made-up-\d+.* and 980 more/);
+  });
+
 });

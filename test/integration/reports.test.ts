@@ -121,7 +121,7 @@ async function stored(kind: string, period: string, tz: string): Promise<{ repor
 beforeAll(async () => {
   stack = await startStack({ configYaml: `timezone: UTC\nreports: { timezone: ${NY}, topUsers: 3 }\n` });
   const pricing = createPricingEngine(stack.config);
-  const events = assertUsageEvents(dataSet(), { now: Date.parse('2026-03-10T00:00:00Z') });
+  const events = assertUsageEvents(dataSet(), { now: Date.parse('2026-03-10T00:00:00Z'), backfill: true });
   const priced: PricedEvent[] = events.map((event) => ({
     event,
     price: pricing.price({ provider: event.provider, model: event.model, occurredAtMs: Date.parse(event.occurredAt), usage: event.usage }),

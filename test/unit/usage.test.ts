@@ -55,6 +55,7 @@ describe('parseUsageEvent: a good event', () => {
       project: null,
       tags: {},
       metadata: {},
+      estimated: false,
       usage: {
         inputTokens: 1000,
         cacheReadTokens: 0,
@@ -201,8 +202,22 @@ describe('parseUsageEvent: occurredAt', () => {
     expect(issues).toEqual([{ path: 'occurredAt', message: 'is more than a day in the future (2025-06-16T12:00:01.000Z)' }]);
   });
 
-  it('accepts events from long ago (late reports are still usage)', () => {
-    expect(parseOk(goodEvent({ occurredAt: '2020-01-01T00:00:00Z' })).occurredAt).toBe('2020-01-01T00:00:00.000Z');
+  it('refuses events older than the window (7 days by default), naming the backfill flag', () => {
+    const [issue] = parseIssues(goodEvent({ occurredAt: '2020-01-01T00:00:00Z' }));
+    expect(issue).toMatchObject({ path: 'occurredAt' });
+    expect(issue!.message).toMatch(/more than 7 days in the past .*backfill=true/);
+    const edge = new Date(NOW - 7 * DAY_MS).toISOString();
+    expect(parseOk(goodEvent({ occurredAt: edge })).occurredAt).toBe(edge);
+    const r = parseUsageEvent(goodEvent({ occurredAt: new Date(NOW - 2 * DAY_MS).toISOString() }), { now: NOW, maxAgeMs: DAY_MS });
+    expect(r.ok).toBe(false);
+  });
+
+  it('accepts events from long ago as a backfill (late reports are still usage), but never before 2000', () => {
+    const r = parseUsageEvent(goodEvent({ occurredAt: '2020-01-01T00:00:00Z' }), { now: NOW, backfill: true });
+    expect(r.ok && r.value.occurredAt).toBe('2020-01-01T00:00:00.000Z');
+    const ancient = parseUsageEvent(goodEvent({ occurredAt: '0100-01-01T00:00:00Z' }), { now: NOW, backfill: true });
+    expect(ancient.ok).toBe(false);
+    expect(!ancient.ok && ancient.issues[0]!.message).toMatch(/is before 2000-01-01/);
   });
 });
 
@@ -282,7 +297,7 @@ describe('parseUsageEvent: the hand-written fast path agrees with the schema', (
   );
   const valid = fc.record({
     requestId: fc.stringMatching(/^[A-Za-z0-9._:@/+=-]{1,20}$/),
-    occurredAt: fc.date({ min: new Date('2020-01-01'), max: new Date(NOW), noInvalidDate: true }).map((d) => d.toISOString()),
+    occurredAt: fc.date({ min: new Date(NOW - 7 * DAY_MS), max: new Date(NOW), noInvalidDate: true }).map((d) => d.toISOString()),
     provider: fc.constantFrom('openai', 'Anthropic', ' google '),
     model: fc.string({ minLength: 1, maxLength: 30 }).filter((m) => m.trim().length > 0),
     userId: fc.stringMatching(/^[A-Za-z0-9._@+=:/-]{1,20}$/),
