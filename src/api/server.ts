@@ -147,6 +147,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     // a client sending a body shorter than its Content-Length is answered 408 and disconnected.
     // Node checks the deadlines every connectionsCheckingInterval (default 30 s: too coarse).
     requestTimeout: limits.requestTimeoutMs,
+    // Requests arriving while the server shuts down are answered 503 by the first hook (below), in
+    // our shape, rather than by fastify's own 503.
+    return503OnClosing: false,
     http: {
       requestTimeout: limits.requestTimeoutMs,
       headersTimeout: limits.headersTimeoutMs,
@@ -219,7 +222,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     });
   });
 
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onRequest', async (request) => {
+    if (closing) throw new ApiError('unavailable', 'the API is shutting down: send the request again (to another replica)', { connection: 'close' });
     if ((request.raw.url ?? '').length > MAX_URL_LENGTH) throw new ApiError('uri_too_long', `the URL is longer than ${MAX_URL_LENGTH} characters`);
     const config = request.routeOptions.config;
     if (config?.public) return;

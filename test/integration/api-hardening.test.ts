@@ -220,6 +220,50 @@ describe('one error shape for every error', () => {
     }
   });
 
+  it('503 for a request arriving while the API shuts down (on a connection kept open by one in flight)', async () => {
+    // A tracker that holds the first request until released, so that close() begins while it is in flight.
+    let release!: () => void;
+    let entered!: () => void;
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const tracker = {
+      recordValidated: async () => {
+        entered();
+        await gate;
+        return [];
+      },
+    } as unknown as CostTracker;
+    const app = buildApi({ pool: stack.pool, apiKeys: KEYS, logger: pino({ level: 'silent' }), temporal: stack.client, tracker, config: stack.config, metrics: stack.metrics });
+    const closingPort = await listening(app);
+    const body = JSON.stringify([event('hard-closing', { requestId: 'hard-closing-1' })]);
+    const socket = connect(closingPort, '127.0.0.1', () =>
+      socket.write(
+        `POST /v1/usage HTTP/1.1\r\nHost: localhost\r\nx-api-key: ${INGEST}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      ),
+    );
+    const answered = new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString('utf8')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+    });
+    await inHandler;
+    const closed = app.close();
+    // The server stops listening once the preClose hooks (which mark the API as closing) have run;
+    // this connection stays open for the request in flight, and the next one on it arrives now.
+    await eventually(async () => app.server.listening, (listeningNow) => !listeningNow, 30_000, 'the server to stop listening');
+    socket.write(`GET /v1/alerts HTTP/1.1\r\nHost: localhost\r\nx-api-key: ${READ}\r\n\r\n`);
+    release();
+    const text = await answered;
+    await closed;
+    const [first, second] = text.split(/(?=HTTP\/1\.1 )/);
+    expect(first).toMatch(/^HTTP\/1\.1 202 /);
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\nconnection: close\r\n/i);
+    const [head, json] = second!.split('\r\n\r\n');
+    expect(expectErrorShape(503, /content-type: ([^\r]+)/i.exec(head!)?.[1], json!, 'unavailable').message).toContain('shutting down');
+  });
+
   it('429 with Retry-After (see the rate limit tests), and the keyed routes still answer after all this', async () => {
     const ok = await rawRequest(port, get('/v1/openapi.json'));
     expect(ok.status).toBe(200);
