@@ -231,7 +231,10 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
     const nextAlertCheck = alertSettings ? alerts.nextCheckMs(alertSettings) : Infinity;
     const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck, visibilityDueMs);
-    await condition(() => state.hasPending() || budgetsChanged || workflowInfo().continueAsNewSuggested, Math.max(1, deadline - now));
+    const work = () => state.hasPending() || budgetsChanged || workflowInfo().continueAsNewSuggested;
+    // A scope with no budgets (`{"budgets": []}`) has no period to roll over: nothing to wait for but work.
+    if (Number.isFinite(deadline)) await condition(work, Math.max(1, deadline - now));
+    else await condition(work);
     budgetsChanged = false;
 
     while (state.hasPending()) {

@@ -178,8 +178,16 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // then fastify's own parser, which refuses `__proto__` and `constructor.prototype` keys.
   const defaultJsonParser = app.getDefaultJsonParser('error', 'error') as unknown as JsonParser;
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body as string;
+  // Bytes, decoded here with a fatal decoder: invalid UTF-8 is refused, never turned into U+FFFD.
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      done(new ValidationError([{ path: '', message: 'the body is not valid UTF-8 (JSON must be UTF-8; invalid bytes are refused, not replaced)' }], 'the request body is not valid UTF-8'), undefined);
+      return;
+    }
     const depth = jsonNestingDepth(text, MAX_JSON_DEPTH);
     if (depth > MAX_JSON_DEPTH) {
       done(new ValidationError([{ path: '', message: `JSON nests deeper than ${MAX_JSON_DEPTH} levels of objects and arrays` }], 'the request body nests too deeply'), undefined);

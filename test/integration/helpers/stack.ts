@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, type LogEntry, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { type Config, loadConfig } from '../../../src/config/index.js';
@@ -25,11 +25,15 @@ import { createTestDatabase, type TestDatabase } from './db.js';
 import { startTemporal } from './temporal.js';
 
 let runtimeInstalled = false;
-/** Quiet the SDK's own logging in test output (once per process, as the SDK requires). */
-export function quietTemporalRuntime(): void {
+/**
+ * Quiet the SDK's own logging in test output (once per process, as the SDK requires). `sink`, given
+ * by the first caller, receives every warning and error of the worker runtime (activity retries,
+ * workflow task failures) instead of the console, for tests that check nothing is retried for ever.
+ */
+export function quietTemporalRuntime(sink?: (entry: LogEntry) => void): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: sink ? new DefaultLogger('WARN', sink) : new DefaultLogger('WARN') });
 }
 
 const silentWebpackLogger = { log() {}, info() {}, warn() {}, error() {}, debug() {}, trace() {} };
