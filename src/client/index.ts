@@ -18,3 +18,27 @@ export {
 export { BudgetChangeRejectedError, assertScope, fromTemporalError, queryBudgetStatus, setScopeBudgets } from './budgets.js';
 export { connectTemporal } from './connect.js';
 export { fromAnthropicUsage, fromOpenAIUsage, type TokenUsage, type UsageEventInput } from '../domain/usage.js';
+export {
+  CostContext,
+  currentCostContext,
+  runWithCostContext,
+  withCostAttribution,
+  type CallPricer,
+  type CallStatus,
+  type CostAttribution,
+  type CostTotals,
+  type RecordedCall,
+} from './context.js';
+export {
+  ORIGINAL_MAX_TOKENS,
+  applyPromptGuard,
+  isWrappedAnthropic,
+  isWrappedOpenAI,
+  wrapAnthropic,
+  wrapOpenAI,
+  type PromptGuardChange,
+  type PromptGuardOptions,
+  type StreamUsageMode,
+  type UsageRecorder,
+  type WrapperOptions,
+} from './wrappers/index.js';

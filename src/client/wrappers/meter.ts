@@ -1,0 +1,766 @@
+/**
+ * The metering core the OpenAI and Anthropic wrappers share: it prepares a call before the SDK sends
+ * it (attribution, prompt guard, `stream_options`, the request's abort signal), watches each HTTP
+ * attempt's response as the SDK reads it, and records the call exactly once through
+ * `CostTracker.record()`.
+ *
+ * Two hooks per client, both on the SDK's own machinery (see wrappers/index.ts for why):
+ *   - `client.request()` (every SDK method and helper goes through it, once per call): `prepareCall`
+ *     gives the call a `Call` record that rides along in the request's own `fetchOptions` (a symbol
+ *     key, which the SDK copies into the `RequestInit` it hands to fetch) and in its options;
+ *   - the transport: OpenAI's `fetch` client option, Anthropic's `middleware` client option.
+ *     `observeAttempt` runs there for each attempt, and hands the SDK a `Response` whose body is a
+ *     pass-through of the real one: the bytes go on unchanged (one exception: the usage chunk of a
+ *     Chat Completions stream whose usage the wrapper asked for, see `streamUsage`), and a side
+ *     channel parses them as they pass.
+ *
+ * When a call is recorded:
+ *   - a JSON response: when its body has been read to the end (the SDK reads it before it resolves),
+ *     with the provider's usage; or when the read fails or is cancelled;
+ *   - a stream: as soon as the provider's final usage or the stream's end marker passes, else when the
+ *     stream ends, is cancelled (the consumer `break`s: status `incomplete`), is aborted (an
+ *     AbortSignal, `controller.abort()`, `MessageStream.abort()`, the middleware's disconnect: status
+ *     `aborted`) or fails (status `error`), the last three with estimated tokens unless the provider's
+ *     usage already arrived;
+ *   - a call that got no response: on its last attempt (the SDK retries the others), status `aborted`
+ *     (the caller's signal) or `error`;
+ *   - an HTTP error: on its last attempt, status `error`, zero tokens (`recordErrors: false` skips it).
+ * At most once per call (a flag on the call), whatever mix of iteration, `finalMessage()`, `tee()`
+ * and aborts the caller uses. Recording never throws into the caller and never changes what the SDK
+ * returns: failures go to `onError`, else the logger, else `console.warn`.
+ */
+import type { Logger } from '../../lib/logger.js';
+import type { TokenUsage, UsageEventInput } from '../../domain/usage.js';
+import { type CallStatus, type CostAttribution, type CostContext, currentCostContext } from '../context.js';
+import { applyPromptGuard, type PromptGuardChange, type PromptGuardOptions, validatePromptGuard } from './prompt-guard.js';
+import { type Api, estimateTokens, newObservation, type Observation, observeJson, observeSseEvent, promptChars, requestedModel } from './protocols.js';
+import { SseParser } from './sse.js';
+
+/** The part of CostTracker the wrappers use. */
+export interface UsageRecorder {
+  record(event: UsageEventInput): Promise<unknown>;
+}
+
+/** Whether to ask OpenAI Chat Completions streams for their usage (`stream_options.include_usage`). */
+export type StreamUsageMode = 'auto' | 'always' | 'never';
+
+export interface WrapperOptions extends CostAttribution {
+  /** Where calls are recorded: a CostTracker. */
+  tracker: UsageRecorder;
+  /**
+   * The provider name recorded (it selects the price). Default `openai` / `anthropic`; set it when the
+   * SDK talks to another provider's compatible API (e.g. `azure`, `groq`).
+   */
+  provider?: string;
+  /**
+   * Used when neither the request context nor `userId` names a user. Default `anonymous`.
+   * (`userId`, `taskType`, `tags`, `team`, `project` of these options are defaults: the request
+   * context, see src/client/context.ts, wins where it sets a value; tags are merged.)
+   */
+  fallbackUserId?: string;
+  /**
+   * OpenAI Chat Completions streams report usage only when asked (`stream_options: { include_usage: true }`).
+   *   - `auto` (default): ask when the caller did not set `stream_options`; if the server refuses the
+   *     option (a 400 naming it: some compatible servers), the request is sent again without it and
+   *     this client stops asking;
+   *   - `always`: also add `include_usage: true` to a caller's `stream_options` that leaves it unset;
+   *   - `never`: do not ask (such streams are recorded with estimated tokens).
+   * When the wrapper asked, the usage-only chunk it brings (empty `choices`) is taken out of the
+   * stream the caller reads, so the caller's code sees the chunks it would have seen (other chunks
+   * then carry `usage: null`, which the SDK's types allow).
+   * Responses and Anthropic streams always report usage.
+   */
+  streamUsage?: StreamUsageMode;
+  /** The opt-in prompt guard (off by default), see prompt-guard.ts. */
+  promptGuard?: PromptGuardOptions;
+  /** Record calls that failed with nothing billable (HTTP errors, connections refused), with zero tokens. Default true. */
+  recordErrors?: boolean;
+  /** Called when a call could not be recorded (instead of logging it). Must not throw. */
+  onError?: (error: unknown, event: UsageEventInput | undefined) => void;
+  /** Where recording failures are logged when there is no `onError`. Default: the tracker's logger, else console. */
+  logger?: Pick<Logger, 'warn'>;
+  /** Called with each event as it is handed to the tracker (e.g. for local metrics). Must not throw. */
+  onRecord?: (event: UsageEventInput) => void;
+  /** Clock for durations. Default `performance.now`. */
+  now?: () => number;
+}
+
+/** One wrapped client's settings and state. */
+export interface Meter {
+  sdk: 'openai' | 'anthropic';
+  provider: string;
+  tracker: UsageRecorder;
+  defaults: CostAttribution;
+  fallbackUserId: string;
+  streamUsage: StreamUsageMode;
+  /** `auto` mode: the server refused `stream_options`, do not ask again. */
+  streamUsageRefused: boolean;
+  promptGuard: PromptGuardOptions | undefined;
+  recordErrors: boolean;
+  requestIdHeader: string;
+  onError: ((error: unknown, event: UsageEventInput | undefined) => void) | undefined;
+  logger: Pick<Logger, 'warn'> | undefined;
+  onRecord: ((event: UsageEventInput) => void) | undefined;
+  now: () => number;
+}
+
+/** The key under which a call's record travels with the SDK's request. */
+export const CALL = Symbol.for('costguard.call');
+
+/** One SDK call (all its HTTP attempts). */
+export interface Call {
+  meter: Meter;
+  api: Api;
+  /** The request body as sent (after the guard), or its JSON text when only the wire was seen. */
+  body: unknown;
+  rawBody: string | undefined;
+  context: CostContext | undefined;
+  attribution: ResolvedAttribution;
+  stream: boolean;
+  startedAt: number;
+  occurredAtMs: number;
+  /** The signal the SDK checks to tell a caller's abort (the caller's, merged with the context's). */
+  userSignal: AbortSignal | undefined;
+  maxRetries: number;
+  attempts: number;
+  injectedStreamUsage: boolean;
+  guard: PromptGuardChange | undefined;
+  recorded: boolean;
+}
+
+interface ResolvedAttribution {
+  userId: string;
+  taskType: string;
+  tags: Record<string, string> | undefined;
+  team: string | undefined;
+  project: string | undefined;
+}
+
+const STREAM_USAGE_MODES: readonly StreamUsageMode[] = ['auto', 'always', 'never'];
+
+export function createMeter(sdk: 'openai' | 'anthropic', options: WrapperOptions): Meter {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`wrap${sdk === 'openai' ? 'OpenAI' : 'Anthropic'}(client, options): options must be an object with a tracker`);
+  if (typeof options.tracker?.record !== 'function') throw new TypeError('wrapper option tracker must be a CostTracker (an object with record())');
+  const streamUsage = options.streamUsage ?? 'auto';
+  if (!STREAM_USAGE_MODES.includes(streamUsage)) throw new TypeError(`wrapper option streamUsage must be one of ${STREAM_USAGE_MODES.join(', ')}, got ${String(streamUsage)}`);
+  return {
+    sdk,
+    provider: options.provider ?? sdk,
+    tracker: options.tracker,
+    defaults: {
+      userId: options.userId,
+      taskType: options.taskType,
+      tags: options.tags,
+      team: options.team,
+      project: options.project,
+    },
+    fallbackUserId: options.fallbackUserId ?? 'anonymous',
+    streamUsage,
+    streamUsageRefused: false,
+    promptGuard: validatePromptGuard(options.promptGuard),
+    recordErrors: options.recordErrors ?? true,
+    requestIdHeader: sdk === 'openai' ? 'x-request-id' : 'request-id',
+    onError: options.onError,
+    // The tracker's own logger when it has one (CostTracker keeps it in a private field).
+    logger: options.logger ?? (options.tracker as { logger?: Pick<Logger, 'warn'> }).logger,
+    onRecord: options.onRecord,
+    now: options.now ?? (() => performance.now()),
+  };
+}
+
+/** Which metered API an SDK request is, from its method and path; undefined for every other endpoint. */
+export function apiOf(sdk: 'openai' | 'anthropic', method: unknown, path: unknown): Api | undefined {
+  if (typeof path !== 'string' || String(method).toLowerCase() !== 'post') return undefined;
+  const q = path.indexOf('?');
+  const p = q === -1 ? path : path.slice(0, q);
+  if (sdk === 'anthropic') return p === '/v1/messages' ? 'messages' : undefined;
+  if (p === '/chat/completions') return 'chat.completions';
+  if (p === '/responses') return 'responses';
+  return undefined;
+}
+
+/** Which metered API a wire request is, from its URL (when a request reaches the transport without a call record). */
+function apiOfUrl(sdk: 'openai' | 'anthropic', url: string): Api | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname.replace(/\/+$/, '');
+  } catch {
+    return undefined;
+  }
+  if (sdk === 'anthropic') return path.endsWith('/v1/messages') ? 'messages' : undefined;
+  if (path.endsWith('/chat/completions')) return 'chat.completions';
+  if (path.endsWith('/responses')) return 'responses';
+  return undefined;
+}
+
+function resolveAttribution(meter: Meter, ctx: CostContext | undefined): ResolvedAttribution {
+  const d = meter.defaults;
+  const c = ctx?.attribution;
+  const tags = d.tags || c?.tags ? { ...d.tags, ...c?.tags } : undefined;
+  return {
+    userId: c?.userId ?? d.userId ?? meter.fallbackUserId,
+    taskType: c?.taskType ?? d.taskType ?? 'default',
+    tags,
+    team: c?.team ?? d.team,
+    project: c?.project ?? d.project,
+  };
+}
+
+type Obj = Record<string | symbol, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function mergeSignals(a: AbortSignal | null | undefined, b: AbortSignal | undefined): AbortSignal | undefined {
+  if (!a) return b;
+  if (!b || a === b) return a;
+  return AbortSignal.any([a, b]);
+}
+
+function newCall(meter: Meter, api: Api, ctx: CostContext | undefined, fields: Partial<Call>): Call {
+  return {
+    meter,
+    api,
+    body: undefined,
+    rawBody: undefined,
+    context: ctx,
+    attribution: resolveAttribution(meter, ctx),
+    stream: false,
+    startedAt: meter.now(),
+    occurredAtMs: Date.now(),
+    userSignal: undefined,
+    maxRetries: 0,
+    attempts: 0,
+    injectedStreamUsage: false,
+    guard: undefined,
+    recorded: false,
+    ...fields,
+  };
+}
+
+/**
+ * Before the SDK builds the request: returns the options to send (a copy when anything changes; the
+ * caller's objects are never modified). Any failure here leaves the call exactly as the caller made
+ * it (reported, not thrown).
+ */
+export function prepareCall(meter: Meter, options: unknown, ctx: CostContext | undefined, clientMaxRetries: number): unknown {
+  try {
+    if (!isObj(options)) return options;
+    const api = apiOf(meter.sdk, options.method, options.path);
+    if (!api) return options;
+    const call = newCall(meter, api, ctx, {});
+    let body = options.body;
+    if (meter.promptGuard && isObj(body)) {
+      const r = applyPromptGuard(api, body, call.attribution.taskType, meter.promptGuard);
+      body = r.body;
+      call.guard = r.change;
+    }
+    call.stream = options.stream === true || (isObj(body) && body.stream === true);
+    if (api === 'chat.completions' && call.stream && isObj(body) && meter.streamUsage !== 'never') {
+      const so = body.stream_options;
+      if (so === undefined || so === null) {
+        if (meter.streamUsage === 'always' || !meter.streamUsageRefused) {
+          body = { ...body, stream_options: { include_usage: true } };
+          call.injectedStreamUsage = true;
+        }
+      } else if (meter.streamUsage === 'always' && isObj(so) && so.include_usage === undefined) {
+        body = { ...body, stream_options: { ...so, include_usage: true } };
+        call.injectedStreamUsage = true;
+      }
+    }
+    call.body = body;
+    const signal = mergeSignals(options.signal as AbortSignal | null | undefined, ctx?.signal);
+    call.userSignal = signal;
+    call.maxRetries = typeof options.maxRetries === 'number' ? options.maxRetries : clientMaxRetries;
+    const out: Obj = { ...options, fetchOptions: { ...(options.fetchOptions as object | undefined), [CALL]: call }, [CALL]: call };
+    if (body !== options.body) out.body = body;
+    if (signal) out.signal = signal;
+    return out;
+  } catch (err) {
+    report(meter, err, undefined);
+    return options;
+  }
+}
+
+/** A call that reached the transport without going through `prepareCall` (e.g. a future SDK path): recorded from what the wire shows. */
+export function callFromWire(meter: Meter, url: string, init: { method?: string; body?: unknown } | undefined): Call | undefined {
+  if (String(init?.method ?? 'GET').toUpperCase() !== 'POST') return undefined;
+  const api = apiOfUrl(meter.sdk, url);
+  if (!api) return undefined;
+  const rawBody = typeof init?.body === 'string' ? init.body : undefined;
+  let stream = false;
+  if (rawBody !== undefined) stream = /"stream"\s*:\s*true/.test(rawBody);
+  return newCall(meter, api, currentCostContext(), { rawBody, stream, maxRetries: 0 });
+}
+
+/** A call that reached Anthropic's middleware with its SDK options but without a call record. */
+export function callFromOptions(meter: Meter, options: unknown, clientMaxRetries: number): Call | undefined {
+  if (!isObj(options)) return undefined;
+  const api = apiOf(meter.sdk, options.method, options.path);
+  if (!api) return undefined;
+  const body = options.body;
+  return newCall(meter, api, currentCostContext(), {
+    body,
+    stream: options.stream === true || (isObj(body) && body.stream === true),
+    userSignal: (options.signal as AbortSignal | null | undefined) ?? undefined,
+    maxRetries: typeof options.maxRetries === 'number' ? options.maxRetries : clientMaxRetries,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// One HTTP attempt
+
+/** Sends an attempt (`send`, with an optional replacement body) and watches it. Never adds an error of its own. */
+export async function observeAttempt(call: Call, attemptSignal: AbortSignal | null | undefined, send: (body?: string) => Promise<Response>, sentBody?: unknown): Promise<Response> {
+  call.attempts++;
+  let response: Response;
+  try {
+    response = await send();
+  } catch (err) {
+    attemptFailed(call, err);
+    throw err;
+  }
+  if (!response.ok && response.status === 400 && call.injectedStreamUsage && call.meter.streamUsage === 'auto') {
+    let retry: string | undefined;
+    try {
+      retry = await withoutStreamOptions(call, response, sentBody);
+    } catch (err) {
+      report(call.meter, err, undefined);
+    }
+    if (retry !== undefined) {
+      try {
+        response = await send(retry);
+      } catch (err) {
+        attemptFailed(call, err);
+        throw err;
+      }
+    }
+  }
+  try {
+    if (!response.ok) {
+      httpError(call, response);
+      return response;
+    }
+    return observeResponse(call, response, attemptSignal ?? undefined);
+  } catch (err) {
+    report(call.meter, err, undefined);
+    return response;
+  }
+}
+
+/** A 400 that refuses the `stream_options` the wrapper added: the body to send again without it, or undefined. */
+async function withoutStreamOptions(call: Call, response: Response, sentBody: unknown): Promise<string | undefined> {
+  const text = await response.clone().text().catch(() => '');
+  if (!/stream_options|include_usage/i.test(text)) return undefined;
+  call.meter.streamUsageRefused = true;
+  call.injectedStreamUsage = false;
+  let wire: unknown;
+  try {
+    wire = typeof sentBody === 'string' ? JSON.parse(sentBody) : call.body;
+  } catch {
+    return undefined;
+  }
+  if (!isObj(wire)) return undefined;
+  const rest = { ...wire };
+  delete rest.stream_options;
+  if (isObj(call.body)) {
+    const body = { ...call.body };
+    delete body.stream_options;
+    call.body = body;
+  }
+  await response.body?.cancel().catch(() => undefined);
+  return JSON.stringify(rest);
+}
+
+/** Whether the SDK will retry this response (its rule: x-should-retry, then 408, 409, 429, 5xx). */
+function sdkWillRetry(call: Call, response: Response): boolean {
+  if (call.attempts > call.maxRetries) return false;
+  const header = response.headers.get('x-should-retry');
+  if (header === 'true') return true;
+  if (header === 'false') return false;
+  return response.status === 408 || response.status === 409 || response.status === 429 || response.status >= 500;
+}
+
+function httpError(call: Call, response: Response): void {
+  if (sdkWillRetry(call, response)) return;
+  if (!call.meter.recordErrors) {
+    call.recorded = true;
+    return;
+  }
+  finish(call, 'error', undefined, {
+    zeroUsage: true,
+    httpStatus: response.status,
+    providerRequestId: response.headers.get(call.meter.requestIdHeader) ?? undefined,
+  });
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** An error code in the cause chain, if any. */
+function errorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 6 && typeof e === 'object' && e !== null; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function isAbortError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && ((err as { name?: unknown }).name === 'AbortError' || (err as { name?: unknown }).name === 'APIUserAbortError');
+}
+
+/** No response: recorded on the last attempt only (the SDK retries the others unless the caller aborted). */
+function attemptFailed(call: Call, err: unknown): void {
+  const userAborted = call.userSignal?.aborted === true;
+  if (!userAborted && call.attempts <= call.maxRetries) return;
+  if (userAborted) {
+    finish(call, 'aborted', undefined, {});
+    return;
+  }
+  const code = errorCode(err);
+  if (code !== undefined && CONNECT_CODES.has(code)) {
+    // Never reached the provider: nothing to bill.
+    if (call.meter.recordErrors) finish(call, 'error', undefined, { zeroUsage: true, error: code });
+    else call.recorded = true;
+    return;
+  }
+  // A timeout or a connection lost after sending: the provider may have processed the prompt.
+  finish(call, 'error', undefined, { error: code ?? (isAbortError(err) ? 'timeout' : 'connection') });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response bodies
+
+function observeResponse(call: Call, response: Response, attemptSignal: AbortSignal | undefined): Response {
+  const source = response.body;
+  if (!source) {
+    finish(call, 'ok', undefined, { providerRequestId: response.headers.get(call.meter.requestIdHeader) ?? undefined });
+    return response;
+  }
+  const obs = newObservation();
+  const providerRequestId = response.headers.get(call.meter.requestIdHeader) ?? undefined;
+  const detail: FinishDetail = { providerRequestId };
+  const contentType = response.headers.get('content-type') ?? '';
+  const sink = contentType.includes('text/event-stream') ? sseSink(call, obs, detail) : jsonSink(call, obs, detail);
+  if (attemptSignal) {
+    const onAbort = () => finish(call, 'aborted', obs, detail);
+    if (attemptSignal.aborted) onAbort();
+    else attemptSignal.addEventListener('abort', onAbort, { once: true });
+    sink.onDone = () => attemptSignal.removeEventListener('abort', onAbort);
+  }
+  const body = passThrough(source, sink, (err) => {
+    const aborted = attemptSignal?.aborted === true || call.userSignal?.aborted === true || isAbortError(err);
+    finish(call, aborted ? 'aborted' : 'error', obs, { ...detail, ...(aborted ? {} : { error: errorCode(err) ?? 'stream_error' }) });
+  });
+  return rebuildResponse(response, body);
+}
+
+interface Sink {
+  /** Returns the bytes to hand on (undefined: nothing yet). */
+  chunk(bytes: Uint8Array): Uint8Array | undefined;
+  /** The body ended; returns any bytes still held back. */
+  end(): Uint8Array | undefined;
+  /** The reader cancelled the body (the consumer stopped reading). */
+  cancel(): void;
+  onDone?: () => void;
+}
+
+/** A body that hands on the source's bytes as they are read (nothing read ahead) and tells the sink. */
+function passThrough(source: ReadableStream<Uint8Array>, sink: Sink, failed: (err: unknown) => void): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  let observing = true;
+  const safely = <T>(fn: () => T, fallback: T): T => {
+    if (!observing) return fallback;
+    try {
+      return fn();
+    } catch {
+      observing = false; // a bug of ours must never break the caller's stream: stop watching, keep passing bytes
+      return fallback;
+    }
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        for (;;) {
+          let r: Awaited<ReturnType<typeof reader.read>>;
+          try {
+            r = await reader.read();
+          } catch (err) {
+            safely(() => failed(err), undefined);
+            safely(() => sink.onDone?.(), undefined);
+            controller.error(err);
+            return;
+          }
+          if (r.done) {
+            const tail = safely(() => sink.end(), undefined);
+            safely(() => sink.onDone?.(), undefined);
+            if (tail && tail.length > 0) controller.enqueue(tail);
+            controller.close();
+            return;
+          }
+          const out = observing ? safely(() => sink.chunk(r.value), r.value) : r.value;
+          if (out && out.length > 0) {
+            controller.enqueue(out);
+            return;
+          }
+        }
+      },
+      cancel(reason) {
+        safely(() => sink.cancel(), undefined);
+        safely(() => sink.onDone?.(), undefined);
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+function rebuildResponse(original: Response, body: ReadableStream<Uint8Array>): Response {
+  const r = new Response(body, { status: original.status, statusText: original.statusText, headers: original.headers });
+  Object.defineProperties(r, {
+    url: { value: original.url, enumerable: true },
+    redirected: { value: original.redirected, enumerable: true },
+    type: { value: original.type, enumerable: true },
+  });
+  return r;
+}
+
+function jsonSink(call: Call, obs: Observation, detail: FinishDetail): Sink {
+  const chunks: Uint8Array[] = [];
+  return {
+    chunk(bytes) {
+      chunks.push(bytes);
+      return bytes;
+    },
+    end() {
+      if (call.recorded) return undefined;
+      const text = chunks.length === 1 ? Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      chunks.length = 0;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        finish(call, 'error', obs, { ...detail, error: 'unreadable_response' });
+        return undefined;
+      }
+      observeJson(call.api, parsed, obs);
+      finish(call, obs.error !== undefined ? 'error' : 'ok', obs, detail);
+      return undefined;
+    },
+    cancel() {
+      finish(call, 'incomplete', obs, detail);
+    },
+  };
+}
+
+const encoder = new TextEncoder();
+
+function sseSink(call: Call, obs: Observation, detail: FinishDetail): Sink {
+  const decoder = new TextDecoder();
+  const parser = new SseParser();
+  const api = call.api;
+  const settle = () => {
+    if (call.recorded) return;
+    if (obs.error !== undefined) finish(call, 'error', obs, detail);
+    else if (obs.usage !== undefined || obs.terminal) finish(call, 'ok', obs, detail);
+  };
+  if (!call.injectedStreamUsage) {
+    // Bytes go on as they came; the side channel only reads them.
+    const onEvent = (ev: Parameters<Parameters<SseParser['push']>[1]>[0]) => void observeSseEvent(api, ev, obs, false);
+    return {
+      chunk(bytes) {
+        parser.push(decoder.decode(bytes, { stream: true }), onEvent);
+        settle();
+        return bytes;
+      },
+      end() {
+        parser.push(decoder.decode(), onEvent);
+        parser.end(onEvent);
+        settle();
+        if (!call.recorded) finish(call, 'incomplete', obs, { ...detail, error: 'stream_ended_early' });
+        return undefined;
+      },
+      cancel() {
+        finish(call, 'incomplete', obs, detail);
+      },
+    };
+  }
+  // The wrapper asked for usage: hand on whole events, without the usage-only chunk.
+  let out = '';
+  const onEvent = (ev: Parameters<Parameters<SseParser['push']>[1]>[0]) => {
+    if (observeSseEvent(api, ev, obs, true) === 'keep') out += ev.raw;
+  };
+  const take = (): Uint8Array | undefined => {
+    if (out.length === 0) return undefined;
+    const bytes = encoder.encode(out);
+    out = '';
+    return bytes;
+  };
+  return {
+    chunk(bytes) {
+      parser.push(decoder.decode(bytes, { stream: true }), onEvent);
+      settle();
+      return take();
+    },
+    end() {
+      parser.push(decoder.decode(), onEvent);
+      parser.end(onEvent);
+      settle();
+      if (!call.recorded) finish(call, 'incomplete', obs, { ...detail, error: 'stream_ended_early' });
+      return take();
+    },
+    cancel() {
+      finish(call, 'incomplete', obs, detail);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording
+
+interface FinishDetail {
+  providerRequestId?: string | undefined;
+  httpStatus?: number;
+  error?: string;
+  /** Nothing billable happened (an HTTP error, a connection refused). */
+  zeroUsage?: boolean;
+}
+
+function fullUsage(u: Partial<TokenUsage>): TokenUsage {
+  return {
+    inputTokens: u.inputTokens ?? 0,
+    cacheReadTokens: u.cacheReadTokens ?? 0,
+    cacheWriteTokens: u.cacheWriteTokens ?? 0,
+    cacheWrite1hTokens: u.cacheWrite1hTokens ?? 0,
+    outputTokens: u.outputTokens ?? 0,
+    reasoningTokens: u.reasoningTokens ?? 0,
+  };
+}
+
+function requestBody(call: Call): unknown {
+  if (call.body === undefined && call.rawBody !== undefined) {
+    try {
+      call.body = JSON.parse(call.rawBody);
+    } catch {
+      call.body = null;
+    }
+  }
+  return call.body;
+}
+
+/** The estimate described in protocols.ts: the provider's input if it arrived, else the prompt's characters / 4; output delivered / 4. */
+export function estimateUsage(call: Call, obs: Observation | undefined): TokenUsage {
+  const input = obs?.inputUsage ?? { inputTokens: estimateTokens(promptChars(requestBody(call))) };
+  const output = Math.max(obs?.outputReported ?? 0, estimateTokens(obs?.deliveredChars ?? 0));
+  return fullUsage({ ...input, outputTokens: output });
+}
+
+/** Records the call (once). Never throws. */
+function finish(call: Call, status: CallStatus, obs: Observation | undefined, detail: FinishDetail): void {
+  if (call.recorded) return;
+  call.recorded = true;
+  const meter = call.meter;
+  let event: UsageEventInput | undefined;
+  try {
+    let usage: TokenUsage;
+    let estimated: boolean;
+    if (detail.zeroUsage) {
+      usage = fullUsage({});
+      estimated = false;
+    } else if (obs?.usage !== undefined) {
+      usage = fullUsage(obs.usage);
+      estimated = false;
+    } else {
+      usage = estimateUsage(call, obs);
+      estimated = true;
+    }
+    const model = obs?.model ?? requestedModel(requestBody(call)) ?? 'unknown';
+    const metadata: Record<string, unknown> = {
+      api: call.api,
+      stream: call.stream,
+      status,
+      durationMs: Math.max(0, Math.round(meter.now() - call.startedAt)),
+      estimated,
+    };
+    if (detail.providerRequestId !== undefined) metadata.providerRequestId = detail.providerRequestId;
+    if (obs?.responseId !== undefined) metadata.responseId = obs.responseId;
+    if (call.attempts > 1) metadata.attempts = call.attempts;
+    if (detail.httpStatus !== undefined) metadata.httpStatus = detail.httpStatus;
+    const error = detail.error ?? obs?.error;
+    if (error !== undefined) metadata.error = error;
+    if (call.injectedStreamUsage) metadata.streamUsageRequested = true;
+    if (call.guard !== undefined) metadata.promptGuard = call.guard;
+    const a = call.attribution;
+    event = {
+      occurredAt: new Date(call.occurredAtMs),
+      provider: meter.provider,
+      model,
+      userId: a.userId,
+      taskType: a.taskType,
+      usage,
+      metadata,
+      // The usage event's own flag (stored in usage_ledger.estimated); metadata.estimated says the same.
+      estimated,
+    };
+    if (a.tags !== undefined) event.tags = a.tags;
+    if (a.team !== undefined) event.team = a.team;
+    if (a.project !== undefined) event.project = a.project;
+    const recorded = event;
+    try {
+      meter.onRecord?.(recorded);
+    } catch (err) {
+      report(meter, err, recorded);
+    }
+    call.context?.addCall({ provider: meter.provider, model, usage, estimated, status, occurredAtMs: call.occurredAtMs });
+    send(meter, recorded);
+  } catch (err) {
+    report(meter, err, event);
+  }
+}
+
+/** Hands the event to the tracker; an event refused for its attribution is recorded again without it. */
+function send(meter: Meter, event: UsageEventInput): void {
+  let p: Promise<unknown>;
+  try {
+    p = meter.tracker.record(event);
+  } catch (err) {
+    p = Promise.reject(err);
+  }
+  p.catch((err: unknown) => {
+    const issues = (err as { issues?: Array<{ path: string; message: string }> })?.issues;
+    if (!Array.isArray(issues) || (err as { name?: string }).name !== 'CostTrackerValidationError') {
+      report(meter, err, event);
+      return;
+    }
+    // A user id, tag, team, project or model the tracker refuses (e.g. a header with spaces): keep the
+    // usage, recorded under the fallback user, and say why in the metadata.
+    const fallback: UsageEventInput = {
+      occurredAt: event.occurredAt,
+      provider: event.provider,
+      model: issues.some((i) => i.path === 'model') ? 'unknown' : event.model,
+      userId: meter.fallbackUserId,
+      taskType: issues.some((i) => i.path === 'taskType') ? 'default' : event.taskType,
+      usage: event.usage,
+      metadata: { ...event.metadata, attributionRefused: issues.slice(0, 5).map((i) => `${i.path}: ${i.message}`.slice(0, 300)) },
+      estimated: event.estimated,
+    };
+    report(meter, err, event);
+    let again: Promise<unknown>;
+    try {
+      again = meter.tracker.record(fallback);
+    } catch (err2) {
+      again = Promise.reject(err2);
+    }
+    again.catch((err2: unknown) => report(meter, err2, fallback));
+  });
+}
+
+function report(meter: Meter, err: unknown, event: UsageEventInput | undefined): void {
+  try {
+    if (meter.onError) meter.onError(err, event);
+    else if (meter.logger) meter.logger.warn({ err, provider: meter.provider, model: event?.model, userId: event?.userId }, 'Cost Guard could not record an LLM call');
+    else console.warn('Cost Guard could not record an LLM call:', err);
+  } catch {
+    // nothing more can be done without throwing into the caller
+  }
+}
