@@ -42,3 +42,4 @@ export {
   type UsageRecorder,
   type WrapperOptions,
 } from './wrappers/index.js';
+export { costGuardExpress, costGuardFastify, type CostGuardExpressOptions, type CostGuardFastifyOptions, type CostGuardMiddlewareOptions } from './middleware/index.js';
