@@ -4,12 +4,13 @@
  */
 import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
-import { type Budget, type Scope, scopeId, scopeKind } from '../src/domain/budget.js';
-import { emptyTotals, topBreakdown } from '../src/domain/budget-state.js';
-import { type ExchangeRates, normalizeAmount } from '../src/domain/money.js';
+import { type PeriodRange, defaultBudgets, readScopeTotals } from '../src/db/scope-totals.js';
+import type { Budget, Scope } from '../src/domain/budget.js';
+import type { ExchangeRates } from '../src/domain/money.js';
 import type { ScopeAlertSettings } from '../src/domain/scope-alerts.js';
-import { localTime } from '../src/domain/periods.js';
-import type { BreakdownEntry, PeriodTotals } from '../src/messages.js';
+import type { PeriodTotals } from '../src/messages.js';
+
+export type { PeriodRange } from '../src/db/scope-totals.js';
 
 export interface ScopeSettings {
   budgets: Budget[];
@@ -22,108 +23,9 @@ export interface ScopeSettings {
   alerts?: ScopeAlertSettings;
 }
 
-export interface PeriodRange {
-  spec: string;
-  timezone: string;
-  key: string;
-  startMs: number;
-  endMs: number;
-}
-
 export interface BudgetActivityDeps {
   pool: Pool;
   config: Config;
-}
-
-const HOUR_MS = 3_600_000;
-
-/** True when `ms` starts an hour of the rollups' time zone (so hour rollups add up to the range). */
-function onRollupHour(ms: number, timeZone: string): boolean {
-  const t = localTime(ms, timeZone);
-  return t.minute === 0 && t.second === 0 && ms % 1000 === 0;
-}
-
-function defaultBudgets(config: Config, scope: Scope): Budget[] {
-  const kind = scopeKind(scope);
-  const exact = config.budgets.filter((b) => b.scope === scope);
-  const rules = exact.length > 0 ? exact : config.budgets.filter((b) => b.scope === kind);
-  return rules.map((b) => ({
-    period: b.period,
-    amount: b.amount,
-    currency: b.currency,
-    timezone: b.timezone ?? config.timezone,
-    thresholds: { ...b.thresholds },
-  }));
-}
-
-interface TotalsRow {
-  cost: string | null;
-  calls: string | null;
-  unpriced: string | null;
-  input: string | null;
-  cache_read: string | null;
-  cache_write: string | null;
-  cache_write_1h: string | null;
-  output: string | null;
-  reasoning: string | null;
-}
-
-const SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, coalesce(sum(calls), 0)::text AS calls,
-  coalesce(sum(unpriced_calls), 0)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
-  coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
-  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
-  coalesce(sum(reasoning_tokens), 0)::text AS reasoning`;
-
-const LEDGER_SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, count(*)::text AS calls,
-  count(*) FILTER (WHERE unpriced)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
-  coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
-  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
-  coalesce(sum(reasoning_tokens), 0)::text AS reasoning`;
-
-function toTotals(r: TotalsRow | undefined): PeriodTotals {
-  const t = emptyTotals();
-  if (!r) return t;
-  t.costUsd = normalizeAmount(r.cost ?? '0');
-  t.calls = Number(r.calls ?? 0);
-  t.unpricedCalls = Number(r.unpriced ?? 0);
-  t.tokens = {
-    inputTokens: Number(r.input ?? 0),
-    cacheReadTokens: Number(r.cache_read ?? 0),
-    cacheWriteTokens: Number(r.cache_write ?? 0),
-    cacheWrite1hTokens: Number(r.cache_write_1h ?? 0),
-    outputTokens: Number(r.output ?? 0),
-    reasoningTokens: Number(r.reasoning ?? 0),
-  };
-  return t;
-}
-
-/** SQL condition selecting a scope's ledger rows. */
-function ledgerFilter(scope: Scope, firstParam: number): { sql: string; params: string[] } {
-  switch (scopeKind(scope)) {
-    case 'system':
-      return { sql: 'true', params: [] };
-    case 'user':
-      return { sql: `user_id = $${firstParam}`, params: [scopeId(scope)] };
-    case 'team':
-      return { sql: `team = $${firstParam}`, params: [scopeId(scope)] };
-    case 'project':
-      return { sql: `project = $${firstParam}`, params: [scopeId(scope)] };
-  }
-}
-
-/** Top breakdowns of a scope's ledger rows in a time range (a user's rows come by index). */
-async function ledgerBreakdowns(pool: Pool, scope: Scope, startMs: number, endMs: number): Promise<Pick<PeriodTotals, 'byProvider' | 'byModel' | 'byTaskType'>> {
-  const filter = ledgerFilter(scope, 3);
-  const r = await pool.query<{ dim: string; key: string; cost: string; calls: string }>(
-    `SELECT dim, key, sum(cost_usd)::text AS cost, count(*)::text AS calls FROM usage_ledger
-     CROSS JOIN LATERAL (VALUES ('provider', provider), ('model', model), ('task', task_type)) AS d(dim, key)
-     WHERE occurred_at >= $1 AND occurred_at < $2 AND ${filter.sql}
-     GROUP BY dim, key`,
-    [new Date(startMs), new Date(endMs), ...filter.params],
-  );
-  const lists: Record<string, BreakdownEntry[]> = { provider: [], model: [], task: [] };
-  for (const row of r.rows) lists[row.dim]!.push({ key: row.key, costUsd: normalizeAmount(row.cost), calls: Number(row.calls) });
-  return { byProvider: topBreakdown(lists.provider!), byModel: topBreakdown(lists.model!), byTaskType: topBreakdown(lists.task!) };
 }
 
 export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
@@ -160,53 +62,7 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
    * periods' from the ledger rows; none for team/project calendar periods.
    */
   async readScopeTotals(scope: Scope, periods: PeriodRange[]): Promise<{ key: string; spec: string; totals: PeriodTotals }[]> {
-    const rollupTz = deps.config.timezone;
-    const out: { key: string; spec: string; totals: PeriodTotals }[] = [];
-    for (const p of periods) {
-      let totals: PeriodTotals;
-      const calendar = p.spec === 'day' || p.spec === 'month';
-      if (calendar && p.timezone === rollupTz) {
-        const r = await deps.pool.query<TotalsRow>(
-          `SELECT ${SUMS} FROM usage_rollup_totals WHERE scope = $1 AND period_kind = $2 AND timezone = $3 AND period_start = $4`,
-          [scope, p.spec, rollupTz, new Date(p.startMs)],
-        );
-        totals = toTotals(r.rows[0]);
-        if (scope === 'system') {
-          const facets = await deps.pool.query<{ scope: string; cost: string; calls: string }>(
-            `SELECT scope, cost_usd::text AS cost, calls::text AS calls FROM usage_rollup_totals
-             WHERE scope LIKE 'system|%' AND period_kind = $1 AND timezone = $2 AND period_start = $3`,
-            [p.spec, rollupTz, new Date(p.startMs)],
-          );
-          const lists: Record<string, BreakdownEntry[]> = { provider: [], model: [], task: [] };
-          for (const f of facets.rows) {
-            const [dimension, ...rest] = f.scope.slice('system|'.length).split(':');
-            lists[dimension!]?.push({ key: rest.join(':'), costUsd: normalizeAmount(f.cost), calls: Number(f.calls) });
-          }
-          totals.byProvider = topBreakdown(lists.provider!);
-          totals.byModel = topBreakdown(lists.model!);
-          totals.byTaskType = topBreakdown(lists.task!);
-        }
-      } else if (p.endMs - p.startMs >= HOUR_MS && onRollupHour(p.startMs, rollupTz) && onRollupHour(p.endMs, rollupTz)) {
-        const r = await deps.pool.query<TotalsRow>(
-          `SELECT ${SUMS} FROM usage_rollup_totals WHERE scope = $1 AND period_kind = 'hour' AND timezone = $2
-             AND period_start >= $3 AND period_start < $4`,
-          [scope, rollupTz, new Date(p.startMs), new Date(p.endMs)],
-        );
-        totals = toTotals(r.rows[0]);
-      } else {
-        const filter = ledgerFilter(scope, 3);
-        const r = await deps.pool.query<TotalsRow>(
-          `SELECT ${LEDGER_SUMS} FROM usage_ledger WHERE occurred_at >= $1 AND occurred_at < $2 AND ${filter.sql}`,
-          [new Date(p.startMs), new Date(p.endMs), ...filter.params],
-        );
-        totals = { ...toTotals(r.rows[0]), ...(await ledgerBreakdowns(deps.pool, scope, p.startMs, p.endMs)) };
-      }
-      if (scopeKind(scope) === 'user' && totals.calls > 0 && totals.byModel.length === 0) {
-        Object.assign(totals, await ledgerBreakdowns(deps.pool, scope, p.startMs, p.endMs));
-      }
-      out.push({ key: p.key, spec: p.spec, totals });
-    }
-    return out;
+    return readScopeTotals(deps.pool, deps.config.timezone, scope, periods);
   },
 });
 

@@ -12,6 +12,7 @@ import { createAlertActivities } from './alerts.js';
 import type { CostGuardMetrics } from '../src/metrics/index.js';
 import { createBudgetActivities } from './budget.js';
 import { createChannelActivities } from './channels.js';
+import { createIngestActivities } from './ingest.js';
 import { createLedgerActivities } from './ledger.js';
 import { createRealtimeView } from './realtime.js';
 import { createReportActivities } from './reports.js';
@@ -29,8 +30,8 @@ export interface ActivityDeps {
   temporal: () => Client;
 }
 
-export const createActivities = (deps: ActivityDeps) => ({
-  ...createLedgerActivities({
+export const createActivities = (deps: ActivityDeps) => {
+  const ledgerDeps = {
     pool: deps.pool,
     pricing: deps.pricing,
     timezone: deps.config.timezone,
@@ -38,7 +39,10 @@ export const createActivities = (deps: ActivityDeps) => ({
     logger: deps.logger,
     metrics: deps.metrics,
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
-  }),
+  };
+  return {
+  ...createLedgerActivities(ledgerDeps),
+  ...createIngestActivities({ ...ledgerDeps, config: deps.config, temporal: deps.temporal }),
   ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
   ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
   ...createChannelActivities({
@@ -49,6 +53,7 @@ export const createActivities = (deps: ActivityDeps) => ({
     onDelivery: (channel, channelType, outcome) => deps.metrics.recordNotification(channel, channelType, outcome),
   }),
   ...createReportActivities({ pool: deps.pool, pricing: deps.pricing, config: deps.config, logger: deps.logger, clock: deps.clock }),
-});
+  };
+};
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -24,7 +24,7 @@ import { type FlushSummary, type FlushTarget, summarizeFlush } from '../src/doma
 import type { BatchResult, CountedEvent, CountedUsage, FlushResult, RejectedEvent } from '../src/domain/ledger.js';
 import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
 import { type DeadLetterInput, recordDeadLetters } from '../src/db/dead-letters.js';
-import { type PersistBatchInput, type PricedEvent, persistBatchOnce, persistFlushIsolating } from '../src/db/ledger.js';
+import { type PersistBatchInput, type PricedEvent, type UserDayTotal, persistBatchOnce, persistFlushIsolating } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
 import type { CostGuardMetrics, FlushOutcome } from '../src/metrics/index.js';
 import type { RealtimeView } from './realtime.js';
@@ -82,7 +82,10 @@ function priceIsolating(pricing: PricingEngine, events: readonly UsageEvent[]): 
  * How a batch is persisted: `fresh` are the events this call inserted itself, `first` is true when
  * no earlier attempt had stored any of the batch (the call that owns the batch's metrics sample).
  */
-type Persist = (pool: Pool, input: PersistBatchInput) => Promise<{ result: BatchResult; fresh: CountedEvent[]; first: boolean; poisoned: { event: PricedEvent; error: string }[] }>;
+export type Persist = (
+  pool: Pool,
+  input: PersistBatchInput,
+) => Promise<{ result: BatchResult; fresh: CountedEvent[]; first: boolean; poisoned: { event: PricedEvent; error: string }[]; userDays?: UserDayTotal[] }>;
 
 /** A batch with a stored result (`recordUsageBatch`): a retry replays the stored result. */
 const asBatch: Persist = async (pool, input) => {
@@ -99,14 +102,59 @@ const asFlush: Persist = async (pool, input) => {
   return { result, fresh: inserted, first: inserted.length === result.events.length, poisoned };
 };
 
+/** An ingest shard's flush: as a budget workflow's, with the rollup rows of the shard and the touched users' day totals. */
+export const asIngestFlush =
+  (shard: number): Persist =>
+  async (pool, input) => {
+    const { result, inserted, poisoned, userDays } = await persistFlushIsolating(pool, { ...input, ingestShard: shard });
+    return { result, fresh: inserted, first: inserted.length === result.events.length, poisoned, userDays };
+  };
+
+/** Real-time view writes that failed (Redis down), retried before the next flush's own: the view catches up. */
+const REALTIME_BACKLOG_MAX = 500;
+
 function userIdOf(raw: unknown): string | null {
   const id = (raw as { userId?: unknown } | null)?.userId;
   return typeof id === 'string' ? id.slice(0, 200) : null;
 }
 
-export const createLedgerActivities = (deps: LedgerActivityDeps) => {
+/**
+ * The flush machinery shared by the budget workflows' flush activities and the ingest shards':
+ * validate, price and persist a batch (isolating events tied to their own failure), feed the
+ * metrics once, then update the Redis real-time view.
+ */
+export function createFlushRecorder(deps: LedgerActivityDeps) {
+  const realtimeBacklog: { batchId: string; valid: UsageEvent[]; result: BatchResult }[] = [];
+
+  /**
+   * The Redis real-time view, best effort: Redis being down must not hold up the ledger, the
+   * totals or the alerts. A failed write is kept (up to REALTIME_BACKLOG_MAX flushes, in this
+   * process) and retried before the next flush's; its commands are idempotent, so the view
+   * catches up exactly once Redis is back.
+   */
+  async function updateRealtime(batchId: string, valid: UsageEvent[], result: BatchResult): Promise<void> {
+    const view = deps.realtime;
+    if (!view) return;
+    realtimeBacklog.push({ batchId, valid, result });
+    while (realtimeBacklog.length > 0) {
+      const next = realtimeBacklog[0]!;
+      try {
+        await view.recordBatch(next.batchId, next.valid, next.result, deps.clock());
+        realtimeBacklog.shift();
+      } catch (err) {
+        deps.metrics?.recordRealtimeError();
+        if (realtimeBacklog.length > REALTIME_BACKLOG_MAX) {
+          const dropped = realtimeBacklog.splice(0, realtimeBacklog.length - REALTIME_BACKLOG_MAX);
+          deps.logger.error({ dropped: dropped.length }, 'Redis real-time backlog full: the oldest writes are dropped (the ledger and the totals are unaffected)');
+        }
+        deps.logger.warn({ err: (err as Error)?.message, backlog: realtimeBacklog.length }, 'Redis real-time view not updated; retried with the next flush');
+        return;
+      }
+    }
+  }
+
   /** The flush itself; `firstTime` is true only for the attempt that stored the batch first. */
-  async function recordBatch(batch: UsageBatchInput, persist: Persist): Promise<{ result: FlushResult; firstTime: boolean }> {
+  async function recordBatch(batch: UsageBatchInput, persist: Persist): Promise<{ result: FlushResult; firstTime: boolean; userDays: UserDayTotal[] }> {
     if (typeof batch?.batchId !== 'string' || batch.batchId.length === 0 || !Array.isArray(batch.events)) {
       throw ApplicationFailure.nonRetryable('batch must have a non-empty batchId and an events array', 'ValidationError');
     }
@@ -136,11 +184,12 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
     let fresh: CountedEvent[];
     let firstTime: boolean;
     let poisoned: { event: PricedEvent; error: string }[];
+    let userDays: UserDayTotal[] | undefined;
     // Heartbeats while the statement runs, so a crashed worker's flush is retried elsewhere within
     // the heartbeat timeout instead of the whole start-to-close timeout.
     const beat = heartbeats() ? setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS) : undefined;
     try {
-      ({ result, fresh, first: firstTime, poisoned } = await persist(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
+      ({ result, fresh, first: firstTime, poisoned, userDays } = await persist(deps.pool, { batchId: batch.batchId, events: priced, timezone: deps.timezone }));
     } catch (err) {
       if (err instanceof ConflictError) throw ApplicationFailure.nonRetryable(err.message, 'ConflictError');
       throw err;
@@ -192,8 +241,8 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
         }),
       });
     }
-    // After the commit: if Redis fails, the retry finds the same events and writes the same values.
-    await deps.realtime?.recordBatch(batch.batchId, valid, result, deps.clock());
+    // After the commit, best effort (see updateRealtime).
+    await updateRealtime(batch.batchId, valid, result);
     const unpricedWhy = new Map(priced.flatMap((p) => (p.price.priced ? [] : [[p.event.requestId, p.price.code] as const])));
     return {
       result: {
@@ -214,21 +263,28 @@ export const createLedgerActivities = (deps: LedgerActivityDeps) => {
         deadLettered: letters.length,
       },
       firstTime,
+      userDays: userDays ?? [],
     };
   }
 
   /** Runs one flush, observing its duration by outcome. */
-  async function timed<T>(batch: UsageBatchInput, persist: Persist, then: (result: FlushResult) => T): Promise<T> {
+  async function timed<T>(batch: UsageBatchInput, persist: Persist, then: (result: FlushResult, userDays: UserDayTotal[]) => T | Promise<T>): Promise<T> {
     const started = performance.now();
     let outcome: FlushOutcome = 'error';
     try {
-      const { result, firstTime } = await recordBatch(batch, persist);
+      const { result, firstTime, userDays } = await recordBatch(batch, persist);
       outcome = firstTime ? 'stored' : 'replayed';
-      return then(result);
+      return await then(result, userDays);
     } finally {
       deps.metrics?.observeFlushDuration((performance.now() - started) / 1000, outcome);
     }
   }
+
+  return { recordBatch, timed };
+}
+
+export const createLedgerActivities = (deps: LedgerActivityDeps) => {
+  const { timed } = createFlushRecorder(deps);
 
   return {
     /**

@@ -7,9 +7,11 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Budget, BudgetChange, Scope, ScopeKind } from './domain/budget.js';
 import type { AlertCondition, TrackedIncident } from './domain/alert-rules.js';
 import type { AlertLevel } from './domain/notification.js';
+import type { IngestBatch } from './domain/ingest.js';
 import type { TokenUsage, UsageEventInput } from './domain/usage.js';
 
 export const BUDGET_WORKFLOW_TYPE = 'budgetWorkflow';
+export const INGEST_WORKFLOW_TYPE = 'ingestWorkflow';
 
 /** Workflow id of a scope's budget workflow, e.g. `budget/user:alice`, `budget/system`. */
 export function budgetWorkflowId(scope: Scope): string {
@@ -23,8 +25,28 @@ export interface UsageBatch {
   events: (UsageEventInput & { requestId: string })[];
 }
 
-/** Services signal usage here (through CostTracker or the HTTP API). */
+/**
+ * Usage sent straight to a budget workflow: how clients sent it before the ingest tier. Still
+ * handled (older clients, batches in flight during an upgrade); CostTracker now signals the
+ * ingest shards.
+ */
 export const usageSignal = defineSignal<[UsageBatch]>('usage');
+
+/**
+ * Exact totals of a scope's current budget periods, sent by an ingest shard when the scope's spend
+ * moved materially (a step of its smallest budget, a threshold or forecast boundary). Order-proof
+ * and idempotent: within a period, spend and calls only grow, so totals with more calls are newer
+ * and a repeat or an older one changes nothing.
+ */
+export interface ScopeTotalsUpdate {
+  scope: Scope;
+  /** Why the shard signalled: `step`, `threshold`, `forecast`, `first` (no memory of the scope). */
+  reason: string;
+  /** When the totals were read (ms). */
+  readAtMs: number;
+  periods: { spec: string; key: string; totals: PeriodTotals }[];
+}
+export const scopeTotalsSignal = defineSignal<[ScopeTotalsUpdate]>('totals');
 
 /** Live state of a scope's budgets. */
 export const statusQuery = defineQuery<BudgetStatus>('status');
@@ -91,6 +113,8 @@ export interface BudgetStatus {
     /** Events the flush activity refused as invalid (their batch's other events were counted). */
     rejectedEvents: number;
     lateEvents: number;
+    /** Exact totals applied from the ingest shards' `totals` signals (absent before the ingest tier). */
+    totalsUpdates?: number;
   };
   /** Open incidents this scope raised (acknowledged ones included), from the status query. */
   incidents?: { incidentId: string; key: string; rule: string; level: string; status: 'open' | 'acknowledged' }[];
@@ -109,6 +133,8 @@ export interface CarriedState {
   incidents?: Record<string, TrackedIncident>;
   /** Unpriced (provider/model) conditions already raised, with their day. */
   unpricedRaised?: string[];
+  /** When the totals last applied from a `totals` signal were read, by period key. */
+  totalsReadAtMs?: Record<string, number>;
 }
 
 /**
@@ -126,6 +152,46 @@ export const searchAttributes = {
   /** Open incidents of a budget's scope (set once the scope has had one): `CostOpenIncidents > 0`. */
   openIncidents: defineSearchAttributeKey('CostOpenIncidents', SearchAttributeType.INT),
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Ingest shards: `ingest/<n>` (workflows/ingest.ts).
+
+/** Services signal cross-user batches of usage to an ingest shard (CostTracker, POST /v1/usage). */
+export const ingestSignal = defineSignal<[IngestBatch]>('ingest');
+
+export interface IngestWorkflowInput {
+  shard: number;
+  carried?: IngestCarriedState;
+}
+
+export interface IngestCounters {
+  batches: number;
+  duplicateBatches: number;
+  droppedBatches: number;
+  events: number;
+  counted: number;
+  duplicateEvents: number;
+  deadLettered: number;
+  flushes: number;
+  signalsSent: number;
+}
+
+/** Carried across continue-as-new: kept small (no pending events: the shard continues only when idle). */
+export interface IngestCarriedState {
+  flushSeq: number;
+  recentBatchIds: string[];
+  counters: IngestCounters;
+  raised: string[];
+}
+
+export interface IngestStatus {
+  shard: number;
+  pendingBatches: number;
+  pendingEvents: number;
+  counters: IngestCounters;
+  lastFlush: { flushId: string; atMs: number; events: number; durationMs: number } | null;
+}
+export const ingestStatusQuery = defineQuery<IngestStatus>('ingestStatus');
 
 // ---------------------------------------------------------------------------------------------
 // Alerts: one alert workflow per incident (workflows/alert.ts).

@@ -27,7 +27,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { scopeId, scopeKind, validateBudgetChange } from '../src/domain/budget.js';
-import { BudgetState } from '../src/domain/budget-state.js';
+import { BudgetState, totalsUpdateProblem } from '../src/domain/budget-state.js';
 import type { AlertChange } from '../src/domain/alert-rules.js';
 import type { FlushSummary } from '../src/domain/flush-summary.js';
 import { ScopeAlerts } from '../src/domain/scope-alerts.js';
@@ -35,7 +35,9 @@ import { renderBudgetMarkdown, visibilityUpdates } from '../src/domain/visibilit
 import {
   type BudgetStatus,
   type BudgetWorkflowInput,
+  type ScopeTotalsUpdate,
   incidentChangedSignal,
+  scopeTotalsSignal,
   searchAttributes,
   setBudgetUpdate,
   statusQuery,
@@ -111,6 +113,23 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     else early.push(batch);
   });
 
+  // Exact totals from the ingest shards, sent on material change only (the usual way usage reaches
+  // a budget workflow since the ingest tier). Applied only when newer: repeats and late ones change nothing.
+  let totalsChanged = false;
+  const earlyTotals: ScopeTotalsUpdate[] = [];
+  const applyTotals = (s: BudgetState, update: ScopeTotalsUpdate) => {
+    if (s.applyTotals(update, Date.now())) totalsChanged = true;
+  };
+  setHandler(scopeTotalsSignal, (update) => {
+    const problem = totalsUpdateProblem(update, scope);
+    if (problem) {
+      log.warn('dropped a malformed totals update', { scope, problem });
+      return;
+    }
+    if (state) applyTotals(state, update);
+    else earlyTotals.push(update);
+  });
+
   // Alerts this scope raised (src/domain/scope-alerts.ts); incidents report back when they are
   // acknowledged or resolved.
   const alerts = new ScopeAlerts(scope, input.carried);
@@ -155,6 +174,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
   const alertSettings = alertsOn ? settings.alerts : undefined;
   state = new BudgetState({ scope, budgets: settings.budgets, rates: settings.rates }, Date.now(), input.carried);
   for (const batch of early.splice(0)) accept(state, batch);
+  for (const update of earlyTotals.splice(0)) applyTotals(state, update);
   const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
 
   const apply = async (changes: AlertChange[]) => {
@@ -231,11 +251,12 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
     const nextAlertCheck = alertSettings ? alerts.nextCheckMs(alertSettings) : Infinity;
     const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck, visibilityDueMs);
-    const work = () => state.hasPending() || budgetsChanged || workflowInfo().continueAsNewSuggested;
+    const work = () => state.hasPending() || budgetsChanged || totalsChanged || workflowInfo().continueAsNewSuggested;
     // A scope with no budgets (`{"budgets": []}`) has no period to roll over: nothing to wait for but work.
     if (Number.isFinite(deadline)) await condition(work, Math.max(1, deadline - now));
     else await condition(work);
     budgetsChanged = false;
+    totalsChanged = false;
 
     while (state.hasPending()) {
       const flush = state.takeFlush(chainId, settings.maxFlushEvents);

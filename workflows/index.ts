@@ -2,3 +2,4 @@
 export { budgetWorkflow } from './budget.js';
 export { alertWorkflow } from './alert.js';
 export { reportWorkflow } from './report.js';
+export { ingestWorkflow } from './ingest.js';

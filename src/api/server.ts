@@ -20,7 +20,7 @@ import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
-import { assertScope, queryBudgetStatus, setScopeBudgets } from '../client/budgets.js';
+import { assertScope, readBudgetStatus, setScopeBudgets } from '../client/budgets.js';
 import { type CostTracker, parseTrackedEvents } from '../client/cost-tracker.js';
 import type { ApiConfig, Config } from '../config/index.js';
 import { reportTimezone } from '../config/reports.js';
@@ -363,7 +363,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'read' } }, async (request) => {
     const { scope } = request.params;
     assertScope(scope);
-    return queryBudgetStatus(deps.temporal, scope);
+    return readBudgetStatus(deps.temporal, deps.pool, deps.config, scope, clock());
   });
 
   app.put<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'admin' } }, async (request) => {

@@ -74,7 +74,7 @@ export async function runDeadLetterReplay(config: Config, ids: readonly string[]
   const wanted = opts.all ? undefined : parseIds(ids);
   const { client, connection } = await connectTemporal(config);
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const tracker = new CostTracker({ client, taskQueue: config.temporal.taskQueue, logger, backfill: true });
+  const tracker = new CostTracker({ client, taskQueue: config.temporal.taskQueue, ingestShards: config.ingest.shards, logger, backfill: true });
   try {
     return await withPool(config, async (pool) => {
       const letters = await listDeadLetters(pool, { ids: wanted, limit: 10_000 });

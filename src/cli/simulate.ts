@@ -280,7 +280,7 @@ export async function runSimulateCommand(config: Config, opts: SimulateOptions):
   const plan = parseSimulateOptions(opts, Date.now() % 2_147_483_647);
   const { client, connection } = await connectTemporal(config);
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const tracker = new CostTracker({ client, taskQueue: config.temporal.taskQueue, logger });
+  const tracker = new CostTracker({ client, taskQueue: config.temporal.taskQueue, ingestShards: config.ingest.shards, logger });
   const controller = new AbortController();
   const reporter = progressReporter(process.stderr);
   const onSigint = () => {

@@ -1,7 +1,8 @@
 /**
  * `costguard status`: the live state of a scope's budgets, queried from its budget workflow.
  */
-import { assertScope, queryBudgetStatus } from '../client/budgets.js';
+import pg from 'pg';
+import { type LiveBudgetStatus, assertScope, readBudgetStatus } from '../client/budgets.js';
 import { connectTemporal } from '../client/connect.js';
 import type { Config } from '../config/index.js';
 import type { Scope } from '../domain/budget.js';
@@ -29,13 +30,15 @@ export function statusScope(opts: StatusCommandOptions): Scope {
   return scope;
 }
 
-export async function runStatusCommand(config: Config, opts: StatusCommandOptions): Promise<BudgetStatus> {
+export async function runStatusCommand(config: Config, opts: StatusCommandOptions): Promise<LiveBudgetStatus> {
   const scope = statusScope(opts);
   const { client, connection } = await connectTemporal(config);
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
   try {
-    return await queryBudgetStatus(client, scope);
+    return await readBudgetStatus(client, pool, config, scope);
   } finally {
     await connection.close();
+    await pool.end();
   }
 }
 
@@ -60,16 +63,24 @@ function table(header: string[], rows: string[][]): string[] {
 }
 
 /** A small table per scope: one row per budget. Amounts are rounded half-even to 6 places for display. */
-export function renderStatusText(status: BudgetStatus): string {
-  const lines = [`Budgets of ${status.scope} (totals from ${status.source === 'events' ? 'its usage events' : 'the ledger'}, updated ${status.updatedAt})`];
+export function renderStatusText(status: BudgetStatus | LiveBudgetStatus): string {
+  const live = 'live' in status ? status.live : null;
+  const lines = [
+    'workflow' in status && status.workflow === 'none'
+      ? `Budgets of ${status.scope} (no budget workflow yet: its spend has not moved materially; totals live from the ledger's rollups, ${live?.readAt})`
+      : `Budgets of ${status.scope} (workflow state updated ${status.updatedAt}${live ? `; live totals from the rollups, ${live.readAt}` : ''})`,
+  ];
   if (status.budgets.length === 0) {
     lines.push('  no budgets set');
     return lines.join('\n');
   }
   lines.push(
-    ...table(['PERIOD', 'SPENT / BUDGET', 'USAGE', 'REMAINING', 'LEVEL', 'PERIOD ENDS'], status.budgets.map(budgetLine)).map((l) => `  ${l}`),
+    ...table(['PERIOD', 'SPENT / BUDGET', 'USAGE', 'REMAINING', 'LEVEL', 'PERIOD ENDS'], (live?.budgets ?? status.budgets).map(budgetLine)).map((l) => `  ${l}`),
   );
-  for (const b of status.budgets) {
+  if (live && 'workflow' in status && status.workflow === 'running') {
+    for (const b of status.budgets) lines.push(`  workflow view of ${b.period}: ${money(b.spentUsd)} (${b.level.toUpperCase()}; it hears of spend in steps)`);
+  }
+  for (const b of live?.budgets ?? status.budgets) {
     const t = b.totals;
     const top = t.byModel.slice(0, 3).map((e) => `${e.key} ${money(e.costUsd)}`).join(', ');
     lines.push(`  ${b.period}: ${t.calls} call(s)${t.unpricedCalls ? `, ${t.unpricedCalls} UNPRICED` : ''}${top ? `; top models: ${top}` : ''}`);

@@ -11,7 +11,11 @@ import {
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { Config } from '../config/index.js';
+import { loadBudgets, readScopeTotals } from '../db/scope-totals.js';
 import { type Scope, isScope, validateBudgetChange } from '../domain/budget.js';
+import { BudgetState } from '../domain/budget-state.js';
 import { type CostGuardError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetStatus, type BudgetWorkflowInput, budgetWorkflowId, setBudgetUpdate, statusQuery } from '../messages.js';
 import { isTransientSendError } from './cost-tracker.js';
@@ -56,6 +60,39 @@ export function fromTemporalError(err: unknown, scope?: Scope): unknown {
     return new UnavailableError(`Temporal is unavailable: ${(err as Error).message}`, { cause: err });
   }
   return err;
+}
+
+/** A scope's budgets as its workflow holds them, beside the exact live totals read from the rollups. */
+export interface LiveBudgetStatus extends BudgetStatus {
+  /** `running` when the scope has a budget workflow; `none` when it has none yet (no material usage). */
+  workflow: 'running' | 'none';
+  /**
+   * Exact live totals of the same budgets, read now from the ledger's rollups: ahead of the
+   * workflow's own figures by less than one step (ingest.stepFraction of the smallest budget).
+   */
+  live: { readAt: string; budgets: BudgetStatus['budgets'] };
+}
+
+/**
+ * The status of a scope's budgets for the API and `costguard status`: the budget workflow's state
+ * (alert levels, incidents) beside exact live totals from the rollups. A scope that has no workflow
+ * yet (its spend never moved materially, or it never had usage) answers with its configured (or
+ * saved) budgets and the live totals, instead of "not found".
+ */
+export async function readBudgetStatus(client: Client, pool: Pool, config: Config, scope: Scope, nowMs = Date.now()): Promise<LiveBudgetStatus> {
+  const budgets = (await loadBudgets(pool, config, [scope])).get(scope) ?? [];
+  const state = new BudgetState({ scope, budgets, rates: config.exchangeRates }, nowMs);
+  for (const r of await readScopeTotals(pool, config.timezone, scope, state.currentPeriods())) state.setTotals(r.spec, r.key, r.totals, nowMs);
+  const live = state.status(nowMs);
+  let fromWorkflow: BudgetStatus | null = null;
+  try {
+    fromWorkflow = await queryBudgetStatus(client, scope);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  const liveView = { readAt: new Date(nowMs).toISOString(), budgets: live.budgets };
+  if (fromWorkflow) return { ...fromWorkflow, workflow: 'running', live: liveView };
+  return { ...live, source: 'ledger', workflow: 'none', live: liveView };
 }
 
 /** The live status of a scope's budgets. Throws NotFoundError if the scope has no budget workflow. */

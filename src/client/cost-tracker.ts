@@ -21,7 +21,17 @@ import { CostGuardError, type FieldIssue, UnavailableError, ValidationError } fr
 import { isScope, type Scope } from '../domain/budget.js';
 import { MAX_PAST_MS, TOKEN_KINDS, type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
 import type { Logger } from '../lib/logger.js';
-import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type UsageBatch, budgetWorkflowId, usageSignal } from '../messages.js';
+import { type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../domain/ingest.js';
+import {
+  BUDGET_WORKFLOW_TYPE,
+  type BudgetWorkflowInput,
+  INGEST_WORKFLOW_TYPE,
+  type IngestWorkflowInput,
+  type UsageBatch,
+  budgetWorkflowId,
+  ingestSignal,
+  usageSignal,
+} from '../messages.js';
 
 /** What `record()` resolves with once the event is durable. */
 export interface RecordReceipt {
@@ -64,8 +74,21 @@ export interface CostTrackerOptions {
   retryBaseMs?: number;
   /** Default 5,000 ms. */
   maxRetryDelayMs?: number;
-  /** Batches of one scope in flight at once (sent in order). Default 2. */
+  /**
+   * Batches of one target in flight at once (sent in order). Default 1 for ingest shards: while a
+   * send is in flight, new events join the next batch for that shard (up to the size and byte
+   * caps), so batches grow and signals per event fall when Temporal is slow. Default 2 for
+   * `target: 'budget'`.
+   */
   maxInFlightPerScope?: number;
+  /**
+   * Where usage is signalled: `ingest` (default), the ingest shards `ingest/<n>` (a user's events
+   * always to the same shard), or `budget`, each user's budget workflow directly (the design
+   * before the ingest tier; kept for compatibility).
+   */
+  target?: 'ingest' | 'budget';
+  /** Number of ingest shards; must match the worker's `ingest.shards`. Default 4. */
+  ingestShards?: number;
   /** Batches in flight at once across all scopes. Default 32. */
   maxConcurrentSends?: number;
   /**
@@ -89,6 +112,8 @@ const DEFAULTS = {
   retryBaseMs: 100,
   maxRetryDelayMs: 5_000,
   maxInFlightPerScope: 2,
+  maxInFlightPerShard: 1,
+  ingestShards: 4,
   maxConcurrentSends: 32,
   maxEventAgeMs: MAX_PAST_MS,
 } as const;
@@ -213,8 +238,10 @@ interface Entry {
 
 interface Batch {
   id: string;
+  /** The target: an ingest shard's workflow id, or (target `budget`) a user scope. */
   scope: Scope;
   entries: Entry[];
+  bytes: number;
   /** Settles (never rejects) when the batch was accepted (undefined) or given up on (the error). */
   done: Promise<unknown>;
   settle: (error: unknown) => void;
@@ -262,6 +289,8 @@ export class CostTracker {
   private readonly retryBaseMs: number;
   private readonly maxRetryDelayMs: number;
   private readonly maxInFlightPerScope: number;
+  private readonly target: 'ingest' | 'budget';
+  private readonly ingestShards: number;
   private readonly maxConcurrentSends: number;
   private readonly maxEventAgeMs: number;
   private readonly backfill: boolean;
@@ -303,7 +332,13 @@ export class CostTracker {
     this.maxSendAttempts = integerOption('maxSendAttempts', options.maxSendAttempts ?? DEFAULTS.maxSendAttempts, 1);
     this.retryBaseMs = integerOption('retryBaseMs', options.retryBaseMs ?? DEFAULTS.retryBaseMs, 0);
     this.maxRetryDelayMs = integerOption('maxRetryDelayMs', options.maxRetryDelayMs ?? DEFAULTS.maxRetryDelayMs, 0);
-    this.maxInFlightPerScope = integerOption('maxInFlightPerScope', options.maxInFlightPerScope ?? DEFAULTS.maxInFlightPerScope, 1);
+    if (options.target !== undefined && options.target !== 'ingest' && options.target !== 'budget') {
+      throw new TypeError(`CostTracker option target must be "ingest" or "budget", got ${describe(options.target)}`);
+    }
+    this.target = options.target ?? 'ingest';
+    this.ingestShards = integerOption('ingestShards', options.ingestShards ?? DEFAULTS.ingestShards, 1);
+    const inFlightDefault = this.target === 'ingest' ? DEFAULTS.maxInFlightPerShard : DEFAULTS.maxInFlightPerScope;
+    this.maxInFlightPerScope = integerOption('maxInFlightPerScope', options.maxInFlightPerScope ?? inFlightDefault, 1);
     this.maxConcurrentSends = integerOption('maxConcurrentSends', options.maxConcurrentSends ?? DEFAULTS.maxConcurrentSends, 1);
     this.maxEventAgeMs = integerOption('maxEventAgeMs', options.maxEventAgeMs ?? DEFAULTS.maxEventAgeMs, 0);
     if (options.backfill !== undefined && typeof options.backfill !== 'boolean') throw new TypeError(`CostTracker option backfill must be true or false, got ${describe(options.backfill)}`);
@@ -429,8 +464,13 @@ export class CostTracker {
     return queue;
   }
 
+  /** The queue an event joins: its ingest shard, or (target `budget`) its user's scope. */
+  private targetOf(event: BatchEvent): string {
+    return this.target === 'ingest' ? ingestWorkflowId(shardOf(event.userId, this.ingestShards)) : scopeOfEvent(event);
+  }
+
   private enqueue(event: BatchEvent): Promise<RecordReceipt> {
-    const queue = this.queueOf(scopeOfEvent(event));
+    const queue = this.queueOf(this.targetOf(event));
     return new Promise<RecordReceipt>((resolve, reject) => {
       const bytes = Buffer.byteLength(JSON.stringify(event)) + 1;
       if (queue.open.length > 0 && queue.openBytes + bytes > this.maxBatchBytes) this.cut(queue);
@@ -441,14 +481,26 @@ export class CostTracker {
     });
   }
 
-  /** Closes the scope's open batch (if any) and queues it for sending. */
+  /**
+   * Closes the target's open batch (if any) and queues it for sending. While a send to the target
+   * is in flight, the events join the batch already waiting for it when they fit (coalescing: a
+   * batch not sent yet can still grow), so a slow Temporal gets fewer, larger signals.
+   */
   private cut(queue: ScopeQueue): void {
     if (queue.linger) clearTimeout(queue.linger);
     queue.linger = undefined;
     if (queue.open.length === 0) return;
+    const waiting = queue.ready[queue.ready.length - 1];
+    if (waiting && waiting.entries.length + queue.open.length <= this.maxBatchSize && waiting.bytes + queue.openBytes <= this.maxBatchBytes) {
+      waiting.entries.push(...queue.open);
+      waiting.bytes += queue.openBytes;
+      queue.open = [];
+      queue.openBytes = 0;
+      return;
+    }
     let settle!: (error: unknown) => void;
     const done = new Promise<unknown>((resolve) => (settle = resolve));
-    const batch: Batch = { id: `${this.instanceId}:${++this.seq}`, scope: queue.scope, entries: queue.open, done, settle };
+    const batch: Batch = { id: `${this.instanceId}:${++this.seq}`, scope: queue.scope, entries: queue.open, bytes: queue.openBytes, done, settle };
     queue.open = [];
     queue.openBytes = 0;
     queue.ready.push(batch);
@@ -503,7 +555,7 @@ export class CostTracker {
     else this.markRunnable(queue);
     this.dispatch();
     for (const entry of batch.entries) {
-      if (failure === undefined) entry.resolve({ requestId: entry.event.requestId, scope: batch.scope, batchId: batch.id });
+      if (failure === undefined) entry.resolve({ requestId: entry.event.requestId, scope: scopeOfEvent(entry.event), batchId: batch.id });
       else entry.reject(failure);
     }
     batch.settle(failure);
@@ -511,22 +563,41 @@ export class CostTracker {
 
   /** Signals a batch, retrying transient failures with the same batch id. Returns the final error, or undefined once accepted. */
   private async deliver(batch: Batch): Promise<Error | undefined> {
-    const payload: UsageBatch = { batchId: batch.id, events: batch.entries.map((e) => e.event) };
-    const workflowId = budgetWorkflowId(batch.scope);
-    const input: BudgetWorkflowInput = { scope: batch.scope };
+    const events = batch.entries.map((e) => e.event);
+    // Built once: every resend carries the very same payload under the same batch id.
+    const send =
+      this.target === 'ingest'
+        ? () => {
+            const shard = Number(batch.scope.slice('ingest/'.length));
+            const input: IngestWorkflowInput = { shard };
+            return this.client.workflow.signalWithStart(INGEST_WORKFLOW_TYPE, {
+              workflowId: batch.scope,
+              taskQueue: this.taskQueue,
+              args: [input],
+              signal: ingestSignal,
+              signalArgs: [payloadIngest],
+              staticSummary: `Cost Guard ingest shard ${shard}`,
+            });
+          }
+        : () => {
+            const input: BudgetWorkflowInput = { scope: batch.scope };
+            return this.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
+              workflowId,
+              taskQueue: this.taskQueue,
+              args: [input],
+              signal: usageSignal,
+              signalArgs: [{ batchId: batch.id, events } satisfies UsageBatch],
+              staticSummary: `Cost Guard budget for ${batch.scope}`,
+            });
+          };
+    const payloadIngest = this.target === 'ingest' ? encodeBatch(batch.id, events as WireEvent[]) : undefined;
+    const workflowId = this.target === 'ingest' ? batch.scope : budgetWorkflowId(batch.scope);
     let attempt = 0;
     let failure: Error | undefined;
     for (;;) {
       attempt++;
       try {
-        await this.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
-          workflowId,
-          taskQueue: this.taskQueue,
-          args: [input],
-          signal: usageSignal,
-          signalArgs: [payload],
-          staticSummary: `Cost Guard budget for ${batch.scope}`,
-        });
+        await send();
         break;
       } catch (err) {
         const transient = isTransientSendError(err);

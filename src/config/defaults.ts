@@ -23,6 +23,13 @@ export const DEFAULTS = {
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
   /**
+   * The ingest tier: `shards` ingest workflows take every usage signal; each flushes once
+   * `flushEvents` are pending or the oldest has waited `lingerMs`, at most `maxFlushEvents` at once,
+   * and tells a user's budget workflow of its spend only on material change: a step of
+   * `stepFraction` of its smallest budget, or a threshold or forecast boundary.
+   */
+  ingest: { shards: 4, lingerMs: 200, flushEvents: 2000, maxFlushEvents: 5000, stepFraction: 0.05 },
+  /**
    * Prometheus: `user_id` on the cost/call counters is opt-in (one series per user); the top-N gauge
    * is the bounded alternative. Provider and model label values beyond `maxLabelValues` distinct
    * ones fold into "other". Ledger gauges computed on scrape are cached for `scrapeCacheMs`.

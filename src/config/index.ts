@@ -180,6 +180,17 @@ export const fileSchema = z
       })
       .strict()
       .default(() => ({ ...DEFAULTS.budgetWorkflow })),
+    ingest: z
+      .object({
+        shards: z.number().int().min(1).max(256).default(DEFAULTS.ingest.shards),
+        lingerMs: z.number().int().min(1).max(60_000).default(DEFAULTS.ingest.lingerMs),
+        flushEvents: z.number().int().min(1).max(20_000).default(DEFAULTS.ingest.flushEvents),
+        maxFlushEvents: z.number().int().min(1).max(20_000).default(DEFAULTS.ingest.maxFlushEvents),
+        stepFraction: z.number().gt(0, 'expected a share above 0').max(1, 'expected a share of at most 1').default(DEFAULTS.ingest.stepFraction),
+      })
+      .strict()
+      .refine((i) => i.flushEvents <= i.maxFlushEvents, { message: 'expected flushEvents <= maxFlushEvents' })
+      .default(() => ({ ...DEFAULTS.ingest })),
     metrics: z
       .object({
         userLabel: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.metrics.userLabel),
@@ -258,6 +269,7 @@ export interface Config {
   pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
+  ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
   alerts: AlertsConfig;
   reports: ReportsConfig;
   /** Prometheus: the worker's listener (port 0 = none) and what the registry exports. */
@@ -413,6 +425,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pricing: file.pricing,
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
+    ingest: file.ingest,
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
     reports: file.reports,
     metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },

@@ -331,13 +331,34 @@ export async function persistFlush(pool: Pool, input: PersistBatchInput): Promis
 }
 
 /** One flush statement for `events` (unique by request id): the rows it inserted and the flush's rows among the rest. */
-async function insertFlushRows(pool: Pool, batchId: string, events: readonly PricedEvent[], timezone: string): Promise<{ inserted: CountedEvent[]; counted: CountedEvent[] }> {
-  const res = await pool.query<CountedRow>({
-    name: 'costguard_persist_flush_v2',
-    text: FLUSH_SQL,
-    values: [batchId, ...columns(events), timezone, rollupShard(batchId)],
-  });
-  const inserted = res.rows.map(toCounted);
+async function insertFlushRows(
+  pool: Pool,
+  batchId: string,
+  events: readonly PricedEvent[],
+  timezone: string,
+  ingestShard?: number,
+): Promise<{ inserted: CountedEvent[]; counted: CountedEvent[]; userDays: UserDayTotal[] }> {
+  let inserted: CountedEvent[];
+  let userDays: UserDayTotal[] = [];
+  if (ingestShard === undefined) {
+    const res = await pool.query<CountedRow>({
+      name: 'costguard_persist_flush_v2',
+      text: FLUSH_SQL,
+      values: [batchId, ...columns(events), timezone, rollupShard(batchId)],
+    });
+    inserted = res.rows.map(toCounted);
+  } else {
+    const res = await pool.query<CountedRow & { user_days: UserDayRow[] | null }>({
+      name: 'costguard_persist_ingest_v1',
+      text: INGEST_SQL,
+      values: [batchId, ...columns(events), timezone, ingestShard],
+    });
+    inserted = [];
+    for (const r of res.rows) {
+      if (r.request_id === null) userDays = (r.user_days ?? []).map(toUserDay);
+      else inserted.push(toCounted(r));
+    }
+  }
   let counted = inserted;
   if (inserted.length < events.length) {
     const fresh = new Set(inserted.map((e) => e.requestId));
@@ -348,7 +369,7 @@ async function insertFlushRows(pool: Pool, batchId: string, events: readonly Pri
     );
     counted = [...inserted, ...earlier.rows.map(toCounted)];
   }
-  return { inserted, counted };
+  return { inserted, counted, userDays };
 }
 
 function flushOutcome(input: PersistBatchInput, unique: readonly PricedEvent[], countedRows: CountedEvent[], inserted: CountedEvent[], poisoned = 0): FlushOutcome {
@@ -405,6 +426,8 @@ export function describeDbError(err: unknown): string {
 /** A flush whose poisoned events were set aside: the outcome for the others, and each poisoned event with its error. */
 export interface IsolatedFlushOutcome extends FlushOutcome {
   poisoned: { event: PricedEvent; error: string }[];
+  /** Ingest flushes only: each user day the flush added to, with its exact new total. */
+  userDays: UserDayTotal[];
 }
 
 /**
@@ -416,18 +439,20 @@ export interface IsolatedFlushOutcome extends FlushOutcome {
  * (PostgreSQL unreachable) is thrown for the caller to retry; a retry finds what was committed
  * through the flush id, so nothing counts twice.
  */
-export async function persistFlushIsolating(pool: Pool, input: PersistBatchInput): Promise<IsolatedFlushOutcome> {
+export async function persistFlushIsolating(pool: Pool, input: PersistBatchInput & { ingestShard?: number }): Promise<IsolatedFlushOutcome> {
   const seen = new Set<string>();
   const unique = input.events.filter((e) => !seen.has(e.event.requestId) && seen.add(e.event.requestId));
   const inserted: CountedEvent[] = [];
   const counted: CountedEvent[] = [];
+  const userDays: UserDayTotal[] = [];
   const poisoned: IsolatedFlushOutcome['poisoned'] = [];
   const run = async (events: readonly PricedEvent[]): Promise<void> => {
     if (events.length === 0) return;
     try {
-      const rows = await insertFlushRows(pool, input.batchId, events, input.timezone);
+      const rows = await insertFlushRows(pool, input.batchId, events, input.timezone, input.ingestShard);
       inserted.push(...rows.inserted);
       counted.push(...rows.counted);
+      userDays.push(...rows.userDays);
     } catch (err) {
       if (!isDeterministicDbError(err)) throw err;
       if (events.length === 1) {
@@ -440,5 +465,92 @@ export async function persistFlushIsolating(pool: Pool, input: PersistBatchInput
     }
   };
   await run(unique);
-  return { ...flushOutcome(input, unique, counted, inserted, poisoned.length), poisoned };
+  return { ...flushOutcome(input, unique, counted, inserted, poisoned.length), poisoned, userDays: mergeUserDays(userDays) };
 }
+
+/**
+ * A user's day (or month) in the rollups' time zone after a flush: the exact total (every rollup shard row of
+ * the scope, read in the flush's own statement) and what this flush added to it.
+ */
+export interface UserDayTotal {
+  scope: string;
+  /** `day` or `month`, in the rollups' time zone. */
+  kind: 'day' | 'month';
+  dayStartMs: number;
+  totalUsd: string;
+  deltaUsd: string;
+}
+
+type UserDayRow = { scope: string; kind: 'day' | 'month'; day: string; total: string; delta: string };
+
+const toUserDay = (r: UserDayRow): UserDayTotal => ({ scope: r.scope, kind: r.kind, dayStartMs: Date.parse(r.day), totalUsd: normalizeAmount(r.total), deltaUsd: normalizeAmount(r.delta) });
+
+/** Sub-flushes of an isolated flush add to the same day rows in turn: the last total, the summed delta. */
+function mergeUserDays(days: readonly UserDayTotal[]): UserDayTotal[] {
+  const byKey = new Map<string, UserDayTotal>();
+  for (const d of days) {
+    const k = `${d.scope}\u0000${d.kind}\u0000${d.dayStartMs}`;
+    const prev = byKey.get(k);
+    if (!prev) byKey.set(k, { ...d });
+    else {
+      const total = new Dec(d.totalUsd).greaterThan(prev.totalUsd) ? d.totalUsd : prev.totalUsd;
+      byKey.set(k, { ...prev, totalUsd: total, deltaUsd: normalizeAmount(new Dec(prev.deltaUsd).plus(d.deltaUsd)) });
+    }
+  }
+  return [...byKey.values()];
+}
+
+/**
+ * An ingest shard's flush: the ledger insert and its rollups in one statement, like FLUSH_SQL, with
+ * the rollup rows written under the shard's own index (each shard adds to rows of its own: the
+ * system and team rows every shard touches are never contended), and, for every user day the flush
+ * touched, the day's exact new total (this row plus the scope's rows under other shards, read in
+ * the same statement) and what this flush added. Returns the inserted rows, then one row whose
+ * `user_days` holds those totals (its request_id is NULL).
+ */
+export const INGEST_SQL = `
+WITH new_rows AS (
+${insertRows('')}), deltas AS (
+  SELECT s.scope, k.kind, date_trunc(k.kind, n.occurred_at, $28) AS period_start, sum(n.cost_usd) AS cost_usd, count(*) AS calls,
+         count(*) FILTER (WHERE n.unpriced) AS unpriced_calls, sum(n.input_tokens) AS input_tokens,
+         sum(n.cache_read_tokens) AS cache_read_tokens, sum(n.cache_write_tokens) AS cache_write_tokens,
+         sum(n.cache_write_1h_tokens) AS cache_write_1h_tokens, sum(n.output_tokens) AS output_tokens,
+         sum(n.reasoning_tokens) AS reasoning_tokens
+  FROM new_rows n
+  CROSS JOIN LATERAL ${SCOPES_SQL}
+  CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS k(kind)
+  WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour')
+  GROUP BY 1, 2, 3
+), rollup AS (
+  INSERT INTO usage_rollups AS u (
+    scope, period_kind, timezone, period_start, shard, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
+    cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens)
+  SELECT d.scope, d.kind, $28, d.period_start, $29::smallint, d.cost_usd, d.calls, d.unpriced_calls, d.input_tokens,
+         d.cache_read_tokens, d.cache_write_tokens, d.cache_write_1h_tokens, d.output_tokens, d.reasoning_tokens
+  FROM deltas d
+  ORDER BY 1, 2, 4
+  ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
+    cost_usd = u.cost_usd + EXCLUDED.cost_usd,
+    calls = u.calls + EXCLUDED.calls,
+    unpriced_calls = u.unpriced_calls + EXCLUDED.unpriced_calls,
+    input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+    cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
+    cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
+    output_tokens = u.output_tokens + EXCLUDED.output_tokens,
+    reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    updated_at = now()
+  RETURNING scope, period_kind, period_start, shard, cost_usd
+), user_days AS (
+  SELECT r.scope, r.period_kind AS kind, r.period_start AS day,
+         (r.cost_usd + coalesce((SELECT sum(o.cost_usd) FROM usage_rollups o
+                                 WHERE o.scope = r.scope AND o.period_kind = r.period_kind AND o.timezone = $28
+                                   AND o.period_start = r.period_start AND o.shard <> r.shard), 0))::text AS total,
+         d.cost_usd::text AS delta
+  FROM rollup r
+  JOIN deltas d ON d.scope = r.scope AND d.kind = r.period_kind AND d.period_start = r.period_start
+  WHERE r.period_kind IN ('day', 'month') AND r.scope LIKE 'user:%'
+)
+SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced, NULL::json AS user_days FROM new_rows
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, (SELECT coalesce(json_agg(user_days), '[]'::json) FROM user_days)`;

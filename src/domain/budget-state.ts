@@ -8,6 +8,7 @@ import type {
   BudgetStatus,
   CarriedState,
   PeriodTotals,
+  ScopeTotalsUpdate,
   UsageBatch,
 } from '../messages.js';
 import { type Budget, type Scope, scopeKind } from './budget.js';
@@ -102,6 +103,8 @@ export class BudgetState {
   };
   lastMaterial: Record<string, string> = {};
   updatedAtMs = 0;
+  /** When the totals of each period (by key) last applied from a `totals` signal were read. */
+  private totalsReadAtMs: Record<string, number> = {};
 
   constructor(opts: BudgetStateOptions, now: number, carried?: CarriedState) {
     this.scope = opts.scope;
@@ -111,6 +114,7 @@ export class BudgetState {
       this.flushSeq = carried.flushSeq;
       this.counters = { ...carried.counters };
       this.lastMaterial = { ...carried.lastMaterial };
+      this.totalsReadAtMs = { ...carried.totalsReadAtMs };
       for (const id of carried.recentBatchIds) this.rememberBatch(id);
     }
     this.updatedAtMs = now;
@@ -247,6 +251,50 @@ export class BudgetState {
     this.updatedAtMs = now;
   }
 
+  /**
+   * Exact totals from an ingest shard (a `totals` signal). Applied per period only when newer than
+   * what this state holds: read later than the totals last applied, or with more calls (within a
+   * period, spend and calls only grow). So a repeated or late signal changes nothing, and exact
+   * totals replace whatever this state summed itself. Totals of a later period (read just after a
+   * boundary this workflow has not reached yet) are kept for it. Returns true if anything changed.
+   */
+  applyTotals(update: ScopeTotalsUpdate, now: number): boolean {
+    let changed = false;
+    for (const p of update.periods) {
+      const t = this.tracked.get(p.spec);
+      if (!t) continue;
+      const lastRead = this.totalsReadAtMs[p.key] ?? -Infinity;
+      if (p.key === t.period.key) {
+        if (update.readAtMs > lastRead || p.totals.calls > t.totals.calls) {
+          t.totals = p.totals;
+          this.totalsReadAtMs[p.key] = Math.max(update.readAtMs, lastRead);
+          changed = true;
+        }
+      } else {
+        const start = periodStartOfKey(t, p.key);
+        if (start === null) continue;
+        const f = t.future.get(p.key);
+        if (!f || update.readAtMs > lastRead || p.totals.calls > f.totals.calls) {
+          t.future.set(p.key, { startMs: start, totals: p.totals });
+          this.totalsReadAtMs[p.key] = Math.max(update.readAtMs, lastRead);
+          changed = true;
+        }
+      }
+    }
+    if (changed) {
+      this.counters.totalsUpdates = (this.counters.totalsUpdates ?? 0) + 1;
+      this.updatedAtMs = now;
+    }
+    // Forget the read times of periods that are over.
+    const live = new Set<string>();
+    for (const t of this.tracked.values()) {
+      live.add(t.period.key);
+      for (const k of t.future.keys()) live.add(k);
+    }
+    for (const k of Object.keys(this.totalsReadAtMs)) if (!live.has(k)) delete this.totalsReadAtMs[k];
+    return changed;
+  }
+
   /** Ledger-sourced scopes: replace a period's totals with the exact figures read from the ledger. */
   setTotals(spec: string, periodKey: string, totals: PeriodTotals, now: number): void {
     const t = this.tracked.get(spec);
@@ -339,6 +387,32 @@ export class BudgetState {
       flushSeq: this.flushSeq,
       counters: { ...this.counters },
       lastMaterial: { ...this.lastMaterial },
+      ...(Object.keys(this.totalsReadAtMs).length > 0 ? { totalsReadAtMs: { ...this.totalsReadAtMs } } : {}),
     };
   }
+}
+
+/** The start of the period `key` of a tracked budget when it is a later period of the same budget, else null. */
+function periodStartOfKey(t: TrackedPeriod, key: string): number | null {
+  const f = t.future.get(key);
+  if (f) return f.startMs;
+  // A key names its period: "<spec>:<...>"; the next period starts where the current one ends.
+  return key.split(':')[0] === t.period.key.split(':')[0] && key > t.period.key ? t.period.endMs : null;
+}
+
+/** A `totals` signal's shape, checked before use (a signal handler must never throw). */
+export function totalsUpdateProblem(update: unknown, scope: string): string | null {
+  const u = update as Partial<ScopeTotalsUpdate> | null;
+  if (typeof u !== 'object' || u === null) return 'expected { scope, reason, readAtMs, periods }';
+  if (u.scope !== scope) return `totals for ${String(u.scope)} sent to ${scope}`;
+  if (typeof u.readAtMs !== 'number' || !Number.isFinite(u.readAtMs)) return 'readAtMs must be a time in ms';
+  if (!Array.isArray(u.periods)) return 'periods must be an array';
+  for (const p of u.periods) {
+    const t = (p as { totals?: Partial<PeriodTotals> } | null)?.totals;
+    if (typeof p?.spec !== 'string' || typeof p?.key !== 'string' || typeof t !== 'object' || t === null) return 'each period needs spec, key and totals';
+    if (typeof t.costUsd !== 'string' || !/^\d+(\.\d+)?$/.test(t.costUsd) || !Number.isInteger(t.calls) || typeof t.tokens !== 'object' || !Array.isArray(t.byModel) || !Array.isArray(t.byProvider) || !Array.isArray(t.byTaskType)) {
+      return `malformed totals for ${p.key}`;
+    }
+  }
+  return null;
 }

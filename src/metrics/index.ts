@@ -93,6 +93,10 @@ export interface CostGuardMetrics {
   recordNotification(channel: string, channelType: string, outcome: NotificationOutcome): void;
   /** Counts one event newly set aside as a dead letter: `costguard_dead_letter_events_total{stage}`. */
   recordDeadLetter(stage: 'validation' | 'pricing' | 'persist'): void;
+  /** Counts one failed write of the Redis real-time view (retried with the next flush). */
+  recordRealtimeError(): void;
+  /** Counts an ingest shard's signals to budget workflows, by reason (step, threshold, forecast). */
+  recordBudgetSignal(reason: string): void;
 }
 
 export interface MetricsOptions {
@@ -176,6 +180,17 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     name: 'costguard_dead_letter_events_total',
     help: 'Usage events set aside as dead letters (costguard deadletter list), by stage: validation, pricing, persist.',
     labelNames: ['stage'],
+    registers,
+  });
+  const realtimeErrors = new Counter({
+    name: 'costguard_realtime_errors_total',
+    help: 'Failed writes of the Redis real-time view (kept and retried with the next flush; the ledger and totals are unaffected).',
+    registers,
+  });
+  const budgetSignals = new Counter({
+    name: 'costguard_budget_signals_total',
+    help: 'Signals from the ingest shards to budget workflows, by reason: a step of the budget, a threshold or a forecast boundary.',
+    labelNames: ['reason'],
     registers,
   });
   const lag = new Histogram({
@@ -323,6 +338,14 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
 
     recordDeadLetter(stage) {
       deadLetters.inc({ stage });
+    },
+
+    recordRealtimeError() {
+      realtimeErrors.inc();
+    },
+
+    recordBudgetSignal(reason) {
+      budgetSignals.inc({ reason });
     },
   };
 }

@@ -185,7 +185,7 @@ export interface StackApi {
 
 /** The HTTP API over the stack, as `costguard start` builds it, ready for `app.inject`. */
 export async function startApi(stack: Stack, apiKey: string, opts: { logger?: Logger; lingerMs?: number } = {}): Promise<StackApi> {
-  const tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}) });
+  const tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, ingestShards: stack.config.ingest.shards, ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}) });
   const app = buildApi({
     pool: stack.pool,
     apiKeys: [apiKey],

@@ -1,0 +1,197 @@
+/**
+ * The ingest shards' flush (a local activity of workflows/ingest.ts): decode the shard's pending
+ * batches, validate, price and persist them in one statement per flush (ledger + exact rollups,
+ * isolating any event tied to its own failure), update the Redis view, and tell each user's budget
+ * workflow of its spend only when it moved materially (src/domain/materiality.ts), with the exact
+ * totals of its budget periods.
+ *
+ * Safe to retry and to run again with more events under the same flush id: the ledger part reads
+ * back what an earlier attempt committed (persistFlush), and the totals signals carry exact,
+ * order-proof totals, so a signal sent twice changes nothing.
+ */
+import type { Client } from '@temporalio/client';
+import type { Config } from '../src/config/index.js';
+import { loadBudgets, readScopeTotals } from '../src/db/scope-totals.js';
+import type { UserDayTotal } from '../src/db/ledger.js';
+import type { Budget, Scope } from '../src/domain/budget.js';
+import { type IngestBatch, decodeBatch } from '../src/domain/ingest.js';
+import { type MaterialReason, materialReason } from '../src/domain/materiality.js';
+import { Dec, normalizeAmount } from '../src/domain/money.js';
+import { periodAt } from '../src/domain/periods.js';
+import type { UnpricedUsage } from '../src/domain/flush-summary.js';
+import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type ScopeTotalsUpdate, budgetWorkflowId, scopeTotalsSignal } from '../src/messages.js';
+import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder } from './ledger.js';
+
+export interface IngestActivityDeps extends LedgerActivityDeps {
+  config: Config;
+  /** Signals budget workflows (signal-with-start). */
+  temporal: () => Client;
+}
+
+export interface IngestFlushInput {
+  flushId: string;
+  shard: number;
+  batches: IngestBatch[];
+}
+
+/** What a flush returns to its shard: a few hundred bytes whatever the flush size (it is recorded in history). */
+export interface IngestFlushResult {
+  flushId: string;
+  received: number;
+  counted: number;
+  duplicates: number;
+  rejected: number;
+  deadLettered: number;
+  costUsd: string;
+  /** Unpriced (provider, model) pairs seen, at most UNPRICED_LISTED. */
+  unpriced: UnpricedUsage[];
+  /** Budget workflows told of material change, by reason. */
+  signals: Record<MaterialReason, number>;
+}
+
+const UNPRICED_LISTED = 200;
+const BUDGET_CACHE_MS = 10_000;
+const BUDGET_CACHE_MAX = 50_000;
+const SIGNAL_CONCURRENCY = 16;
+
+/** Runs `work` over `items`, at most `limit` at once. */
+async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(runners);
+}
+
+export const createIngestActivities = (deps: IngestActivityDeps) => {
+  const { timed } = createFlushRecorder(deps);
+  // Budgets of the scopes a shard touches, for the materiality test only (the totals a signal
+  // carries are read fresh): a budget changed with PUT /v1/budgets reaches the shards within
+  // BUDGET_CACHE_MS, and its own workflow at once.
+  const budgetCache = new Map<Scope, { budgets: Budget[]; atMs: number }>();
+
+  async function budgetsOf(scopes: readonly Scope[]): Promise<Map<Scope, Budget[]>> {
+    const now = deps.clock();
+    const out = new Map<Scope, Budget[]>();
+    const missing: Scope[] = [];
+    for (const scope of scopes) {
+      const hit = budgetCache.get(scope);
+      if (hit && now - hit.atMs < BUDGET_CACHE_MS) out.set(scope, hit.budgets);
+      else missing.push(scope);
+    }
+    if (missing.length > 0) {
+      const loaded = await loadBudgets(deps.pool, deps.config, missing);
+      if (budgetCache.size + loaded.size > BUDGET_CACHE_MAX) budgetCache.clear();
+      for (const [scope, budgets] of loaded) {
+        budgetCache.set(scope, { budgets, atMs: now });
+        out.set(scope, budgets);
+      }
+    }
+    return out;
+  }
+
+  /** Signals one scope's budget workflow with the exact totals of its current budget periods. */
+  async function signalTotals(scope: Scope, budgets: readonly Budget[], reason: MaterialReason): Promise<void> {
+    const now = deps.clock();
+    const ranges = budgets.map((b) => ({ spec: b.period, timezone: b.timezone, ...periodAt(b.period, b.timezone, now) }));
+    const periods = await readScopeTotals(deps.pool, deps.config.timezone, scope, ranges);
+    const update: ScopeTotalsUpdate = { scope, reason, readAtMs: now, periods };
+    const input: BudgetWorkflowInput = { scope };
+    await deps.temporal().workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
+      workflowId: budgetWorkflowId(scope),
+      taskQueue: deps.config.temporal.taskQueue,
+      args: [input],
+      signal: scopeTotalsSignal,
+      signalArgs: [update],
+      staticSummary: `Cost Guard budget for ${scope}`,
+    });
+    deps.metrics?.recordBudgetSignal(reason);
+  }
+
+  /** The scopes among `days` whose change is material, with why. */
+  async function materialScopes(days: readonly UserDayTotal[]): Promise<{ scope: Scope; budgets: Budget[]; reason: MaterialReason }[]> {
+    const byScope = new Map<Scope, UserDayTotal[]>();
+    for (const d of days) byScope.set(d.scope, [...(byScope.get(d.scope) ?? []), d]);
+    if (byScope.size === 0) return [];
+    const budgets = await budgetsOf([...byScope.keys()]);
+    const now = deps.clock();
+    const settings = { stepFraction: deps.config.ingest.stepFraction, forecast: { enabled: deps.config.alerts.enabled && deps.config.alerts.forecast.enabled, minElapsedFraction: deps.config.alerts.forecast.minElapsedFraction } };
+    const out: { scope: Scope; budgets: Budget[]; reason: MaterialReason }[] = [];
+    for (const [scope, changes] of byScope) {
+      const b = budgets.get(scope) ?? [];
+      const reason = materialReason(
+        b,
+        changes.map((c) => ({ kind: c.kind, startMs: c.dayStartMs, totalUsd: c.totalUsd, deltaUsd: c.deltaUsd })),
+        { rollupTimezone: deps.config.timezone, nowMs: now, rates: deps.config.exchangeRates, settings },
+      );
+      if (reason) out.push({ scope, budgets: b, reason });
+    }
+    return out;
+  }
+
+  return {
+    /** What a shard needs to know at start: its flush thresholds and whether alerting is on. */
+    async loadIngestSettings(): Promise<{ lingerMs: number; flushEvents: number; maxFlushEvents: number; alertsEnabled: boolean }> {
+      const i = deps.config.ingest;
+      return { lingerMs: i.lingerMs, flushEvents: i.flushEvents, maxFlushEvents: i.maxFlushEvents, alertsEnabled: deps.config.alerts.enabled };
+    },
+
+    /**
+     * One flush of an ingest shard. Signals material changes after the commit; a failed signal
+     * fails the attempt (retried: the ledger part is read back, the signals sent again).
+     */
+    async ingestFlush(input: IngestFlushInput): Promise<IngestFlushResult> {
+      const events: unknown[] = [];
+      for (const batch of input.batches) {
+        for (const e of decodeBatch(batch)) events.push('malformed' in e ? { malformed: e.malformed, raw: e.raw } : e);
+      }
+      return timed({ batchId: input.flushId, events }, asIngestFlush(input.shard), async (result, userDays) => {
+        // A flush run again after its commit inserts nothing: its users' totals come from the
+        // rows it finds (read back), so the signals the first attempt may not have sent go out.
+        const days = userDays.length > 0 || result.counted.length === 0 ? userDays : await rereadUserDays(result.counted.map((c) => c.requestId));
+        const material = await materialScopes(days);
+        await eachLimited(material, SIGNAL_CONCURRENCY, (m) => signalTotals(m.scope, m.budgets, m.reason));
+        const unpriced = new Map<string, UnpricedUsage>();
+        let cost = new Dec(0);
+        for (const c of result.counted) {
+          cost = cost.plus(c.costUsd);
+          if (!c.unpriced) continue;
+          const key = `${c.provider}/${c.model}`;
+          const u = unpriced.get(key);
+          if (u) u.calls++;
+          else if (unpriced.size < UNPRICED_LISTED) unpriced.set(key, { provider: c.provider, model: c.model, ...(c.unpricedReason ? { reason: c.unpricedReason } : {}), calls: 1 });
+        }
+        const signals: Record<MaterialReason, number> = { step: 0, threshold: 0, forecast: 0 };
+        for (const m of material) signals[m.reason]++;
+        return {
+          flushId: input.flushId,
+          received: result.received,
+          counted: result.counted.length,
+          duplicates: result.duplicates,
+          rejected: result.rejected.length,
+          deadLettered: result.deadLettered ?? 0,
+          costUsd: normalizeAmount(cost),
+          unpriced: [...unpriced.values()],
+          signals,
+        };
+      });
+    },
+  };
+
+  /** Day and month totals of the users of these (already committed) events, with their cost in them as the change. */
+  async function rereadUserDays(requestIds: readonly string[]): Promise<UserDayTotal[]> {
+    const tz = deps.config.timezone;
+    const r = await deps.pool.query<{ scope: string; kind: 'day' | 'month'; day: Date; total: string; delta: string }>(
+      `WITH mine AS (
+         SELECT 'user:' || user_id AS scope, k.kind, date_trunc(k.kind, occurred_at, $2) AS day, sum(cost_usd) AS delta
+         FROM usage_ledger CROSS JOIN (VALUES ('day'), ('month')) AS k(kind)
+         WHERE request_id = ANY($1::text[]) GROUP BY 1, 2, 3)
+       SELECT m.scope, m.kind, m.day, coalesce(t.cost_usd, 0)::text AS total, m.delta::text AS delta
+       FROM mine m LEFT JOIN usage_rollup_totals t ON t.scope = m.scope AND t.period_kind = m.kind AND t.timezone = $2 AND t.period_start = m.day`,
+      [requestIds, tz],
+    );
+    return r.rows.map((row) => ({ scope: row.scope, kind: row.kind, dayStartMs: row.day.getTime(), totalUsd: normalizeAmount(row.total), deltaUsd: normalizeAmount(row.delta) }));
+  }
+};
+
+export type IngestActivities = ReturnType<typeof createIngestActivities>;

@@ -1,0 +1,178 @@
+/**
+ * Budgets and exact period totals of a scope, read from PostgreSQL: the budgets saved at runtime
+ * (`budget_configs`, else the configured defaults), and the totals of any budget period from the
+ * rollups when the period lines up with them, else from the ledger rows. Used by the budget
+ * workflows' activities, the ingest shards (for the totals they signal) and the API's live status.
+ */
+import type { Pool } from 'pg';
+import type { Config } from '../config/index.js';
+import { type Budget, type Scope, scopeId, scopeKind } from '../domain/budget.js';
+import { emptyTotals, topBreakdown } from '../domain/budget-state.js';
+import { normalizeAmount } from '../domain/money.js';
+import { localTime } from '../domain/periods.js';
+import type { BreakdownEntry, PeriodTotals } from '../messages.js';
+
+export interface PeriodRange {
+  spec: string;
+  timezone: string;
+  key: string;
+  startMs: number;
+  endMs: number;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** True when `ms` starts an hour of the rollups' time zone (so hour rollups add up to the range). */
+function onRollupHour(ms: number, timeZone: string): boolean {
+  const t = localTime(ms, timeZone);
+  return t.minute === 0 && t.second === 0 && ms % 1000 === 0;
+}
+
+export function defaultBudgets(config: Config, scope: Scope): Budget[] {
+  const kind = scopeKind(scope);
+  const exact = config.budgets.filter((b) => b.scope === scope);
+  const rules = exact.length > 0 ? exact : config.budgets.filter((b) => b.scope === kind);
+  return rules.map((b) => ({
+    period: b.period,
+    amount: b.amount,
+    currency: b.currency,
+    timezone: b.timezone ?? config.timezone,
+    thresholds: { ...b.thresholds },
+  }));
+}
+
+interface TotalsRow {
+  cost: string | null;
+  calls: string | null;
+  unpriced: string | null;
+  input: string | null;
+  cache_read: string | null;
+  cache_write: string | null;
+  cache_write_1h: string | null;
+  output: string | null;
+  reasoning: string | null;
+}
+
+const SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, coalesce(sum(calls), 0)::text AS calls,
+  coalesce(sum(unpriced_calls), 0)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
+  coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
+  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
+  coalesce(sum(reasoning_tokens), 0)::text AS reasoning`;
+
+const LEDGER_SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, count(*)::text AS calls,
+  count(*) FILTER (WHERE unpriced)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
+  coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
+  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
+  coalesce(sum(reasoning_tokens), 0)::text AS reasoning`;
+
+function toTotals(r: TotalsRow | undefined): PeriodTotals {
+  const t = emptyTotals();
+  if (!r) return t;
+  t.costUsd = normalizeAmount(r.cost ?? '0');
+  t.calls = Number(r.calls ?? 0);
+  t.unpricedCalls = Number(r.unpriced ?? 0);
+  t.tokens = {
+    inputTokens: Number(r.input ?? 0),
+    cacheReadTokens: Number(r.cache_read ?? 0),
+    cacheWriteTokens: Number(r.cache_write ?? 0),
+    cacheWrite1hTokens: Number(r.cache_write_1h ?? 0),
+    outputTokens: Number(r.output ?? 0),
+    reasoningTokens: Number(r.reasoning ?? 0),
+  };
+  return t;
+}
+
+/** SQL condition selecting a scope's ledger rows. */
+function ledgerFilter(scope: Scope, firstParam: number): { sql: string; params: string[] } {
+  switch (scopeKind(scope)) {
+    case 'system':
+      return { sql: 'true', params: [] };
+    case 'user':
+      return { sql: `user_id = $${firstParam}`, params: [scopeId(scope)] };
+    case 'team':
+      return { sql: `team = $${firstParam}`, params: [scopeId(scope)] };
+    case 'project':
+      return { sql: `project = $${firstParam}`, params: [scopeId(scope)] };
+  }
+}
+
+/** Top breakdowns of a scope's ledger rows in a time range (a user's rows come by index). */
+async function ledgerBreakdowns(pool: Pool, scope: Scope, startMs: number, endMs: number): Promise<Pick<PeriodTotals, 'byProvider' | 'byModel' | 'byTaskType'>> {
+  const filter = ledgerFilter(scope, 3);
+  const r = await pool.query<{ dim: string; key: string; cost: string; calls: string }>(
+    `SELECT dim, key, sum(cost_usd)::text AS cost, count(*)::text AS calls FROM usage_ledger
+     CROSS JOIN LATERAL (VALUES ('provider', provider), ('model', model), ('task', task_type)) AS d(dim, key)
+     WHERE occurred_at >= $1 AND occurred_at < $2 AND ${filter.sql}
+     GROUP BY dim, key`,
+    [new Date(startMs), new Date(endMs), ...filter.params],
+  );
+  const lists: Record<string, BreakdownEntry[]> = { provider: [], model: [], task: [] };
+  for (const row of r.rows) lists[row.dim]!.push({ key: row.key, costUsd: normalizeAmount(row.cost), calls: Number(row.calls) });
+  return { byProvider: topBreakdown(lists.provider!), byModel: topBreakdown(lists.model!), byTaskType: topBreakdown(lists.task!) };
+}
+
+
+/** Budgets of several scopes at once: saved ones from `budget_configs`, the configured defaults for the rest. */
+export async function loadBudgets(pool: Pool, config: Config, scopes: readonly Scope[]): Promise<Map<Scope, Budget[]>> {
+  const out = new Map<Scope, Budget[]>();
+  if (scopes.length === 0) return out;
+  const saved = await pool.query<{ scope: string; budgets: Budget[] }>('SELECT scope, budgets FROM budget_configs WHERE scope = ANY($1::text[])', [scopes]);
+  for (const r of saved.rows) out.set(r.scope, r.budgets);
+  for (const scope of scopes) if (!out.has(scope)) out.set(scope, defaultBudgets(config, scope));
+  return out;
+}
+
+/**
+ * Exact totals of a scope for each period, from the rollups when the period lines up with them
+ * (its day/month row in the rollups' own time zone, or whole hours), else from the ledger rows
+ * (short fixed periods). Breakdowns: the system's from the rollup facets, a user's and short
+ * periods' from the ledger rows; none for team/project calendar periods.
+ */
+export async function readScopeTotals(pool: Pool, rollupTz: string, scope: Scope, periods: readonly PeriodRange[]): Promise<{ key: string; spec: string; totals: PeriodTotals }[]> {
+    const out: { key: string; spec: string; totals: PeriodTotals }[] = [];
+    for (const p of periods) {
+      let totals: PeriodTotals;
+      const calendar = p.spec === 'day' || p.spec === 'month';
+      if (calendar && p.timezone === rollupTz) {
+        const r = await pool.query<TotalsRow>(
+          `SELECT ${SUMS} FROM usage_rollup_totals WHERE scope = $1 AND period_kind = $2 AND timezone = $3 AND period_start = $4`,
+          [scope, p.spec, rollupTz, new Date(p.startMs)],
+        );
+        totals = toTotals(r.rows[0]);
+        if (scope === 'system') {
+          const facets = await pool.query<{ scope: string; cost: string; calls: string }>(
+            `SELECT scope, cost_usd::text AS cost, calls::text AS calls FROM usage_rollup_totals
+             WHERE scope LIKE 'system|%' AND period_kind = $1 AND timezone = $2 AND period_start = $3`,
+            [p.spec, rollupTz, new Date(p.startMs)],
+          );
+          const lists: Record<string, BreakdownEntry[]> = { provider: [], model: [], task: [] };
+          for (const f of facets.rows) {
+            const [dimension, ...rest] = f.scope.slice('system|'.length).split(':');
+            lists[dimension!]?.push({ key: rest.join(':'), costUsd: normalizeAmount(f.cost), calls: Number(f.calls) });
+          }
+          totals.byProvider = topBreakdown(lists.provider!);
+          totals.byModel = topBreakdown(lists.model!);
+          totals.byTaskType = topBreakdown(lists.task!);
+        }
+      } else if (p.endMs - p.startMs >= HOUR_MS && onRollupHour(p.startMs, rollupTz) && onRollupHour(p.endMs, rollupTz)) {
+        const r = await pool.query<TotalsRow>(
+          `SELECT ${SUMS} FROM usage_rollup_totals WHERE scope = $1 AND period_kind = 'hour' AND timezone = $2
+             AND period_start >= $3 AND period_start < $4`,
+          [scope, rollupTz, new Date(p.startMs), new Date(p.endMs)],
+        );
+        totals = toTotals(r.rows[0]);
+      } else {
+        const filter = ledgerFilter(scope, 3);
+        const r = await pool.query<TotalsRow>(
+          `SELECT ${LEDGER_SUMS} FROM usage_ledger WHERE occurred_at >= $1 AND occurred_at < $2 AND ${filter.sql}`,
+          [new Date(p.startMs), new Date(p.endMs), ...filter.params],
+        );
+        totals = { ...toTotals(r.rows[0]), ...(await ledgerBreakdowns(pool, scope, p.startMs, p.endMs)) };
+      }
+      if (scopeKind(scope) === 'user' && totals.calls > 0 && totals.byModel.length === 0) {
+        Object.assign(totals, await ledgerBreakdowns(pool, scope, p.startMs, p.endMs));
+      }
+      out.push({ key: p.key, spec: p.spec, totals });
+    }
+    return out;
+  }
