@@ -43,13 +43,17 @@ export interface IngestFlushResult {
   rejected: number;
   deadLettered: number;
   costUsd: string;
-  /** Unpriced (provider, model) pairs seen, at most UNPRICED_LISTED. */
+  /** Unpriced (provider, model) pairs seen: at most UNPRICED_PER_PROVIDER per provider, UNPRICED_LISTED in all. */
   unpriced: UnpricedUsage[];
+  /** Further unpriced models seen per provider, beyond those listed (counted, not named). */
+  unpricedUnlisted: Record<string, number>;
   /** Budget workflows told of material change, by reason. */
   signals: Record<MaterialReason, number>;
 }
 
 const UNPRICED_LISTED = 200;
+/** One more than an incident names (UNPRICED_MODELS_LISTED), so the shard knows there are more. */
+const UNPRICED_PER_PROVIDER = 21;
 const BUDGET_CACHE_MS = 10_000;
 const BUDGET_CACHE_MAX = 50_000;
 const SIGNAL_CONCURRENCY = 16;
@@ -152,6 +156,8 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
         const material = await materialScopes(days);
         await eachLimited(material, SIGNAL_CONCURRENCY, (m) => signalTotals(m.scope, m.budgets, m.reason));
         const unpriced = new Map<string, UnpricedUsage>();
+        const listedPerProvider = new Map<string, number>();
+        const unlisted = new Map<string, Set<string>>();
         let cost = new Dec(0);
         for (const c of result.counted) {
           cost = cost.plus(c.costUsd);
@@ -159,7 +165,14 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
           const key = `${c.provider}/${c.model}`;
           const u = unpriced.get(key);
           if (u) u.calls++;
-          else if (unpriced.size < UNPRICED_LISTED) unpriced.set(key, { provider: c.provider, model: c.model, ...(c.unpricedReason ? { reason: c.unpricedReason } : {}), calls: 1 });
+          else if (unpriced.size < UNPRICED_LISTED && (listedPerProvider.get(c.provider) ?? 0) < UNPRICED_PER_PROVIDER) {
+            unpriced.set(key, { provider: c.provider, model: c.model, ...(c.unpricedReason ? { reason: c.unpricedReason } : {}), calls: 1 });
+            listedPerProvider.set(c.provider, (listedPerProvider.get(c.provider) ?? 0) + 1);
+          } else {
+            const set = unlisted.get(c.provider) ?? new Set<string>();
+            set.add(c.model);
+            unlisted.set(c.provider, set);
+          }
         }
         const signals: Record<MaterialReason, number> = { step: 0, threshold: 0, forecast: 0 };
         for (const m of material) signals[m.reason]++;
@@ -172,6 +185,7 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
           deadLettered: result.deadLettered ?? 0,
           costUsd: normalizeAmount(cost),
           unpriced: [...unpriced.values()],
+          unpricedUnlisted: Object.fromEntries([...unlisted].map(([p, set]) => [p, set.size])),
           signals,
         };
       });

@@ -112,6 +112,16 @@ export const asIngestFlush =
 
 /** Real-time view writes that failed (Redis down), retried before the next flush's own: the view catches up. */
 const REALTIME_BACKLOG_MAX = 500;
+const REALTIME_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 
 function userIdOf(raw: unknown): string | null {
   const id = (raw as { userId?: unknown } | null)?.userId;
@@ -139,7 +149,8 @@ export function createFlushRecorder(deps: LedgerActivityDeps) {
     while (realtimeBacklog.length > 0) {
       const next = realtimeBacklog[0]!;
       try {
-        await view.recordBatch(next.batchId, next.valid, next.result, deps.clock());
+        // Bounded: a Redis that hangs (rather than refuses) must not hold the flush up either.
+        await withTimeout(view.recordBatch(next.batchId, next.valid, next.result, deps.clock()), REALTIME_TIMEOUT_MS, 'Redis real-time update timed out');
         realtimeBacklog.shift();
       } catch (err) {
         deps.metrics?.recordRealtimeError();

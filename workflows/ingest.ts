@@ -102,7 +102,7 @@ export async function ingestWorkflow(input: IngestWorkflowInput): Promise<void> 
   const raiseAlerts = async (result: Awaited<ReturnType<Activities['ingestFlush']>>) => {
     if (!settings.alertsEnabled) return;
     const now = Date.now();
-    for (const { condition: c, provider, models } of alerts.unpricedByProvider(result.unpriced, now)) {
+    for (const { condition: c, provider, models } of alerts.unpricedByProvider(result.unpriced, now, result.unpricedUnlisted)) {
       try {
         await alerting.raiseAlert({ condition: c, budgetWorkflowId: null });
         alerts.unpricedProviderRaised(provider, models, now);

@@ -126,7 +126,7 @@ export class ScopeAlerts {
    * the workflow's memory and the signals it sends stay bounded whatever callers send.
    * Remembered as `<day>|<provider>/<model>` and `<day>|<provider>#more` entries.
    */
-  unpricedByProvider(seen: readonly UnpricedUsage[], nowMs: number): { condition: AlertCondition; provider: string; models: string[] }[] {
+  unpricedByProvider(seen: readonly UnpricedUsage[], nowMs: number, unlisted: Readonly<Record<string, number>> = {}): { condition: AlertCondition; provider: string; models: string[] }[] {
     this.prune(nowMs);
     const today = new Date(nowMs).toISOString().slice(0, 10);
     const byProvider = new Map<string, UnpricedUsage[]>();
@@ -140,7 +140,7 @@ export class ScopeAlerts {
       if (room === 0) continue;
       const taken = fresh.slice(0, room);
       const models = [...raised.map((model) => ({ model, calls: 0 })), ...taken];
-      out.push({ condition: unpricedProviderCondition(provider, models, fresh.length - taken.length, nowMs), provider, models: taken.map((u) => u.model) });
+      out.push({ condition: unpricedProviderCondition(provider, models, fresh.length - taken.length + (unlisted[provider] ?? 0), nowMs), provider, models: taken.map((u) => u.model) });
     }
     return out;
   }

@@ -196,10 +196,15 @@ describe('GET /v1/budgets/:scope', () => {
     expect((plain.json() as BudgetStatus).scope).toBe('user:api-status');
   });
 
-  it('answers 404 for a scope without a budget workflow, 400 for something that is not a scope', async () => {
+  it('answers for a scope without a budget workflow (its budgets, zero spend), 400 for something that is not a scope', async () => {
     const missing = await app.inject({ method: 'GET', url: '/v1/budgets/user:api-nobody', headers: auth });
-    expect(missing.statusCode).toBe(404);
-    expect(missing.json()).toMatchObject({ error: 'not_found', message: expect.stringContaining('user:api-nobody') });
+    expect(missing.statusCode).toBe(200);
+    expect(missing.json()).toMatchObject({
+      scope: 'user:api-nobody',
+      workflow: 'none',
+      budgets: [{ period: 'day', amount: '10', spentUsd: '0', level: 'ok' }],
+      live: { budgets: [{ period: 'day', spentUsd: '0', totals: { calls: 0 } }] },
+    });
 
     const bad = await app.inject({ method: 'GET', url: '/v1/budgets/galaxy:far', headers: auth });
     expect(bad.statusCode).toBe(400);

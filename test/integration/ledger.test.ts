@@ -65,7 +65,7 @@ describe('migrations', () => {
     const tables = await db.pool.query<{ table_name: string }>(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
     );
-    expect(tables.rows.map((r) => r.table_name)).toEqual(['alert_events', 'alert_incidents', 'alert_notification_claims', 'budget_configs', 'notification_deliveries', 'reports', 'schema_migrations', 'usage_batches', 'usage_ledger', 'usage_rollup_totals', 'usage_rollups']);
+    expect(tables.rows.map((r) => r.table_name)).toEqual(['alert_events', 'alert_incidents', 'alert_notification_claims', 'budget_configs', 'notification_deliveries', 'reports', 'schema_migrations', 'usage_batches', 'usage_dead_letters', 'usage_ledger', 'usage_rollup_totals', 'usage_rollups']);
   });
 
   it('two concurrent runs on an empty database apply each migration exactly once', async () => {

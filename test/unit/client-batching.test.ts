@@ -18,7 +18,8 @@ import {
   scopeOfEvent,
 } from '../../src/client/index.js';
 import { type UsageEventInput } from '../../src/domain/usage.js';
-import { BUDGET_WORKFLOW_TYPE, type UsageBatch, usageSignal } from '../../src/messages.js';
+import { type IngestBatch, type WireEvent, decodeBatch, shardOf } from '../../src/domain/ingest.js';
+import { BUDGET_WORKFLOW_TYPE, INGEST_WORKFLOW_TYPE, type UsageBatch, ingestSignal, usageSignal } from '../../src/messages.js';
 
 interface Call {
   workflowType: string;
@@ -109,6 +110,9 @@ function tracker(fake: FakeTemporal, opts: Partial<CostTrackerOptions> = {}): Co
     retryBaseMs: 1,
     clock: () => NOW,
     generateId: () => `gen-${++ids}`,
+    // Most tests here check per-scope batching (the `budget` target); the ingest target's own
+    // routing and coalescing are tested below.
+    target: 'budget',
     ...opts,
   });
   trackers.push(t);
@@ -412,5 +416,58 @@ describe('CostTracker flush and close', () => {
     await expect(t.recordMany([event('rae')])).rejects.toBeInstanceOf(CostTrackerClosedError);
     await expect(t.close()).resolves.toBeUndefined();
     expect(fake.calls.reduce((n, c) => n + c.batch.events.length, 0)).toBe(9);
+  });
+});
+
+describe('CostTracker to the ingest shards (the default target)', () => {
+  const ingestCalls = (fake: FakeTemporal) => fake.calls.map((c) => ({ ...c, batch: c.batch as unknown as IngestBatch }));
+
+  it('sends each user to one shard, cross-user batches per shard, in the compact form; receipts name the user scope', async () => {
+    const fake = new FakeTemporal();
+    const t = tracker(fake, { target: 'ingest', ingestShards: 2 });
+    const users = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const receipts = await t.recordMany(users.map((u) => event(u)));
+    expect(receipts.map((r) => r.scope)).toEqual(users.map((u) => `user:${u}`));
+    const calls = ingestCalls(fake);
+    expect(calls.every((c) => c.workflowType === INGEST_WORKFLOW_TYPE && c.signal === ingestSignal)).toBe(true);
+    for (const c of calls) {
+      const shard = Number(c.workflowId.slice('ingest/'.length));
+      expect(c.args).toEqual([{ shard }]);
+      for (const e of decodeBatch(c.batch)) expect(shardOf((e as WireEvent).userId, 2)).toBe(shard);
+    }
+    expect(calls.reduce((n, c) => n + c.batch.events.length, 0)).toBe(users.length);
+    expect(new Set(calls.map((c) => c.workflowId)).size).toBeLessThanOrEqual(2);
+    const decoded = calls.flatMap((c) => decodeBatch(c.batch)) as WireEvent[];
+    expect(decoded.find((e) => e.userId === 'a')).toEqual({
+      requestId: receipts[0]!.requestId,
+      occurredAt: '2026-03-01T11:59:00.000Z',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      userId: 'a',
+      taskType: 'default',
+      usage: { inputTokens: 1000, outputTokens: 100 },
+    });
+  });
+
+  it('coalesces while a send to a shard is in flight: later events join one waiting batch, so signals per event fall', async () => {
+    const fake = new FakeTemporal();
+    const gate = deferred();
+    fake.hold = gate.promise;
+    const t = tracker(fake, { target: 'ingest', ingestShards: 1, lingerMs: 1 });
+    const first = t.record(event('u0'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fake.calls).toHaveLength(1);
+    // While the first send is held, 50 events in 10 linger windows wait as ONE batch, not ten.
+    const later: Promise<RecordReceipt>[] = [];
+    for (let w = 0; w < 10; w++) {
+      for (let i = 0; i < 5; i++) later.push(t.record(event(`u${w}-${i}`)));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(fake.calls).toHaveLength(1);
+    fake.hold = undefined;
+    gate.resolve();
+    await Promise.all([first, ...later]);
+    expect(fake.calls).toHaveLength(2);
+    expect((fake.calls[1]!.batch as unknown as IngestBatch).events).toHaveLength(50);
   });
 });

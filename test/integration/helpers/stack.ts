@@ -10,7 +10,9 @@ import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, type LogEntry, Runtime, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { Redis } from 'ioredis';
-import type pg from 'pg';
+import pg from 'pg';
+
+const pgPool = pg.Pool;
 import { type Config, loadConfig } from '../../../src/config/index.js';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../../src/api/server.js';
@@ -71,6 +73,9 @@ export interface StackOptions {
   noWorker?: boolean;
   /** Use this running server (e.g. startPersistentTemporal) instead of an in-memory one. */
   temporalAddress?: string;
+  /** Rewrites the database and Redis URLs the stack's config (and so its worker and API) use, e.g. through a proxy. */
+  rewriteDatabaseUrl?: (url: string) => string;
+  rewriteRedisUrl?: (url: string) => string;
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
@@ -83,16 +88,21 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     configPath = join(mkdtempSync(join(tmpdir(), 'cg-stack-')), 'costguard.yaml');
     writeFileSync(configPath, opts.configYaml);
   }
+  const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const config = loadConfig({
-    DATABASE_URL: db.url,
-    REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    DATABASE_URL: opts.rewriteDatabaseUrl ? opts.rewriteDatabaseUrl(db.url) : db.url,
+    REDIS_URL: opts.rewriteRedisUrl ? opts.rewriteRedisUrl(redisUrl) : redisUrl,
     REDIS_KEY_PREFIX: redisPrefix,
     TEMPORAL_ADDRESS: env.address,
     TEMPORAL_TASK_QUEUE: taskQueue,
     LOG_LEVEL: 'silent',
     ...(configPath ? { COSTGUARD_CONFIG: configPath } : {}),
   });
-  const redis = new Redis(config.redis.url);
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+  // The worker's own pool: through the rewritten URL when one is given (the test's assertions keep
+  // using the direct pool).
+  const workerPool = opts.rewriteDatabaseUrl ? new pgPool({ connectionString: config.databaseUrl, max: 10 }) : db.pool;
+  workerPool.on('error', () => undefined);
   await registerSearchAttributes(env.client, config.temporal.namespace);
   const logger = createLogger('silent');
   const pricing = createPricingEngine(config);
@@ -102,7 +112,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const startWorker = async () => {
     const { worker } = await createWorker({
       config,
-      pool: db.pool,
+      pool: workerPool,
       redis,
       pricing,
       metrics,
@@ -142,6 +152,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const keys = await redis.keys(`${redisPrefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
+      if (workerPool !== db.pool) await workerPool.end().catch(() => undefined);
       await db.drop();
     },
   };
