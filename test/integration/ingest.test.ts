@@ -7,11 +7,10 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CostTracker } from '../../src/client/index.js';
+import type { CostTracker } from '../../src/client/index.js';
 import { encodeBatch, ingestWorkflowId, shardOf } from '../../src/domain/ingest.js';
 import { Dec } from '../../src/domain/money.js';
 import {
-  BUDGET_WORKFLOW_TYPE,
   type BudgetStatus,
   INGEST_WORKFLOW_TYPE,
   budgetWorkflowId,
