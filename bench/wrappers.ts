@@ -73,6 +73,8 @@ async function main(): Promise<void> {
   const bareAnthropic = new Anthropic({ apiKey: 'sk-ant-bench', baseURL: srv.anthropicBaseURL, maxRetries: 0 });
   const openai = wrapOpenAI(bareOpenAI, { ...wrapOptions, userId: 'bench' });
   const anthropic = wrapAnthropic(bareAnthropic, { ...wrapOptions, userId: 'bench' });
+  // The wrapper alone: a recorder that drops the events, to tell the wrapper's share from CostTracker.record()'s.
+  const openaiNoRecord = wrapOpenAI(bareOpenAI, { tracker: { record: () => Promise.resolve() }, userId: 'bench' });
   const messages = [{ role: 'user' as const, content: 'Summarise the quarterly report in three bullet points.' }];
   const ctx = new CostContext({ attribution: { userId: 'bench-request', taskType: 'chat' } });
 
@@ -86,6 +88,11 @@ async function main(): Promise<void> {
       name: 'OpenAI chat.completions (JSON)',
       bare: () => bareOpenAI.chat.completions.create({ model: 'gpt-4o-mini', messages }),
       wrapped: () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+    },
+    {
+      name: 'OpenAI chat.completions (JSON), events dropped instead of recorded',
+      bare: () => bareOpenAI.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+      wrapped: () => openaiNoRecord.chat.completions.create({ model: 'gpt-4o-mini', messages }),
     },
     {
       name: 'OpenAI chat.completions (JSON), in a request context',
@@ -118,12 +125,14 @@ async function main(): Promise<void> {
   console.log('');
   console.log('| scenario | bare wall us | wrapped wall us | overhead wall us | % of 1 ms | bare CPU us | wrapped CPU us | overhead CPU us |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  // Warm every path up first (JIT, connections), so that no scenario pays for the next one's first calls.
   for (const s of scenarios) {
-    // Warm both sides up (JIT, connections).
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 300; i++) {
       await s.bare();
       await s.wrapped();
     }
+  }
+  for (const s of scenarios) {
     const bare: Side = { wallUs: [], cpuUs: [] };
     const wrapped: Side = { wallUs: [], cpuUs: [] };
     for (let r = 0; r < ROUNDS; r++) {
