@@ -7,7 +7,7 @@
 #
 # Why build it: the dev server ships inside the CLI and there is no binary download here. CLI v1.5.1
 # is the last release `go install` accepts (later ones carry a `replace` directive in go.mod), and it
-# bundles server 1.29.1, which the workflows and tests rely on. See /work/shared/TEMPORAL.md.
+# bundles server 1.29.1, which the workflows and tests rely on (docs/architecture.md, "Temporal").
 # Lookup order: $TEMPORAL_CLI_PATH, `temporal` on PATH, the cache; build into the cache as a last resort.
 
 # shellcheck source=scripts/lib.sh

@@ -31,9 +31,10 @@ const settingsReads = proxyLocalActivities<Activities>({
 
 // Flushes retry for as long as it takes (PostgreSQL or Temporal unreachable must not lose accepted
 // usage); failures tied to one event never reach here: the activity dead-letters the event.
+// The retry interval is capped at 5 s so a shard catches up within seconds of PostgreSQL returning.
 const flushes = proxyLocalActivities<Activities>({
   startToCloseTimeout: '60s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: ['ValidationError'] },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: ['ValidationError'] },
 });
 
 // Alerts for unpriced usage and dead letters: bounded, and never allowed to hold up a flush.

@@ -1,7 +1,7 @@
 /**
  * Registers the budget workflows' custom search attributes, idempotently, at every start-up. With a
  * SQLite-backed dev server, `--search-attribute` only applies when the namespace is first created,
- * so registration goes through the OperatorService instead (see TEMPORAL.md).
+ * so registration goes through the OperatorService instead (docs/architecture.md, "Temporal").
  */
 import type { Client } from '@temporalio/client';
 import { SearchAttributeType } from '@temporalio/common';
