@@ -52,7 +52,7 @@ const bodyResponses = {
   '415': errorResponse('Body is not application/json (`unsupported_media_type`)'),
 };
 
-const tokenCount = { type: 'integer', minimum: 0, maximum: MAX_TOKENS, default: 0 };
+const tokenCount = { type: 'integer', minimum: 0, maximum: MAX_TOKENS, default: 0, description: 'A whole number; leave it out for 0 (null is refused).' };
 
 const scopeParameter = {
   name: 'scope',
@@ -388,18 +388,27 @@ export function openApiDocument(): Record<string, unknown> {
           type: 'object',
           additionalProperties: false,
           required: ['provider', 'model', 'userId', 'usage'],
+          description:
+            'Every string is well-formed Unicode (no lone surrogate) without control characters (NUL, C0, DEL, C1), within its length; ' +
+            'anything else is refused naming the field, never rewritten. Labels are trimmed of surrounding spaces; the provider is lower-cased.',
           properties: {
             requestId: { type: 'string', pattern: '^[A-Za-z0-9._:@/+=-]{1,200}$', description: 'Idempotency key; generated when absent.' },
-            occurredAt: { type: 'string', format: 'date-time', description: 'With a time zone; default now; at most a day ahead.' },
-            provider: { type: 'string', examples: ['openai', 'anthropic', 'google'] },
-            model: { type: 'string', examples: ['gpt-4o-mini'] },
+            occurredAt: {
+              type: 'string',
+              format: 'date-time',
+              description:
+                'With a time zone; default now. From 2000-01-01, at most a day ahead, at most 7 days back unless the request is a backfill (`?backfill=true`).',
+            },
+            provider: { type: 'string', minLength: 1, maxLength: 100, examples: ['openai', 'anthropic', 'google'] },
+            model: { type: 'string', minLength: 1, maxLength: 200, examples: ['gpt-4o-mini'] },
             userId: { type: 'string', pattern: '^[A-Za-z0-9._@+=:/-]{1,200}$', description: 'Names the budget scope `user:<userId>`.' },
-            taskType: { type: 'string', default: 'default' },
-            team: { type: ['string', 'null'] },
-            project: { type: ['string', 'null'] },
-            tags: { type: 'object', additionalProperties: { type: 'string' }, maxProperties: 50 },
+            taskType: { type: 'string', minLength: 1, maxLength: 100, default: 'default' },
+            team: { type: ['string', 'null'], pattern: '^[A-Za-z0-9._@+=:/-]{1,200}$' },
+            project: { type: ['string', 'null'], pattern: '^[A-Za-z0-9._@+=:/-]{1,200}$' },
+            tags: { type: 'object', propertyNames: { maxLength: 100 }, additionalProperties: { type: 'string', maxLength: 500 }, maxProperties: 50 },
             usage: ref('TokenUsage'),
-            metadata: { type: 'object', description: 'Free-form JSON, at most 16 KiB.' },
+            metadata: { type: 'object', description: 'A JSON object: at most 8 levels deep and 16 KiB serialised; finite numbers only; strings and keys under the text rule.' },
+            estimated: { type: 'boolean', default: false, description: 'The token counts are an estimate (a stream broken off before the provider reported usage).' },
           },
         },
         Budget: {
@@ -408,9 +417,9 @@ export function openApiDocument(): Record<string, unknown> {
           required: ['period', 'amount', 'thresholds'],
           properties: {
             period: { type: 'string', description: '`day`, `month`, or a fixed length such as `30s`, `10m`, `1h`, `7d`.' },
-            amount: { type: 'string', pattern: '^\\d+(\\.\\d+)?$', examples: ['25.00'] },
+            amount: { type: 'string', pattern: '^\\d{1,12}(\\.\\d{1,6})?$', description: 'Positive; at most 12 digits before the point and 6 after.', examples: ['25.00'] },
             currency: { enum: [...SUPPORTED_CURRENCIES], default: 'USD' },
-            timezone: { type: 'string', description: 'IANA time zone of calendar periods; default the server\'s configured one.' },
+            timezone: { type: 'string', description: 'IANA time zone of calendar periods, spelled as the time-zone database spells it (`Europe/Paris`, not `europe/paris`); default the server\'s configured one.' },
             thresholds: {
               type: 'object',
               additionalProperties: false,
