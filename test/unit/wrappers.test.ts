@@ -5,7 +5,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CostContext, mergeAttribution, runWithCostContext, withCostAttribution, currentCostContext } from '../../src/client/context.js';
-import { apiOf, CALL, type Call, createMeter, prepareCall } from '../../src/client/wrappers/meter.js';
+import { CostTracker } from '../../src/client/cost-tracker.js';
+import type { UsageEventInput } from '../../src/domain/usage.js';
+import { apiOf, CALL, type Call, createMeter, observeAttempt, prepareCall } from '../../src/client/wrappers/meter.js';
 import { applyPromptGuard, ORIGINAL_MAX_TOKENS, truncatePrompt, validatePromptGuard } from '../../src/client/wrappers/prompt-guard.js';
 import { estimateTokens, newObservation, observeJson, observeSseEvent, promptChars } from '../../src/client/wrappers/protocols.js';
 import { type SseEvent, SseParser } from '../../src/client/wrappers/sse.js';
@@ -255,6 +257,49 @@ describe('preparing a call', () => {
     const hostile = { method: 'post', path: '/chat/completions', get body(): unknown { throw new Error('boom'); } };
     expect(prepareCall(meter, hostile, undefined, 2)).toBe(hostile);
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe('observing a response (no network): what reaches a real CostTracker', () => {
+  function setup() {
+    const events: UsageEventInput[] = [];
+    const errors: unknown[] = [];
+    const tracker = new CostTracker({ client: { workflow: { signalWithStart: async () => undefined as never } }, taskQueue: 'q', lingerMs: 0 });
+    const meter = createMeter('openai', { tracker, onRecord: (e) => events.push(e), onError: (e) => errors.push(e), userId: 'u1' });
+    const start = (body: Record<string, unknown>) =>
+      (prepareCall(meter, { method: 'post', path: '/chat/completions', body, stream: body.stream === true }, undefined, 0) as { [CALL]: Call })[CALL];
+    return { events, errors, tracker, start };
+  }
+  const sse = (...events: string[]) =>
+    new Response(events.map((e) => `data: ${e}\n\n`).join(''), { headers: { 'content-type': 'text/event-stream', 'x-request-id': 'req_1' } });
+
+  it('a provider error with control characters is recorded, made fit for metadata', async () => {
+    const { events, errors, tracker, start } = setup();
+    const call = start({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }], stream: true });
+    const res = await observeAttempt(call, undefined, async () => sse(JSON.stringify({ model: 'gpt-4o-mini', choices: [{ delta: { content: 'abcd' } }] }), JSON.stringify({ error: { message: 'bad\u0001thing' } })));
+    await res.text();
+    await tracker.close();
+    expect(errors).toEqual([]);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ estimated: true, usage: { inputTokens: 3, outputTokens: 1 }, metadata: { status: 'error', error: 'bad\ufffdthing', providerRequestId: 'req_1' } });
+    expect(tracker.stats()).toMatchObject({ sentEvents: 1, failedBatches: 0 });
+  });
+
+  it('a stream read twice over (tee-like reads, cancel after the end) is recorded once', async () => {
+    const { events, tracker, start } = setup();
+    const call = start({ model: 'gpt-4o-mini', messages: [], stream: true });
+    const res = await observeAttempt(call, undefined, async () =>
+      sse(JSON.stringify({ model: 'm', choices: [{ delta: { content: 'x' } }] }), JSON.stringify({ model: 'm', choices: [], usage: { prompt_tokens: 4, completion_tokens: 1 } }), '[DONE]'),
+    );
+    const reader = res.body!.getReader();
+    let chunks = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks += new TextDecoder().decode(r.value);
+    await reader.cancel();
+    await tracker.close();
+    expect(chunks).not.toContain('prompt_tokens'); // the usage chunk the wrapper asked for is not handed on
+    expect(chunks).toContain('[DONE]');
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ estimated: false, usage: { inputTokens: 4, outputTokens: 1 }, metadata: { status: 'ok', streamUsageRequested: true } });
   });
 });
 

@@ -86,5 +86,5 @@ export function wrapAnthropic<C extends Anthropic>(client: C, options: WrapperOp
 
 /** True for a client returned by `wrapAnthropic` (or a copy of one). */
 export function isWrappedAnthropic(client: unknown): boolean {
-  return typeof client === 'object' && client !== null && (client as ClientInternals)[WRAPPED] !== undefined;
+  return typeof client === 'object' && client !== null && (client as ClientInternals)[WRAPPED]?.sdk === 'anthropic';
 }

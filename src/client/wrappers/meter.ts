@@ -684,6 +684,18 @@ export function estimateUsage(call: Call, obs: Observation | undefined): TokenUs
   return fullUsage({ ...input, outputTokens: output });
 }
 
+// eslint-disable-next-line no-control-regex
+const NOT_TEXT_RE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A string from the provider (a header, an id, an error) made fit for event metadata, which refuses
+ * control characters and lone surrogates (src/domain/text.ts): those become U+FFFD; at most 300 characters.
+ */
+function cleanText(s: string): string {
+  const short = s.length > 300 ? s.slice(0, 300) : s;
+  return short.replace(NOT_TEXT_RE, '\ufffd');
+}
+
 /** Settles a call that is not to be recorded (`recordErrors: false`). */
 function skip(call: Call): void {
   call.recorded = true;
@@ -718,12 +730,12 @@ function finish(call: Call, status: CallStatus, obs: Observation | undefined, de
       durationMs: Math.max(0, Math.round(meter.now() - call.startedAt)),
       estimated,
     };
-    if (detail.providerRequestId !== undefined) metadata.providerRequestId = detail.providerRequestId;
-    if (obs?.responseId !== undefined) metadata.responseId = obs.responseId;
+    if (detail.providerRequestId !== undefined) metadata.providerRequestId = cleanText(detail.providerRequestId);
+    if (obs?.responseId !== undefined) metadata.responseId = cleanText(obs.responseId);
     if (call.attempts > 1) metadata.attempts = call.attempts;
     if (detail.httpStatus !== undefined) metadata.httpStatus = detail.httpStatus;
     const error = detail.error ?? obs?.error;
-    if (error !== undefined) metadata.error = error;
+    if (error !== undefined) metadata.error = cleanText(error);
     if (call.injectedStreamUsage) metadata.streamUsageRequested = true;
     if (call.guard !== undefined) metadata.promptGuard = call.guard;
     const a = call.attribution;

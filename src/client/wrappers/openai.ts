@@ -87,5 +87,5 @@ export function wrapOpenAI<C extends OpenAI>(client: C, options: WrapperOptions)
 
 /** True for a client returned by `wrapOpenAI` (or a copy of one). */
 export function isWrappedOpenAI(client: unknown): boolean {
-  return typeof client === 'object' && client !== null && (client as ClientInternals)[WRAPPED] !== undefined;
+  return typeof client === 'object' && client !== null && (client as ClientInternals)[WRAPPED]?.sdk === 'openai';
 }
