@@ -1,17 +1,19 @@
 /**
  * Alert latency: from the `record()` of the event that crosses a budget threshold to the first
- * notification the local webhook receiver gets for that incident, idle and under background traffic.
+ * notification the local webhook receiver gets for that incident, idle and under background traffic
+ * (by default 1,000 events/s over 10,000 other users), all through the ingest tier as it ships.
  *
  * Each sample is a fresh user with a $1 daily budget (warning at 80%) and a flat-priced model
- * (500 input tokens = $0.05): 15 events ($0.75) are recorded and counted first, then the clock starts
- * just before `record()` of the 16th ($0.80) and stops when the receiver has the incident's `opened`
- * warning. The whole path is the product's: CostTracker -> budget workflow -> recordUsageBatch ->
- * threshold rule -> raiseAlert (local activity) -> alert workflow -> recordIncident ->
- * recordNotification -> deliverNotification -> a Standard Webhooks signed POST, verified here.
- * Histories give each sample's stages, to say where the time goes.
+ * (500 input tokens = $0.05): 15 events ($0.75) are recorded and counted first (in the ledger and in
+ * the user's budget workflow), then the clock starts just before `record()` of the 16th ($0.80) and
+ * stops when the receiver has the incident's `opened` warning. The whole path is the product's:
+ * CostTracker -> ingest shard (linger, then one flush: price, ledger + rollups, the materiality test)
+ * -> `totals` signal to the user's budget workflow -> threshold rule -> raiseAlert (local activity)
+ * -> alert workflow -> recordIncident -> recordNotification -> deliverNotification -> a Standard
+ * Webhooks signed POST, verified here. Histories give each sample's stages, to say where the time goes.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,29 +24,26 @@ import { Webhook } from 'standardwebhooks';
 import { incidentIdFor } from '../activities/alerts.js';
 import { CostTracker } from '../src/client/index.js';
 import { alertWorkflowId, budgetWorkflowId, statusQuery } from '../src/messages.js';
-import { fmt, sleep, until } from './lib.js';
+import { fmt, machineCpuSec, processCpuSec, sleep, until } from './lib.js';
 import { startBenchStack } from './stack.js';
 
 export interface AlertBenchOptions {
   idleSamples: number;
   loadedSamples: number;
-  /** Background traffic during the loaded samples, spread over `backgroundUsers` users. */
+  /** Background traffic during the loaded samples, spread over `backgroundUsers` users (a CostTracker with its defaults). */
   backgroundEventsPerSec: number;
   backgroundUsers: number;
-  /** Linger of the background tracker (bigger batches, fewer signals). */
-  backgroundLingerMs: number;
   /** Sampling stops after this long even if fewer samples were taken (a saturated system). */
   maxScenarioSec: number;
 }
 
 /** Medians of each stage of the path, in ms (from the client's clock and the workflow histories). */
 export interface AlertStages {
-  /** record() called -> Temporal accepted the signal (record() resolved). */
+  /** record() called -> Temporal accepted the signal to the ingest shard (record() resolved). */
   signalAccepted: number;
-  /**
-   * -> the alert workflow started: the budget workflow's task for the signal ran the flush (price,
-   * ledger, Redis), the rules and raiseAlert's signal-with-start, all three as local activities.
-   */
+  /** -> the user's budget workflow got the `totals` signal: the shard's linger, its flush (price, ledger, rollups, Redis) and the signal. */
+  totalsSignalled: number;
+  /** -> the alert workflow started: the budget workflow's task for the signal ran the rules and raiseAlert's signal-with-start (a local activity). */
   alertStarted: number;
   /** -> the alert workflow recorded the incident and the notification and scheduled the webhook delivery. */
   deliveryScheduled: number;
@@ -86,6 +85,9 @@ export interface AlertScenarioResult {
 export interface AlertBenchResult extends AlertBenchOptions {
   /** Linger of the tracker that records the crossing event. */
   probeLingerMs: number;
+  /** The ingest shards' linger (ingest.lingerMs): a flush waits at most this long for more events. */
+  ingestLingerMs: number;
+  shards: number;
   targetP99Ms: number;
   scenarios: AlertScenarioResult[];
 }
@@ -198,25 +200,27 @@ reports: { enabled: false }
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>[number];
 
-/** CPU seconds used so far by a process (utime + stime), or NaN. */
-function processCpuSec(pid: number | undefined): number {
+const machineCpu = machineCpuSec;
+
+/** The JSON value of a history event's first payload, or undefined. */
+function firstPayload(payloads: { data?: Uint8Array | null }[] | null | undefined): unknown {
+  const data = payloads?.[0]?.data;
+  if (!data) return undefined;
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
+    return JSON.parse(Buffer.from(data).toString('utf8'));
   } catch {
-    return Number.NaN;
+    return undefined;
   }
 }
 
-/** The machine's busy and total CPU time so far (from /proc/stat), to compare two readings. */
-function machineCpu(): { busy: number; total: number } {
-  try {
-    const [, ...ticks] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).map(Number);
-    const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - ticks[3]! - ticks[4]!, total }; // minus idle and iowait
-  } catch {
-    return { busy: Number.NaN, total: Number.NaN };
-  }
+/** The first `totals` signal in a budget workflow's history that counts at least `calls` calls in one of its periods. */
+function totalsSignalWith(events: readonly HistoryEvent[], calls: number): HistoryEvent | undefined {
+  return events.find((e) => {
+    const a = e.workflowExecutionSignaledEventAttributes;
+    if (a?.signalName !== 'totals') return false;
+    const update = firstPayload(a.input?.payloads) as { periods?: { totals?: { calls?: number } }[] } | undefined;
+    return (update?.periods ?? []).some((p) => (p.totals?.calls ?? 0) >= calls);
+  });
 }
 
 /** Milliseconds on the performance.now() scale of a history event's server time. */
@@ -241,13 +245,16 @@ async function stagesOf(client: Client, s: Sample): Promise<AlertStages | null> 
   const alertEvents = alert.events ?? [];
   const started = alertEvents.find((e) => e.workflowExecutionStartedEventAttributes);
   const delivery = alertEvents.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deliverNotification');
-  if (!started || !delivery) return null;
-  const marks = [s.t0, s.acceptedAt, eventMs(started), eventMs(delivery), s.arrival.at];
+  const budget = await client.workflow.getHandle(budgetWorkflowId(`user:${s.userId}`)).fetchHistory();
+  const totals = totalsSignalWith(budget.events ?? [], 16);
+  if (!started || !delivery || !totals) return null;
+  const marks = [s.t0, s.acceptedAt, eventMs(totals), eventMs(started), eventMs(delivery), s.arrival.at];
   return {
     signalAccepted: marks[1]! - marks[0]!,
-    alertStarted: marks[2]! - marks[1]!,
-    deliveryScheduled: marks[3]! - marks[2]!,
-    received: marks[4]! - marks[3]!,
+    totalsSignalled: marks[2]! - marks[1]!,
+    alertStarted: marks[3]! - marks[2]!,
+    deliveryScheduled: marks[4]! - marks[3]!,
+    received: marks[5]! - marks[4]!,
   };
 }
 
@@ -255,7 +262,13 @@ async function stagesOf(client: Client, s: Sample): Promise<AlertStages | null> 
 function stageStats(stages: readonly AlertStages[], p: number): AlertStages | null {
   if (stages.length === 0) return null;
   const at = (pick: (x: AlertStages) => number) => percentile([...stages.map(pick)].sort((a, b) => a - b), p);
-  return { signalAccepted: at((x) => x.signalAccepted), alertStarted: at((x) => x.alertStarted), deliveryScheduled: at((x) => x.deliveryScheduled), received: at((x) => x.received) };
+  return {
+    signalAccepted: at((x) => x.signalAccepted),
+    totalsSignalled: at((x) => x.totalsSignalled),
+    alertStarted: at((x) => x.alertStarted),
+    deliveryScheduled: at((x) => x.deliveryScheduled),
+    received: at((x) => x.received),
+  };
 }
 
 /** The condition key of a user's daily threshold incident (UTC day of `atPerf`). */
@@ -311,22 +324,28 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
   });
   const { client, pool, taskQueue, worker } = stack;
   const tag = taskQueue.slice(-6);
-  const probe = new CostTracker({ client, taskQueue, lingerMs: PROBE_LINGER_MS });
-  const background = new CostTracker({ client, taskQueue, lingerMs: opts.backgroundLingerMs, maxBatchSize: 1000, maxConcurrentSends: 64 });
+  const shards = stack.config.ingest.shards;
+  const probe = new CostTracker({ client, taskQueue, lingerMs: PROBE_LINGER_MS, ingestShards: shards });
+  // A service's tracker: every default (target ingest, linger 200 ms, 500 events a batch).
+  const background = new CostTracker({ client, taskQueue, ingestShards: shards });
   try {
     let sampleSeq = 0;
     const flat = (userId: string) => ({ requestId: `${userId}-${sampleSeq++}`, provider: 'testco', model: 'flat-1', userId, usage: { inputTokens: 500, outputTokens: 0 } });
 
-    /** One sample: 15 events counted, then the clock runs from record() of the 16th to the webhook. */
+    /**
+     * One sample: 15 events counted (in the rollups, and in the user's budget workflow, which each of
+     * them moved by a step: 5% of $1), then the clock runs from record() of the 16th to the webhook.
+     */
     const measure = async (userId: string): Promise<Sample> => {
       await probe.recordMany(Array.from({ length: 15 }, () => flat(userId)));
       const handle = client.workflow.getHandle(budgetWorkflowId(`user:${userId}`));
       try {
         await until(`15 events counted for ${userId}`, async () => {
           try {
-            return (await handle.query(statusQuery)).counters.eventsCounted >= 15;
+            const s = await handle.query(statusQuery);
+            return s.budgets.some((b) => b.period === 'day' && b.totals.calls >= 15);
           } catch {
-            return false; // still starting
+            return false; // not started yet (no material change so far) or still starting
           }
         }, WARMUP_TIMEOUT_MS, 50);
       } catch {
@@ -342,7 +361,8 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
 
     const runScenario = async (scenario: 'idle' | 'loaded', samples: number): Promise<AlertScenarioResult> => {
       let load: ReturnType<typeof startBackground> | undefined;
-      const ledgerRows = async () => Number((await pool.query(`SELECT count(*) AS n FROM usage_ledger WHERE user_id LIKE 'bg-%'`)).rows[0].n);
+      // Background events in the ledger: the rollups of their model (a few rows, written with the ledger rows).
+      const ledgerRows = async () => Number((await pool.query(`SELECT coalesce(sum(calls), 0) AS n FROM usage_rollup_totals WHERE scope = 'system|model:flat-bg' AND period_kind = 'day'`)).rows[0].n);
       if (scenario === 'loaded') {
         process.stderr.write(`  ${label}: background ${fmt(opts.backgroundEventsPerSec)} events/s over ${opts.backgroundUsers} users; 5 s to settle\n`);
         load = startBackground(background, tag, opts.backgroundEventsPerSec, opts.backgroundUsers);
@@ -430,7 +450,7 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
     const scenarios = [await runScenario('idle', opts.idleSamples), await runScenario('loaded', opts.loadedSamples)];
     const r = receiver.stats();
     if (r.rejected > 0) process.stderr.write(`  ${label}: the receiver refused ${r.rejected} request(s) with a bad signature\n`);
-    return { ...opts, probeLingerMs: PROBE_LINGER_MS, targetP99Ms: TARGET_P99_MS, scenarios };
+    return { ...opts, probeLingerMs: PROBE_LINGER_MS, ingestLingerMs: stack.config.ingest.lingerMs, shards, targetP99Ms: TARGET_P99_MS, scenarios };
   } finally {
     // Whatever the background tracker still holds is of no interest once the figures are taken.
     await Promise.race([Promise.allSettled([probe.close(), background.close()]), sleep(30_000)]);
@@ -443,43 +463,50 @@ export async function runAlertBench(baseUrl: string, redisUrl: string, opts: Ale
 /** The BENCHMARKS.md section (also printed alone by `bench/run.ts --only-alerts`). */
 export function alertMarkdown(r: AlertBenchResult, chart?: string): string {
   const row = (s: AlertScenarioResult) =>
-    `| ${s.scenario === 'idle' ? 'idle' : `${fmt(s.backgroundTargetEventsPerSec)} events/s background`} | ${s.samples}${s.samples < s.plannedSamples ? ` of ${s.plannedSamples} (time budget)` : ''}${s.timedOut ? `, ${s.timedOut} timed out` : ''} | ${fmt(s.p50Ms)} ms | ${fmt(s.p95Ms)} ms | **${fmt(s.p99Ms)} ms** | ${fmt(s.maxMs)} ms | ${s.meetsTarget ? 'yes' : '**NO**'} | ${s.scenario === 'idle' ? '-' : `${fmt(s.backgroundAcceptedEventsPerSec)} accepted by Temporal, ${fmt(s.backgroundLedgerEventsPerSec)} into the ledger (backlog at the end: ${fmt(s.backgroundBacklog)} events)`} | ${fmt(s.workerCpuPct)}% / ${fmt(s.machineCpuPct)}% |`;
+    `| ${s.scenario === 'idle' ? 'idle' : `${fmt(s.backgroundTargetEventsPerSec)} events/s background over ${fmt(r.backgroundUsers)} users`} | ${s.samples}${s.samples < s.plannedSamples ? ` of ${s.plannedSamples} (time budget)` : ''}${s.timedOut ? `, ${s.timedOut} timed out` : ''} | ${fmt(s.p50Ms)} ms | ${fmt(s.p95Ms)} ms | **${fmt(s.p99Ms)} ms** | ${fmt(s.maxMs)} ms | ${s.meetsTarget ? 'met' : '**missed**'} | ${s.scenario === 'idle' ? '-' : `${fmt(s.backgroundAcceptedEventsPerSec)} accepted by Temporal, ${fmt(s.backgroundLedgerEventsPerSec)} into the ledger (backlog at the end: ${fmt(s.backgroundBacklog)} events)`} | ${fmt(s.workerCpuPct)}% / ${fmt(s.machineCpuPct)}% |`;
   const stageRow = (s: AlertScenarioResult) =>
     ([['p50', s.stages], ['p95', s.stagesP95]] as const)
-      .map(([p, st]) => (st ? `| ${s.scenario}, ${p} | ${fmt(st.signalAccepted)} | ${fmt(st.alertStarted)} | ${fmt(st.deliveryScheduled)} | ${fmt(st.received)} |` : `| ${s.scenario}, ${p} | - | - | - | - |`))
+      .map(([p, st]) =>
+        st
+          ? `| ${s.scenario}, ${p} | ${fmt(st.signalAccepted)} | ${fmt(st.totalsSignalled)} | ${fmt(st.alertStarted)} | ${fmt(st.deliveryScheduled)} | ${fmt(st.received)} |`
+          : `| ${s.scenario}, ${p} | - | - | - | - | - |`,
+      )
       .join('\n');
   const loaded = r.scenarios.find((s) => s.scenario === 'loaded');
   const idle = r.scenarios.find((s) => s.scenario === 'idle');
   const slowest = (s: AlertScenarioResult | undefined) => {
     if (!s?.stages) return null;
     const names: Record<keyof AlertStages, string> = {
-      signalAccepted: 'the signal to Temporal',
-      alertStarted: 'the budget workflow\'s task for the signal (flush, rules and raiseAlert, as local activities)',
+      signalAccepted: 'the signal to the ingest shard',
+      totalsSignalled: `the ingest shard's linger (${fmt(r.ingestLingerMs)} ms) and flush (price, ledger and rollups, Redis, the materiality test) up to the \`totals\` signal`,
+      alertStarted: 'the budget workflow\'s task for the `totals` signal (rules and raiseAlert, a local activity)',
       deliveryScheduled: 'the alert workflow\'s first workflow task, which records the incident and claims the notification (two local activities)',
       received: 'the delivery activity and its HTTP POST',
     };
     const [k] = (Object.entries(s.stages) as [keyof AlertStages, number][]).sort((a, b) => b[1] - a[1])[0]!;
     return names[k];
   };
-  return `## Alert latency (target: p99 under 1 s)
+  return `## Alert latency (target: p99 under 1 s with 1,000 events/s of background traffic over 10,000 users)
 ${chart ? `\n![alert latency](${chart})\n` : ''}
 From \`record()\` of the event that crosses a user's 80% threshold to the first notification (the
 incident's \`opened\` warning) received by a local Standard Webhooks receiver that verifies the
-signature. One fresh user per sample: 15 events ($0.75 of a $1 daily budget) recorded and counted
-first, then the clock runs from the call to \`record()\` of the 16th. Samples are sequential. The
-tracker recording the crossing event uses linger ${r.probeLingerMs} ms (the default, 200 ms, would add up to 200 ms);
-the background traffic is a second tracker (linger ${fmt(r.backgroundLingerMs)} ms) sending ${fmt(r.backgroundEventsPerSec)} events/s over
-${r.backgroundUsers} other users to the same worker and task queue, priced so they never cross a threshold.
-Same stack as above: Temporal dev server, one worker in a child process, PostgreSQL and Redis, on 2 cores.
+signature. One fresh user per sample: 15 events ($0.75 of a $1 daily budget, each a step of 5%)
+recorded and counted first, then the clock runs from the call to \`record()\` of the 16th. Samples are
+sequential. Everything goes through the ingest tier: the tracker recording the crossing event uses
+linger ${r.probeLingerMs} ms (the default, 200 ms, would add up to 200 ms); the ${r.shards} ingest shards flush after at most
+${fmt(r.ingestLingerMs)} ms (\`ingest.lingerMs\`, the default). The background traffic is a second tracker with every
+default sending ${fmt(r.backgroundEventsPerSec)} events/s over ${fmt(r.backgroundUsers)} other users to the same worker, priced so they never move
+a budget materially (so they reach no budget workflow). Same stack as the ingestion scenarios:
+Temporal dev server, one worker in a child process, PostgreSQL and Redis, on 2 cores.
 
 | scenario | samples | p50 | p95 | p99 | max | p99 < 1 s | background rate (events/s) | CPU: worker / machine |
 |---|---:|---:|---:|---:|---:|---|---|---:|
 ${r.scenarios.map(row).join('\n')}
 
-Where the time goes (median and 95th percentile of each stage, in ms; stage ends from the client's clock and the two workflows' histories):
+Where the time goes (median and 95th percentile of each stage, in ms; stage ends from the client's clock and the workflows' histories):
 
-| scenario | record() -> signal accepted | -> alert workflow started | -> delivery scheduled | -> webhook received |
-|---|---:|---:|---:|---:|
+| scenario | record() -> accepted by the shard | -> \`totals\` signal in the budget workflow | -> alert workflow started | -> delivery scheduled | -> webhook received |
+|---|---:|---:|---:|---:|---:|
 ${r.scenarios.map(stageRow).join('\n')}
 
 ${
@@ -487,19 +514,13 @@ ${
       ? `Idle and under load alike, the largest share is ${slowest(idle)}`
       : `${idle?.stages ? `Idle, the largest share is ${slowest(idle)}` : 'Idle: no stage breakdown'}${loaded?.stages ? `; under load, ${slowest(loaded)}` : ''}`
   }.
-Each hop is a workflow task or an activity dispatched through the one task queue: idle, each costs a few
-milliseconds to tens of milliseconds; under load, each waits behind the background traffic's workflow tasks
-(whose flushes run inside them, as local activities) on the same worker, first come first served. The path
-has three such hops: the budget workflow's task for the signal (the flush, the rules and raiseAlert run in
-it as local activities), the alert workflow's first task (history and claim as local activities) and the
-delivery activity.
 ${
     loaded && loaded.backgroundLedgerEventsPerSec < 0.95 * loaded.backgroundAcceptedEventsPerSec
       ? `The background traffic was not sustained over the sampling window: the ledger took ${fmt(loaded.backgroundLedgerEventsPerSec)} events/s
 of the ${fmt(loaded.backgroundAcceptedEventsPerSec)} accepted, so the backlog grew (${fmt(loaded.backgroundBacklog)} events at the end) and later samples waited longer.
 `
       : ''
-  }CPU is the whole machine's (the Temporal dev server, PostgreSQL and other work on it included); the worker's
+  }CPU is the whole machine's (the Temporal dev server, PostgreSQL and any other work on it included); the worker's
 100% is one core. With ${r.scenarios.map((s) => s.samples).join(' and ')} samples, p99 is close to the maximum.
 `;
 }

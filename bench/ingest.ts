@@ -1,45 +1,132 @@
 /**
- * Ingestion through Temporal: synthetic users send usage through CostTracker to their budget
- * workflows (a worker in a child process, a Temporal dev server, PostgreSQL, Redis), until the
- * ledger, the rollups and every workflow's totals agree. In the same run, the original design's
- * direct path (one INSERT plus one Redis ZADD per event, no Temporal) for comparison.
+ * Ingestion through the ingest tier (the path as it ships): synthetic users record usage through a
+ * CostTracker with its defaults (target `ingest`: compact cross-user batches signalled to the shards
+ * `ingest/<n>`), a worker in a child process (`costguard start --no-api`, compiled) flushes them
+ * (price, ledger + exact rollups, Redis) and tells a user's budget workflow of its spend only on
+ * material change. In the same run, the original design's direct path (one INSERT plus one Redis
+ * ZADD per event, no Temporal) at the same user counts, for comparison.
+ *
+ * Each scenario runs on a stack of its own (a fresh Temporal dev server, database and worker):
+ *   1. saturation: `users x ratePerUser` events/s offered for `durationSec`; sustained events/s is
+ *      every accepted event over (first record() -> the last one in the ledger). Signals, workflow
+ *      tasks, history bytes and each process's CPU are taken over this phase alone.
+ *   2. half saturation: half the sustained rate for `halfDurationSec`; "exact status" latency is from
+ *      record() resolving to the event being counted in `readBudgetStatus(...).live` (what
+ *      GET /v1/budgets/:scope answers), sampling at most 5 users every 500 ms.
+ *   3. checks: ledger = rollups (system and every user), live status = ledger (a sample of users),
+ *      and each budget workflow's spend against the ledger (the lag, compared with the step).
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+// @temporalio/proto is CommonJS: its namespace comes through the default import under native ESM.
+import proto from '@temporalio/proto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { CostTracker } from '../src/client/index.js';
+import { readBudgetStatus } from '../src/client/budgets.js';
+import { CostTracker, type BatchEvent, parseTrackedEvents, toBatchEvent } from '../src/client/cost-tracker.js';
+import type { Scope } from '../src/domain/budget.js';
+import { type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../src/domain/ingest.js';
 import { normalizeAmount } from '../src/domain/money.js';
-import { budgetWorkflowId, statusQuery } from '../src/messages.js';
-import { fmt, freshDatabase, sleep, until } from './lib.js';
-import { startBenchStack } from './stack.js';
+import type { UsageEventInput } from '../src/domain/usage.js';
+import { type BudgetStatus, budgetWorkflowId, ingestStatusQuery, statusQuery } from '../src/messages.js';
+import { type CpuUse, cpuDelta, fmt, freshDatabase, peakRssMiB, percentile, readCpu, sleep, sorted, until } from './lib.js';
+import { type BenchStack, startBenchStack } from './stack.js';
 
 export interface IngestScenario {
   users: number;
-  ratePerUser: number; // events per second per user
+  /** Events per second per user in the saturation phase. */
+  ratePerUser: number;
   durationSec: number;
-  /** CostTracker linger: longer means bigger batches, fewer signals, more latency. */
-  lingerMs: number;
+  /** Length of the half-saturation phase (exact status latency). */
+  halfDurationSec: number;
+  /** `ingest.stepFraction` for the worker (a config file of its own); default: the shipped default. */
+  stepFraction?: number;
 }
 
-export interface IngestResult extends IngestScenario {
-  events: number;
+export interface LoadPhase {
   offeredEventsPerSec: number;
+  events: number;
+  failed: number;
+  /** Events / (first record() -> the last event in the ledger). */
   sustainedEventsPerSec: number;
+  /** From the last record() resolving to the last event in the ledger. */
   drainSeconds: number;
-  signalsPer1000: number;
-  workflowTasksPer1000: number;
-  activitiesPer1000: number;
+  /** record() called -> resolved (Temporal accepted the batch holding the event), in ms. */
   acceptedP50Ms: number;
   acceptedP99Ms: number;
-  reflectedP50Ms: number;
-  reflectedP99Ms: number;
-  peakSignalsPerSecBusiestWorkflow: number;
+}
+
+export interface HistoryStats {
+  runs: Record<WorkflowKind, number>;
+  workflowTasks: Record<WorkflowKind, number>;
+  /** WorkflowTaskFailed + WorkflowTaskTimedOut (a worker too slow or failing), all kinds. */
+  failedOrTimedOutTasks: number;
+  /** Local activity markers (ingest flushes and the budget workflows' reads), all kinds. */
+  localActivities: number;
+  signals: { ingest: number; totals: number; other: number };
+  bytes: Record<WorkflowKind, number>;
+}
+
+export type WorkflowKind = 'ingest' | 'userBudget' | 'aggregateBudget' | 'alert' | 'other';
+
+export interface IngestResult extends IngestScenario {
+  /** The step of a user scope: `ingest.stepFraction` of its smallest budget, in USD. */
+  stepUsd: number;
+  stepFraction: number;
+  shards: number;
+  /** Mean cost of a benchmark event (ledger sum / count). */
+  meanEventCostUsd: number;
+  saturation: LoadPhase;
+  signals: {
+    ingest: number;
+    totals: number;
+    /** The shards' own count of totals signals (ingestStatus counters.signalsSent): a cross-check of `totals`. */
+    totalsFromShardCounters: number;
+    per1000: number;
+    ingestPer1000: number;
+    totalsPer1000: number;
+    eventsPerIngestSignal: number;
+  };
+  history: HistoryStats;
+  workflowTasks: { per1000: number; ingestPer1000: number; budgetPer1000: number; otherPer1000: number };
+  temporalCpuUsPerEvent: number;
+  historyBytesPerEvent: number;
+  /** CPU of each process over the saturation phase (first record() -> every flush done). */
+  cpu: CpuUse;
+  cpuUsPerEvent: { worker: number; temporal: number; postgres: number; redis: number; bench: number; other: number; total: number };
   workerPeakRssMiB: number;
-  exact: { ledgerEqualsRollups: boolean; systemEqualsLedger: boolean; usersEqualLedger: boolean; ledgerCount: number };
+  /** JSON bytes per event of one 500-event signal to a shard: the object form vs the compact form. */
+  signalBytes: { batchEvents: number; users: number; objectBytesPerEvent: number; compactBytesPerEvent: number };
+  half: LoadPhase & {
+    exactStatusP50Ms: number;
+    exactStatusP99Ms: number;
+    exactStatusSamples: number;
+    /** Events whose visibility was never seen (the sampler gave up): counted against the target. */
+    exactStatusUnseen: number;
+    statusReads: number;
+    watchedUsers: number;
+    /** live spend - the budget workflow's spend, at the sampled reads, max (USD; a flush between its commit and its signal included). */
+    lagDuringLoadMaxUsd: number;
+  };
+  /** Each user budget workflow's day spend behind the ledger once every flush completed (USD). */
+  lag: { usersWithWorkflow: number; maxUsd: number; p99Usd: number; withinStep: number; ahead: number };
+  exact: {
+    ledgerCount: number;
+    ledgerEqualsSystemRollups: boolean;
+    usersChecked: number;
+    usersMismatched: number;
+    liveChecked: number;
+    liveMismatched: number;
+    systemWorkflowEqualsLedger: boolean;
+    ok: boolean;
+  };
 }
 
 export interface DirectResult {
+  users: number;
   events: number;
   concurrency: number;
   eventsPerSec: number;
@@ -52,206 +139,425 @@ const MODELS = [
   ['google', 'gemini-2.5-flash'],
 ] as const;
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const STATUS_EVERY_MS = 500;
+const STATUS_USERS_PER_READ = 5;
+const LIVE_SAMPLE_USERS = 20;
+
+/** Event `i` of a phase, for user `user`: each user goes through the four models in turn, token counts vary. */
+function benchEvent(tag: string, i: number, user: number, users: number): UsageEventInput & { requestId: string } {
+  const round = Math.floor(i / users);
+  const [provider, model] = MODELS[(round + user) % MODELS.length]!;
+  const h = Math.imul(i + 1, 2654435761) >>> 0;
+  return {
+    requestId: `${tag}-${i}`,
+    provider,
+    model,
+    userId: `bench-${user}`,
+    taskType: i % 3 ? 'chat' : 'summarise',
+    usage: { inputTokens: 500 + (h % 4000), cacheReadTokens: (h >>> 12) % 200, outputTokens: 50 + ((h >>> 4) % 700) },
+  };
 }
 
-function peakRssMiB(pid: number): number {
+/**
+ * Offers `rate` events/s round-robin over `users` users for `durationSec` (not waiting for record()
+ * to resolve: a saturated stack shows as backpressure and latency), then waits for every record().
+ */
+async function drive(opts: {
+  tracker: CostTracker;
+  users: number;
+  rate: number;
+  durationSec: number;
+  tag: string;
+  label: string;
+  perUserSeq: number[];
+  onAccepted?: (user: number, seq: number, atMs: number) => void;
+}): Promise<{ total: number; failed: number; t0: number; loadEnd: number; lastAccepted: number; accepted: Float64Array }> {
+  const total = Math.max(1, Math.round(opts.rate * opts.durationSec));
+  const accepted = new Float64Array(total);
+  let acceptedCount = 0;
+  let failed = 0;
+  let firstError: unknown;
+  let lastAccepted = 0;
+  const promises: Promise<void>[] = [];
+  const t0 = performance.now();
+  let sent = 0;
+  let lastProgress = t0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * opts.rate) + 1);
+    while (sent < due) {
+      const i = sent++;
+      const user = i % opts.users;
+      const seq = ++opts.perUserSeq[user]!;
+      const at = performance.now();
+      promises.push(
+        opts.tracker.record(benchEvent(opts.tag, i, user, opts.users)).then(
+          () => {
+            const now = performance.now();
+            accepted[acceptedCount++] = now - at;
+            lastAccepted = now;
+            opts.onAccepted?.(user, seq, now);
+          },
+          (err: unknown) => {
+            failed++;
+            firstError ??= err;
+          },
+        ),
+      );
+    }
+    if (performance.now() - lastProgress > 5000) {
+      lastProgress = performance.now();
+      process.stderr.write(`  ${opts.label}: ${fmt(sent)}/${fmt(total)} recorded, ${fmt(acceptedCount)} accepted, ${fmt(opts.tracker.stats().pending)} pending in the tracker\n`);
+    }
+    await sleep(20);
+  }
+  const loadEnd = performance.now();
+  await Promise.all(promises);
+  if (failed > 0) process.stderr.write(`  ${opts.label}: ${fmt(failed)} record() calls failed, the first: ${String(firstError)}\n`);
+  return { total, failed, t0, loadEnd, lastAccepted, accepted: sorted(accepted.subarray(0, acceptedCount)) };
+}
+
+/** Calls in the system's hour rollups: every ledger row adds one, in the same statement (a few rows to read, not a count of the ledger). */
+async function rolledUp(pool: pg.Pool): Promise<number> {
+  return Number((await pool.query(`SELECT coalesce(sum(calls), 0) AS n FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'hour'`)).rows[0].n);
+}
+
+/** Sums of the shards' counters (ingestStatus query), or null while one cannot answer. */
+async function shardCounters(client: Client, shards: number): Promise<{ counted: number; pending: number; signalsSent: number } | null> {
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : Number.NaN;
+    const all = await Promise.all(Array.from({ length: shards }, (_, n) => client.workflow.getHandle(ingestWorkflowId(n)).query(ingestStatusQuery)));
+    return all.reduce((a, s) => ({ counted: a.counted + s.counters.counted, pending: a.pending + s.pendingEvents, signalsSent: a.signalsSent + s.counters.signalsSent }), { counted: 0, pending: 0, signalsSent: 0 });
   } catch {
-    return Number.NaN;
+    return null;
   }
 }
 
+function kindOf(workflowId: string): WorkflowKind {
+  if (workflowId.startsWith('ingest/')) return 'ingest';
+  if (workflowId.startsWith('budget/user:')) return 'userBudget';
+  if (workflowId.startsWith('budget/')) return 'aggregateBudget';
+  if (workflowId.startsWith('alert/')) return 'alert';
+  return 'other';
+}
+
+const zeroKinds = (): Record<WorkflowKind, number> => ({ ingest: 0, userBudget: 0, aggregateBudget: 0, alert: 0, other: 0 });
+
+/** Every run on the server (continued-as-new runs included), its history fetched: tasks, signals, bytes. */
+export async function historyStats(client: Client): Promise<HistoryStats> {
+  const runs: { workflowId: string; runId: string }[] = [];
+  for await (const w of client.workflow.list()) runs.push({ workflowId: w.workflowId, runId: w.runId });
+  const stats: HistoryStats = { runs: zeroKinds(), workflowTasks: zeroKinds(), failedOrTimedOutTasks: 0, localActivities: 0, signals: { ingest: 0, totals: 0, other: 0 }, bytes: zeroKinds() };
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < runs.length) {
+        const run = runs[next++]!;
+        const kind = kindOf(run.workflowId);
+        const h = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+        stats.runs[kind]++;
+        stats.bytes[kind] += proto.temporal.api.history.v1.History.encode(h).finish().byteLength;
+        for (const ev of h.events ?? []) {
+          if (ev.workflowTaskCompletedEventAttributes) stats.workflowTasks[kind]++;
+          else if (ev.workflowTaskFailedEventAttributes || ev.workflowTaskTimedOutEventAttributes) stats.failedOrTimedOutTasks++;
+          else if (ev.markerRecordedEventAttributes) stats.localActivities++;
+          else if (ev.workflowExecutionSignaledEventAttributes) {
+            const name = ev.workflowExecutionSignaledEventAttributes.signalName;
+            if (name === 'ingest') stats.signals.ingest++;
+            else if (name === 'totals') stats.signals.totals++;
+            else stats.signals.other++;
+          }
+        }
+      }
+    }),
+  );
+  return stats;
+}
+
+const daySpent = (s: Pick<BudgetStatus, 'budgets'>) => s.budgets.find((b) => b.period === 'day');
+
+/** JSON bytes per event of one shard's 500-event signal: the object form `{batchId, events}` vs the compact form. */
+export function signalBytes(users: number, shards: number, batchEvents = 500): IngestResult['signalBytes'] {
+  const events: BatchEvent[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; events.length < batchEvents; i++) {
+    const user = i % users;
+    if (shardOf(`bench-${user}`, shards) !== 0) continue;
+    const parsed = parseTrackedEvents([benchEvent('b', i, user, users)], { now: Date.now(), generateId: randomUUID, indexed: false });
+    if (!parsed.ok) throw new Error(`bench event refused: ${JSON.stringify(parsed.issues)}`);
+    events.push(toBatchEvent(parsed.value[0]!));
+    seen.add(user);
+  }
+  const batchId = `${randomUUID()}:1`;
+  return {
+    batchEvents,
+    users: seen.size,
+    objectBytesPerEvent: Buffer.byteLength(JSON.stringify({ batchId, events })) / batchEvents,
+    compactBytesPerEvent: Buffer.byteLength(JSON.stringify(encodeBatch(batchId, events as WireEvent[]))) / batchEvents,
+  };
+}
+
+/** Polls the system's rollups until they count `target` events; returns when (performance.now()). */
+async function untilInLedger(pool: pg.Pool, target: number, what: string): Promise<number> {
+  await until(what, async () => (await rolledUp(pool)) >= target, 900_000, 200);
+  return performance.now();
+}
+
 export async function runIngestBench(baseUrl: string, redisUrl: string, scenario: IngestScenario): Promise<IngestResult> {
-  const label = `ingest ${scenario.users} users x ${scenario.ratePerUser} events/s`;
+  const label = `ingest ${fmt(scenario.users)} users x ${scenario.ratePerUser}/s${scenario.stepFraction !== undefined ? `, step ${scenario.stepFraction * 100}%` : ''}`;
   process.stderr.write(`${label}: starting Temporal, database and worker\n`);
-  const stack = await startBenchStack({ baseUrl, redisUrl, name: 'bench', poolMax: 8 });
-  // The worker (costguard start) starts the system budget workflow itself.
-  const { client, pool, taskQueue, worker } = stack;
+  let configDir: string | undefined;
+  const workerEnv: Record<string, string> = {};
+  if (scenario.stepFraction !== undefined) {
+    configDir = mkdtempSync(join(tmpdir(), 'costguard-bench-ingest-'));
+    writeFileSync(join(configDir, 'costguard.yaml'), `ingest:\n  stepFraction: ${scenario.stepFraction}\n`);
+    workerEnv.COSTGUARD_CONFIG = join(configDir, 'costguard.yaml');
+  }
+  const stack: BenchStack = await startBenchStack({ baseUrl, redisUrl, name: 'bench', poolMax: 8, workerEnv }).catch((err: unknown) => {
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
+    throw err;
+  });
+  const { client, pool, worker, config } = stack;
+  const shards = config.ingest.shards;
+  // The CostTracker as a service would create it: every default (target ingest, linger 200 ms, 500
+  // events a batch, one send in flight per shard, 50,000 events pending at most).
+  const tracker = new CostTracker({ client, taskQueue: stack.taskQueue, ingestShards: shards });
+  const perUserSeq = new Array<number>(scenario.users).fill(0);
   try {
+    // ---- 1. saturation -------------------------------------------------------------------------
+    const offered = scenario.users * scenario.ratePerUser;
+    const cpuStart = readCpu({ worker: worker.pid, temporal: stack.temporal.pid });
+    const sat = await drive({ tracker, users: scenario.users, rate: offered, durationSec: scenario.durationSec, tag: 's', label: `${label}, saturation`, perUserSeq });
+    const satEvents = sat.total - sat.failed;
+    process.stderr.write(`  ${label}: all ${fmt(sat.total)} recorded; waiting for the ledger\n`);
+    const drainedAt = await untilInLedger(pool, satEvents, 'the ledger to hold every event');
+    // Every flush done (its totals signals sent): the shards counted every event.
+    await until('every flush to complete', async () => ((await shardCounters(client, shards))?.counted ?? 0) >= satEvents, 120_000, 200);
+    await sleep(1000); // the budget workflows' tasks for the last signals
+    const cpuEnd = readCpu({ worker: worker.pid, temporal: stack.temporal.pid });
+    const cpu = cpuDelta(cpuStart, cpuEnd);
+    const workerRssAfterSaturation = peakRssMiB(worker.pid);
+    const saturation: LoadPhase = {
+      offeredEventsPerSec: sat.total / ((sat.loadEnd - sat.t0) / 1000),
+      events: satEvents,
+      failed: sat.failed,
+      sustainedEventsPerSec: satEvents / ((drainedAt - sat.t0) / 1000),
+      drainSeconds: (drainedAt - sat.lastAccepted) / 1000,
+      acceptedP50Ms: percentile(sat.accepted, 50),
+      acceptedP99Ms: percentile(sat.accepted, 99),
+    };
+    process.stderr.write(`  ${label}: sustained ${fmt(saturation.sustainedEventsPerSec)} events/s; counting tasks and signals from the histories\n`);
+    const shardTotals = await shardCounters(client, shards);
+    const history = await historyStats(client);
+    const tasks = history.workflowTasks;
+    const allTasks = Object.values(tasks).reduce((a, b) => a + b, 0);
+    const allBytes = Object.values(history.bytes).reduce((a, b) => a + b, 0);
+    const per1000 = (n: number) => (n / satEvents) * 1000;
+    const us = (sec: number) => (sec * 1e6) / satEvents;
 
-    const tracker = new CostTracker({ client, taskQueue, lingerMs: scenario.lingerMs, maxBatchSize: 1000, maxPendingEvents: 100_000, maxConcurrentSends: 64 });
-    const total = scenario.users * scenario.ratePerUser * scenario.durationSec;
-    const accepted = new Float64Array(total);
-    const recordedAt = new Float64Array(total);
-    let acceptedCount = 0;
-    let failed = 0;
-    const perUserSeq = new Array<number>(scenario.users).fill(0);
-    const sampleUsers = Array.from({ length: Math.min(10, scenario.users) }, (_, i) => Math.floor((i * scenario.users) / Math.min(10, scenario.users)));
-    const sampleSet = new Set(sampleUsers);
-    const samples = new Map<number, { seq: number; at: number }[]>(sampleUsers.map((u) => [u, []]));
-    const reflected: number[] = [];
-
-    // Reflected-in-status latency: poll the sample users' workflows; event n of a user is reflected
-    // once that workflow has counted n events.
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
+    // ---- 2. half saturation: exact status latency --------------------------------------------
+    const halfRate = Math.max(10, Math.min(saturation.offeredEventsPerSec, saturation.sustainedEventsPerSec) / 2);
+    const perUserRate = halfRate / scenario.users;
+    // Enough users watched for about 10 events a second among them (at most 5 read per 500 ms).
+    const watchCount = Math.min(scenario.users, Math.max(STATUS_USERS_PER_READ, Math.ceil(10 / perUserRate)));
+    const watched = new Map<number, { seq: number; at: number }[]>();
+    for (let k = 0; k < watchCount; k++) watched.set(Math.floor((k * scenario.users) / watchCount), []);
+    const statusLatencies: number[] = [];
+    let statusReads = 0;
+    let lagDuringLoadMaxUsd = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const tick = performance.now();
+        const due = [...watched.entries()].filter(([, q]) => q.length > 0).sort((a, b) => a[1][0]!.at - b[1][0]!.at).slice(0, STATUS_USERS_PER_READ);
         await Promise.all(
-          sampleUsers.map(async (u) => {
-            const pendingSamples = samples.get(u)!;
-            if (pendingSamples.length === 0) return;
+          due.map(async ([user, queue]) => {
             try {
-              const s = await client.workflow.getHandle(budgetWorkflowId(`user:bench-${u}`)).query(statusQuery);
+              const s = await readBudgetStatus(client, pool, config, `user:bench-${user}` as Scope);
+              statusReads++;
               const now = performance.now();
-              while (pendingSamples.length > 0 && pendingSamples[0]!.seq <= s.counters.eventsCounted) reflected.push(now - pendingSamples.shift()!.at);
+              const live = daySpent(s.live);
+              const calls = live?.totals.calls ?? 0;
+              while (queue.length > 0 && queue[0]!.seq <= calls) statusLatencies.push(Math.max(0, now - queue.shift()!.at));
+              const wf = s.workflow === 'running' ? daySpent(s) : undefined;
+              if (live && wf) lagDuringLoadMaxUsd = Math.max(lagDuringLoadMaxUsd, Number(live.spentUsd) - Number(wf.spentUsd));
             } catch {
-              // not started yet
+              // Temporal busy: read again at the next tick
             }
           }),
         );
-        // Every 500 ms: each sample is a query through the server to the worker; 100 a second (10
-        // users every 100 ms) were 2.5 times as many requests as the usage signals themselves.
-        await sleep(500);
+        await sleep(Math.max(0, STATUS_EVERY_MS - (performance.now() - tick)));
       }
     })();
+    process.stderr.write(`  ${label}: half saturation, ${fmt(halfRate)} events/s for ${scenario.halfDurationSec} s, exact status of ${watchCount} watched users\n`);
+    const before = await rolledUp(pool);
+    const half = await drive({
+      tracker,
+      users: scenario.users,
+      rate: halfRate,
+      durationSec: scenario.halfDurationSec,
+      tag: 'h',
+      label: `${label}, half saturation`,
+      perUserSeq,
+      onAccepted: (user, seq, at) => watched.get(user)?.push({ seq, at }),
+    });
+    const halfEvents = half.total - half.failed;
+    const halfDrained = await untilInLedger(pool, before + halfEvents, 'the ledger to hold the half-saturation events');
+    // The last samples: give the sampler up to 30 s to see every watched event.
+    const sampleDeadline = performance.now() + 30_000;
+    while ([...watched.values()].some((q) => q.length > 0) && performance.now() < sampleDeadline) await sleep(100);
+    sampling = false;
+    await sampler;
+    const unseen = [...watched.values()].reduce((a, q) => a + q.length, 0);
+    const statusSorted = sorted(statusLatencies);
 
-    const t0 = performance.now();
-    const promises: Promise<void>[] = [];
-    let sent = 0;
-    const tickMs = 50;
-    const perTick = (scenario.users * scenario.ratePerUser * tickMs) / 1000;
-    let carry = 0;
-    let nextUser = 0;
-    let lastProgress = 0;
-    while (sent < total) {
-      const elapsed = performance.now() - t0;
-      const due = Math.min(total, Math.floor((elapsed / tickMs + 1) * perTick + carry));
-      while (sent < due) {
-        const i = sent++;
-        const user = nextUser;
-        nextUser = (nextUser + 1) % scenario.users;
-        const [provider, model] = MODELS[i % MODELS.length]!;
-        const seq = ++perUserSeq[user]!;
-        const at = performance.now();
-        recordedAt[i] = at;
-        if (sampleSet.has(user)) samples.get(user)!.push({ seq, at });
-        promises.push(
-          tracker
-            .record({ requestId: `b-${i}`, provider, model, userId: `bench-${user}`, taskType: i % 3 ? 'chat' : 'summarise', usage: { inputTokens: 500 + (i % 4000), cacheReadTokens: i % 200, outputTokens: 50 + (i % 700) } })
-            .then(
-              () => {
-                accepted[acceptedCount++] = performance.now() - at;
-              },
-              () => {
-                failed++;
-              },
-            ),
-        );
-      }
-      carry = 0;
-      if (elapsed - lastProgress > 5000) {
-        lastProgress = elapsed;
-        process.stderr.write(`  ${label}: ${fmt(sent)}/${fmt(total)} recorded, ${fmt(acceptedCount)} accepted\n`);
-      }
-      await sleep(tickMs);
+    // ---- 3. checks -----------------------------------------------------------------------------
+    const allEvents = satEvents + halfEvents;
+    await until('every flush to complete', async () => ((await shardCounters(client, shards))?.counted ?? 0) >= allEvents, 120_000, 200);
+    await sleep(1000);
+    process.stderr.write(`  ${label}: checking ledger = rollups = live status, and each budget workflow against the ledger\n`);
+    const ledger = (await pool.query<{ n: string; c: string }>('SELECT count(*) AS n, coalesce(sum(cost_usd), 0)::text AS c FROM usage_ledger')).rows[0]!;
+    const system = (await pool.query<{ c: string }>(`SELECT coalesce(sum(cost_usd), 0)::text AS c FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'hour'`)).rows[0]!;
+    const users = (
+      await pool.query<{ users: string; mismatched: string }>(`
+        WITH l AS (SELECT 'user:' || user_id AS scope, count(*) AS n, sum(cost_usd) AS c FROM usage_ledger GROUP BY 1),
+             r AS (SELECT scope, sum(calls) AS n, sum(cost_usd) AS c FROM usage_rollup_totals WHERE scope LIKE 'user:%' AND period_kind = 'day' GROUP BY 1)
+        SELECT count(*) AS users, count(*) FILTER (WHERE l.n IS DISTINCT FROM r.n OR l.c IS DISTINCT FROM r.c) AS mismatched
+        FROM l FULL JOIN r USING (scope)`)
+    ).rows[0]!;
+    const perUser = new Map(
+      (await pool.query<{ user_id: string; c: string; n: string }>('SELECT user_id, sum(cost_usd)::text AS c, count(*) AS n FROM usage_ledger GROUP BY user_id')).rows.map((r) => [r.user_id, { cost: normalizeAmount(r.c), calls: Number(r.n) }]),
+    );
+    let liveMismatched = 0;
+    let smallestUserBudgetUsd = Number.POSITIVE_INFINITY;
+    const liveUsers = Array.from({ length: Math.min(LIVE_SAMPLE_USERS, scenario.users) }, (_, k) => Math.floor((k * scenario.users) / Math.min(LIVE_SAMPLE_USERS, scenario.users)));
+    for (const u of liveUsers) {
+      const s = await readBudgetStatus(client, pool, config, `user:bench-${u}` as Scope);
+      for (const b of s.live.budgets) smallestUserBudgetUsd = Math.min(smallestUserBudgetUsd, Number(b.amountUsd));
+      const live = daySpent(s.live);
+      const l = perUser.get(`bench-${u}`);
+      if (!live || !l || live.spentUsd !== l.cost || live.totals.calls !== l.calls) liveMismatched++;
     }
-    await Promise.all(promises);
-    await tracker.close();
-    const loadEnd = performance.now();
-    process.stderr.write(`  ${label}: all ${fmt(total)} recorded (${failed} failed); waiting for the ledger and workflows\n`);
-
-    const ledgerCount = async () => Number((await pool.query('SELECT count(*) AS n FROM usage_ledger')).rows[0].n);
-    // Polled through the system's hour rollups (a handful of rows, written in the same statement as
-    // the ledger rows), not by counting the ledger, a scan of up to 200,000 rows four times a second
-    // on the same 2 cores. The ledger is counted once at the end.
-    const rolledUp = async () => Number((await pool.query(`SELECT coalesce(sum(calls), 0) AS n FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'hour'`)).rows[0].n);
-    await until('the ledger to hold every event', async () => (await rolledUp()) >= total - failed, 600_000);
-    const drainedAt = performance.now();
-    // Every workflow has applied its last flush when its count equals its ledger count.
-    const perUser = await pool.query<{ user_id: string; cost: string; n: string }>('SELECT user_id, sum(cost_usd)::text AS cost, count(*) AS n FROM usage_ledger GROUP BY user_id');
-    let usersEqual = true;
-    await until('every user workflow to equal the ledger', async () => {
-      let all = true;
-      for (let i = 0; i < perUser.rows.length; i += 50) {
-        const chunk = perUser.rows.slice(i, i + 50);
-        // A query can fail while a workflow task is being retried (timed out under load): not yet.
-        const statuses = await Promise.all(chunk.map((r) => client.workflow.getHandle(budgetWorkflowId(`user:${r.user_id}`)).query(statusQuery).catch(() => null)));
-        statuses.forEach((s, j) => {
-          const r = chunk[j]!;
-          if (!s) {
-            all = false;
-            return;
-          }
-          if (s.budgets[0]!.spentUsd !== normalizeAmount(r.cost) || s.budgets[0]!.totals.calls !== Number(r.n)) all = false;
-        });
-      }
-      usersEqual = all;
-      return all;
-    }, 120_000);
-    const ledgerSum = normalizeAmount((await pool.query('SELECT sum(cost_usd)::text AS c FROM usage_ledger')).rows[0].c);
-    const rollupSum = normalizeAmount((await pool.query(`SELECT sum(cost_usd)::text AS c FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'hour'`)).rows[0].c);
+    // Budget workflows against the ledger (queries are answered after the signals already accepted).
+    const ids: string[] = [];
+    for await (const w of client.workflow.list({ query: `WorkflowType = 'budgetWorkflow' AND ExecutionStatus = 'Running'` })) if (w.workflowId.startsWith('budget/user:')) ids.push(w.workflowId);
+    const lags: number[] = [];
+    let ahead = 0;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < ids.length) {
+          const id = ids[next++]!;
+          const s = await client.workflow.getHandle(id).query(statusQuery);
+          const wf = daySpent(s);
+          const l = perUser.get(id.slice('budget/user:'.length));
+          if (!wf || !l) continue;
+          const lag = Number(l.cost) - Number(wf.spentUsd);
+          if (lag < 0) ahead++;
+          lags.push(lag);
+        }
+      }),
+    );
+    const lagSorted = sorted(lags);
+    const stepUsd = smallestUserBudgetUsd * config.ingest.stepFraction;
     let systemEqual = false;
-    await until('the system workflow to equal the ledger', async () => {
-      const s = await client.workflow.getHandle(budgetWorkflowId('system')).query(statusQuery);
-      systemEqual = s.budgets.find((b) => b.period === 'day')!.spentUsd === ledgerSum;
-      return systemEqual;
-    }, 60_000);
+    await until(
+      'the system budget workflow to equal the ledger',
+      async () => {
+        const s = await client.workflow.getHandle(budgetWorkflowId('system')).query(statusQuery);
+        systemEqual = daySpent(s)?.spentUsd === normalizeAmount(ledger.c);
+        return systemEqual;
+      },
+      30_000,
+      500,
+    ).catch(() => undefined);
+    const exact = {
+      ledgerCount: Number(ledger.n),
+      ledgerEqualsSystemRollups: normalizeAmount(ledger.c) === normalizeAmount(system.c) && Number(ledger.n) === (await rolledUp(pool)),
+      usersChecked: Number(users.users),
+      usersMismatched: Number(users.mismatched),
+      liveChecked: liveUsers.length,
+      liveMismatched,
+      systemWorkflowEqualsLedger: systemEqual,
+      ok: false,
+    };
+    exact.ok = exact.ledgerCount === allEvents && exact.ledgerEqualsSystemRollups && exact.usersMismatched === 0 && exact.liveMismatched === 0 && exact.systemWorkflowEqualsLedger;
 
-    // Workflow tasks, activities and the busiest workflow's peak signal rate, from the histories.
-    process.stderr.write(`  ${label}: counting workflow tasks from the histories\n`);
-    let workflowTasks = 0;
-    let activities = 0;
-    let peak = 0;
-    const executions: { workflowId: string; runId: string }[] = [];
-    for await (const w of client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) executions.push({ workflowId: w.workflowId, runId: w.runId });
-    for (let i = 0; i < executions.length; i += 20) {
-      await Promise.all(
-        executions.slice(i, i + 20).map(async (e) => {
-          const h = await client.workflow.getHandle(e.workflowId, e.runId).fetchHistory();
-          const perSecond = new Map<number, number>();
-          for (const ev of h.events ?? []) {
-            if (ev.workflowTaskCompletedEventAttributes) workflowTasks++;
-            if (ev.activityTaskScheduledEventAttributes) activities++;
-            if (ev.workflowExecutionSignaledEventAttributes) {
-              const sec = Number(ev.eventTime?.seconds ?? 0);
-              const n = (perSecond.get(sec) ?? 0) + 1;
-              perSecond.set(sec, n);
-              if (n > peak) peak = n;
-            }
-          }
-        }),
-      );
-    }
-    const acc = accepted.slice(0, acceptedCount).sort();
-    const ref = Float64Array.from(reflected).sort();
-    const stats = tracker.stats();
-    polling = false;
-    await poller;
-    const events = total - failed;
     return {
       ...scenario,
-      events,
-      offeredEventsPerSec: total / ((loadEnd - t0) / 1000),
-      sustainedEventsPerSec: events / ((drainedAt - t0) / 1000),
-      drainSeconds: (drainedAt - loadEnd) / 1000,
-      signalsPer1000: (stats.sentBatches / events) * 1000,
-      workflowTasksPer1000: (workflowTasks / events) * 1000,
-      activitiesPer1000: (activities / events) * 1000,
-      acceptedP50Ms: percentile(acc, 50),
-      acceptedP99Ms: percentile(acc, 99),
-      reflectedP50Ms: percentile(ref, 50),
-      reflectedP99Ms: percentile(ref, 99),
-      peakSignalsPerSecBusiestWorkflow: peak,
-      workerPeakRssMiB: peakRssMiB(worker.pid!),
-      exact: { ledgerEqualsRollups: ledgerSum === rollupSum, systemEqualsLedger: systemEqual, usersEqualLedger: usersEqual, ledgerCount: await ledgerCount() },
+      stepUsd,
+      stepFraction: config.ingest.stepFraction,
+      shards,
+      meanEventCostUsd: Number(ledger.c) / Number(ledger.n),
+      saturation,
+      signals: {
+        ingest: history.signals.ingest,
+        totals: history.signals.totals,
+        totalsFromShardCounters: shardTotals?.signalsSent ?? Number.NaN,
+        per1000: per1000(history.signals.ingest + history.signals.totals),
+        ingestPer1000: per1000(history.signals.ingest),
+        totalsPer1000: per1000(history.signals.totals),
+        eventsPerIngestSignal: satEvents / history.signals.ingest,
+      },
+      history,
+      workflowTasks: {
+        per1000: per1000(allTasks),
+        ingestPer1000: per1000(tasks.ingest),
+        budgetPer1000: per1000(tasks.userBudget + tasks.aggregateBudget),
+        otherPer1000: per1000(tasks.alert + tasks.other),
+      },
+      temporalCpuUsPerEvent: us(cpu.temporal),
+      historyBytesPerEvent: allBytes / satEvents,
+      cpu,
+      cpuUsPerEvent: {
+        worker: us(cpu.worker),
+        temporal: us(cpu.temporal),
+        postgres: us(cpu.postgres),
+        redis: us(cpu.redis),
+        bench: us(cpu.bench),
+        other: us(cpu.other),
+        total: us(cpu.machineBusy),
+      },
+      workerPeakRssMiB: Math.max(workerRssAfterSaturation, peakRssMiB(worker.pid)),
+      signalBytes: signalBytes(scenario.users, shards),
+      half: {
+        offeredEventsPerSec: half.total / ((half.loadEnd - half.t0) / 1000),
+        events: halfEvents,
+        failed: half.failed,
+        sustainedEventsPerSec: halfEvents / ((halfDrained - half.t0) / 1000),
+        drainSeconds: (halfDrained - half.lastAccepted) / 1000,
+        acceptedP50Ms: percentile(half.accepted, 50),
+        acceptedP99Ms: percentile(half.accepted, 99),
+        exactStatusP50Ms: percentile(statusSorted, 50),
+        exactStatusP99Ms: percentile(statusSorted, 99),
+        exactStatusSamples: statusSorted.length,
+        exactStatusUnseen: unseen,
+        statusReads,
+        watchedUsers: watchCount,
+        lagDuringLoadMaxUsd,
+      },
+      lag: {
+        usersWithWorkflow: ids.length,
+        maxUsd: lagSorted.length > 0 ? lagSorted[lagSorted.length - 1]! : 0,
+        p99Usd: lagSorted.length > 0 ? percentile(lagSorted, 99) : 0,
+        withinStep: lags.filter((l) => l < stepUsd).length,
+        ahead,
+      },
+      exact,
     };
   } finally {
+    await Promise.race([tracker.close().catch(() => undefined), sleep(30_000)]);
     await stack.stop();
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
   }
 }
 
 /** The original design: per event, one INSERT into the ledger and one ZADD, no Temporal. */
-export async function runDirectBench(baseUrl: string, redisUrl: string, events: number, concurrency = 16): Promise<DirectResult> {
+export async function runDirectBench(baseUrl: string, redisUrl: string, events: number, users: number, concurrency = 16): Promise<DirectResult> {
   const db = await freshDatabase(baseUrl);
   const pool = new pg.Pool({ connectionString: db.url, max: concurrency });
   pool.on('error', () => undefined);
   const redis = new Redis(redisUrl);
   const prefix = `costguard-bench-direct:${randomBytes(4).toString('hex')}:`;
+  process.stderr.write(`direct path (INSERT + ZADD per event), ${fmt(users)} users: ${fmt(events)} events\n`);
   try {
     let next = 0;
     const t0 = performance.now();
@@ -264,16 +570,20 @@ export async function runDirectBench(baseUrl: string, redisUrl: string, events: 
             `INSERT INTO usage_ledger (request_id, batch_id, occurred_at, provider, model, user_id, task_type, input_tokens,
                cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd, price_source)
              VALUES ($1, 'direct', $2, 'openai', 'gpt-4o-mini', $3, 'chat', 1000, 0, 0, 0, 100, 0, 0.00021, 'catalog')`,
-            [`d-${i}`, at, `u${i % 200}`],
+            [`d-${i}`, at, `u${i % users}`],
           );
-          await redis.zadd(`${prefix}calls:user:u${i % 200}`, at.getTime(), `d-${i}`);
+          await redis.zadd(`${prefix}calls:user:u${i % users}`, at.getTime(), `d-${i}`);
         }
       }),
     );
-    return { events, concurrency, eventsPerSec: events / ((performance.now() - t0) / 1000) };
+    return { users, events, concurrency, eventsPerSec: events / ((performance.now() - t0) / 1000) };
   } finally {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    let cursor = '0';
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = nextCursor;
+    } while (cursor !== '0');
     redis.disconnect();
     await pool.end();
     await db.drop();

@@ -1,10 +1,13 @@
 /**
  * Ledger insert throughput: priced events persisted by persistBatch (one transaction per batch,
  * rollups in the same statement) into a fresh database, batches of 100 and of 1,000, with a few
- * batches in flight as the worker would have.
+ * batches in flight as the worker would have; and the ingest shards' flush statement (INGEST_SQL
+ * through persistFlushIsolating: ledger, rollups under the shard's rows, each touched user's exact
+ * day/month totals) with flushes of 2,000 events over 200, 2,000 or 20,000 users, one flush in
+ * flight per shard: PostgreSQL's part of the ingest tier, measured alone.
  */
 import pg from 'pg';
-import { persistBatch, type PricedEvent } from '../src/db/ledger.js';
+import { persistBatch, persistFlushIsolating, type PricedEvent } from '../src/db/ledger.js';
 import { PricingEngine } from '../src/domain/pricing.js';
 import type { UsageEvent } from '../src/domain/usage.js';
 import { loadCatalog } from '../src/pricing/genai-catalog.js';
@@ -12,8 +15,14 @@ import { freshDatabase, progress, rng } from './lib.js';
 
 export interface LedgerBenchResult {
   batchSize: number;
-  /** 'per-user': each batch holds one user's events, as a budget workflow flushes them; 'mixed': 200 users per batch. */
-  shape: 'per-user' | 'mixed';
+  /**
+   * 'per-user': each batch holds one user's events (as budget workflows flushed them before the
+   * ingest tier); 'mixed': 200 users per batch; 'ingest': the ingest shards' flush statement, events
+   * of `users` users (round robin), one flush in flight per shard.
+   */
+  shape: 'per-user' | 'mixed' | 'ingest';
+  /** Distinct users across the events. */
+  users: number;
   concurrency: number;
   events: number;
   eventsPerSec: number;
@@ -104,6 +113,36 @@ export async function runLedgerBench(
     const check = await pool.query<{ ok: boolean }>(`
       SELECT (SELECT sum(cost_usd) FROM usage_ledger) = (SELECT sum(cost_usd) FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'day')
          AND (SELECT count(*) FROM usage_ledger) = ${events} AS ok`);
-    return { batchSize, shape, concurrency, events, eventsPerSec: events / seconds, ledgerMatchesRollups: check.rows[0]!.ok };
+    return { batchSize, shape, users: 200, concurrency, events, eventsPerSec: events / seconds, ledgerMatchesRollups: check.rows[0]!.ok };
+  });
+}
+
+/** The ingest shards' flush statement alone: `events` over `users` users in flushes of `flushSize`, `shards` flushes in flight (one per shard). */
+export async function runIngestFlushBench(baseUrl: string, users: number, events: number, flushSize = 2000, shards = 4): Promise<LedgerBenchResult> {
+  const pricing = new PricingEngine(loadCatalog());
+  return withBenchDatabase(baseUrl, async (pool) => {
+    const all = makeEvents(events, `i${users}`, pricing, (i) => i % users);
+    const flushes: PricedEvent[][] = [];
+    for (let i = 0; i < all.length; i += flushSize) flushes.push(all.slice(i, i + flushSize));
+    let next = 0;
+    let done = 0;
+    const label = `  ledger, ingest flushes of ${flushSize} over ${users} users`;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: shards }, async (_, shard) => {
+        while (next < flushes.length) {
+          const index = next++;
+          await persistFlushIsolating(pool, { batchId: `ingest/${shard}/run/${index}`, events: flushes[index]!, timezone: 'UTC', ingestShard: shard });
+          done += flushes[index]!.length;
+          if (index % Math.max(1, Math.floor(flushes.length / 4)) === 0) progress(label, done, events);
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    progress(label, events, events);
+    const check = await pool.query<{ ok: boolean }>(`
+      SELECT (SELECT sum(cost_usd) FROM usage_ledger) = (SELECT sum(cost_usd) FROM usage_rollup_totals WHERE scope = 'system' AND period_kind = 'day')
+         AND (SELECT count(*) FROM usage_ledger) = ${events} AS ok`);
+    return { batchSize: flushSize, shape: 'ingest', users, concurrency: shards, events, eventsPerSec: events / seconds, ledgerMatchesRollups: check.rows[0]!.ok };
   });
 }
