@@ -85,6 +85,9 @@ export interface IngestResult extends IngestScenario {
     totals: number;
     /** The shards' own count of totals signals (ingestStatus counters.signalsSent): a cross-check of `totals`. */
     totalsFromShardCounters: number;
+    /** Flushes of the saturation phase (ingestStatus counters.flushes) and events per flush. */
+    flushes: number;
+    eventsPerFlush: number;
     per1000: number;
     ingestPer1000: number;
     totalsPer1000: number;
@@ -222,10 +225,13 @@ async function rolledUp(pool: pg.Pool): Promise<number> {
 }
 
 /** Sums of the shards' counters (ingestStatus query), or null while one cannot answer. */
-async function shardCounters(client: Client, shards: number): Promise<{ counted: number; pending: number; signalsSent: number } | null> {
+async function shardCounters(client: Client, shards: number): Promise<{ counted: number; pending: number; signalsSent: number; flushes: number } | null> {
   try {
     const all = await Promise.all(Array.from({ length: shards }, (_, n) => client.workflow.getHandle(ingestWorkflowId(n)).query(ingestStatusQuery)));
-    return all.reduce((a, s) => ({ counted: a.counted + s.counters.counted, pending: a.pending + s.pendingEvents, signalsSent: a.signalsSent + s.counters.signalsSent }), { counted: 0, pending: 0, signalsSent: 0 });
+    return all.reduce(
+      (a, s) => ({ counted: a.counted + s.counters.counted, pending: a.pending + s.pendingEvents, signalsSent: a.signalsSent + s.counters.signalsSent, flushes: a.flushes + s.counters.flushes }),
+      { counted: 0, pending: 0, signalsSent: 0, flushes: 0 },
+    );
   } catch {
     return null;
   }
@@ -492,6 +498,8 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
         ingest: history.signals.ingest,
         totals: history.signals.totals,
         totalsFromShardCounters: shardTotals?.signalsSent ?? Number.NaN,
+        flushes: shardTotals?.flushes ?? Number.NaN,
+        eventsPerFlush: satEvents / (shardTotals?.flushes ?? Number.NaN),
         per1000: per1000(history.signals.ingest + history.signals.totals),
         ingestPer1000: per1000(history.signals.ingest),
         totalsPer1000: per1000(history.signals.totals),

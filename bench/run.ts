@@ -155,7 +155,7 @@ function scenarioTable(c: ReturnType<typeof checks>[number], base: IngestResult 
     ['direct path, same users (INSERT + ZADD per event, 16 in flight)', `${fmt(d.eventsPerSec)} events/s`, '', ''],
     [
       'signals per 1,000 events',
-      `${r.signals.per1000.toFixed(1)} (ingest ${r.signals.ingestPer1000.toFixed(1)}, ${fmt(r.signals.eventsPerIngestSignal)} events a signal; budget \`totals\` ${r.signals.totalsPer1000.toFixed(1)}${r.signals.totalsFromShardCounters === r.signals.totals ? '' : `; shards counted ${fmt(r.signals.totalsFromShardCounters)}`})`,
+      `${r.signals.per1000.toFixed(1)} (ingest ${r.signals.ingestPer1000.toFixed(1)}, ${fmt(r.signals.eventsPerIngestSignal)} events a signal, ${fmt(r.signals.flushes)} flushes of ${fmt(r.signals.eventsPerFlush)} events; budget \`totals\` ${r.signals.totalsPer1000.toFixed(1)}${r.signals.totalsFromShardCounters === r.signals.totals ? '' : `; shards counted ${fmt(r.signals.totalsFromShardCounters)}`})`,
       '',
       '',
     ],
@@ -332,7 +332,7 @@ function simulateMarkdown(s: SimulateBenchResult): string {
   return `## npm start + costguard simulate (target: at least ${TARGETS.simulateShare * 100}% of the offered rate accepted)
 
 The \`npm start\` stack, built the way scripts/run.sh builds it: a Temporal dev server with its state in a
-SQLite file (${s.sqlitePragmas.length ? `pragmas from scripts/run.sh: ${s.sqlitePragmas.map((p) => `\`${p}\``).join(', ')}` : 'scripts/run.sh passes no `--sqlite-pragma` at the time of this run'}), the Web UI on, and
+SQLite file (SQLite pragmas from ${s.pragmaSource}: ${s.sqlitePragmas.length ? s.sqlitePragmas.map((p) => `\`${p}\``).join(', ') : 'none, SQLite\'s own defaults'}), the Web UI on, and
 \`costguard start\` (worker and API in one process, LOG_LEVEL info, task queue \`costguard\`), then
 \`${s.command}\` beside it (its own CostTracker, the defaults).
 

@@ -1,8 +1,9 @@
 /**
  * `npm start` + `costguard simulate`: the stack `npm start` (scripts/run.sh) brings up, built here
- * the same way (a Temporal dev server with its state in a SQLite file and the `--sqlite-pragma`
- * values scripts/run.sh passes, read from the script itself at run time; `costguard start`, worker
- * and API in one process, at LOG_LEVEL info; the default task queue), then
+ * the same way (a Temporal dev server with its state in a SQLite file, the Web UI on, and the
+ * `--sqlite-pragma` values scripts/run.sh would pass: TEMPORAL_SQLITE_PRAGMAS, else its default,
+ * read from the script at run time; `costguard start`, worker and API in one process, at LOG_LEVEL
+ * info; the default task queue), then
  *
  *   node dist/src/cli/main.js simulate --users 1000 --rate 500 --duration 60s --json
  *
@@ -27,8 +28,9 @@ export interface SimulateBenchOptions {
 }
 
 export interface SimulateBenchResult extends SimulateBenchOptions {
-  /** The `--sqlite-pragma` values found in scripts/run.sh (empty: it passes none). */
+  /** The `--sqlite-pragma` values scripts/run.sh would pass (empty: none, SQLite's defaults), and where they came from. */
   sqlitePragmas: string[];
+  pragmaSource: string;
   temporalArgs: string[];
   command: string;
   planned: number;
@@ -55,32 +57,35 @@ export interface SimulateBenchResult extends SimulateBenchOptions {
 
 export const SIMULATE_TARGET_SHARE = 0.98;
 
-/** The `--sqlite-pragma` values scripts/run.sh gives the dev server (comments ignored; also pragmas listed in an array it loops over). */
-export function runShSqlitePragmas(root = projectRoot()): string[] {
+/**
+ * The `--sqlite-pragma` values scripts/run.sh would give the dev server here: TEMPORAL_SQLITE_PRAGMAS
+ * from the environment when set (run.sh takes them from there), else the script's own default for it,
+ * else any literal `--sqlite-pragma X` in the script (comments ignored).
+ */
+export function runShSqlitePragmas(root = projectRoot(), env: Record<string, string | undefined> = process.env): { pragmas: string[]; source: string } {
+  const split = (v: string) => v.split(/\s+/).filter(Boolean);
+  if (env.TEMPORAL_SQLITE_PRAGMAS !== undefined) return { pragmas: split(env.TEMPORAL_SQLITE_PRAGMAS), source: 'TEMPORAL_SQLITE_PRAGMAS in the environment, as scripts/run.sh reads it' };
   let text: string;
   try {
     text = readFileSync(join(root, 'scripts/run.sh'), 'utf8');
   } catch {
-    return [];
+    return { pragmas: [], source: 'scripts/run.sh not found' };
   }
   const code = text
     .split('\n')
     .filter((l) => !l.trim().startsWith('#'))
     .map((l) => l.replace(/\s#.*$/, ''))
     .join('\n');
-  const found = new Set<string>();
-  for (const m of code.matchAll(/--sqlite-pragma[=\s]+["']?([A-Za-z_]+=[^"'\s)]+)["']?/g)) found.add(m[1]!);
-  if (/--sqlite-pragma/.test(code)) {
-    // Also pragmas given through a variable or an array (e.g. for p in "${PRAGMAS[@]}").
-    for (const m of code.matchAll(/\b(journal_mode|synchronous|busy_timeout|cache_size|temp_store|mmap_size|wal_autocheckpoint|locking_mode|page_size|foreign_keys|journal_size_limit)=([A-Za-z0-9_-]+)/g)) found.add(`${m[1]}=${m[2]}`);
-  }
-  return [...found];
+  const byDefault = /TEMPORAL_SQLITE_PRAGMAS="?\$\{TEMPORAL_SQLITE_PRAGMAS:?-([^}]*)\}/.exec(code);
+  if (byDefault) return { pragmas: split(byDefault[1]!.replace(/["']/g, '')), source: "scripts/run.sh's default for TEMPORAL_SQLITE_PRAGMAS" };
+  const literal = [...code.matchAll(/--sqlite-pragma[=\s]+["']?([A-Za-z_]+=[A-Za-z0-9_-]+)["']?/g)].map((m) => m[1]!);
+  return { pragmas: literal, source: 'the --sqlite-pragma flags in scripts/run.sh' };
 }
 
 export async function runSimulateBench(baseUrl: string, redisUrl: string, opts: SimulateBenchOptions): Promise<SimulateBenchResult> {
   const label = `npm start + simulate ${fmt(opts.users)} users at ${fmt(opts.rate)}/s for ${opts.durationSec} s`;
-  const sqlitePragmas = runShSqlitePragmas();
-  process.stderr.write(`${label}: starting the npm start stack (SQLite file${sqlitePragmas.length ? `, pragmas ${sqlitePragmas.join(' ')}` : ', no pragmas in scripts/run.sh'})\n`);
+  const { pragmas: sqlitePragmas, source: pragmaSource } = runShSqlitePragmas();
+  process.stderr.write(`${label}: starting the npm start stack (SQLite file; pragmas from ${pragmaSource}: ${sqlitePragmas.join(' ') || 'none'})\n`);
   const dir = mkdtempSync(join(tmpdir(), 'costguard-bench-simulate-'));
   const apiPort = await freePort();
   const workerEnv = { API_HOST: '127.0.0.1', API_PORT: String(apiPort), COSTGUARD_DATA_DIR: join(dir, 'data'), LOG_LEVEL: 'info' };
@@ -139,6 +144,7 @@ export async function runSimulateBench(baseUrl: string, redisUrl: string, opts: 
     return {
       ...opts,
       sqlitePragmas,
+      pragmaSource,
       temporalArgs: stack.temporal.args,
       command: `node dist/src/cli/main.js ${args.join(' ')}`,
       planned: summary.planned,
