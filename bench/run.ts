@@ -342,6 +342,7 @@ SQLite file (SQLite pragmas from ${s.pragmaSource}: ${s.sqlitePragmas.length ? s
 
 CPU over the run (simulate start to the ledger complete, ${s.cpu.windowSec.toFixed(0)} s): worker + API ${(s.cpu.worker / s.cpu.windowSec * 100).toFixed(0)}% of a core, Temporal server
 ${(s.cpu.temporal / s.cpu.windowSec * 100).toFixed(0)}%, PostgreSQL ${(s.cpu.postgres / s.cpu.windowSec * 100).toFixed(0)}%, \`costguard simulate\` ${(s.simulateCpuSec / s.cpu.windowSec * 100).toFixed(0)}%; the machine ${(s.cpu.machineBusyShare * 100).toFixed(0)}% busy.${s.firstError ? ` First error: ${s.firstError}.` : ''}
+At this rate (${fmt(s.rate / s.shards)} events/s per shard), workflow tasks per 1,000 events: **${s.workflowTasksPer1000.toFixed(1)}** (ingest shards ${fmt(s.history.workflowTasks.ingest)}, budget workflows ${fmt(s.history.workflowTasks.userBudget + s.history.workflowTasks.aggregateBudget)}, alerts ${fmt(s.history.workflowTasks.alert)}, other ${fmt(s.history.workflowTasks.other)}; ${s.history.failedOrTimedOutTasks} failed or timed out); signals per 1,000 events: ${s.signalsPer1000.toFixed(1)} (${fmt(s.history.signals.ingest)} ingest, ${fmt(s.history.signals.totals)} \`totals\`).
 `;
 }
 

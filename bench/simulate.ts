@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../src/lib/paths.js';
 import { type CpuUse, cpuDelta, fmt, freePort, peakRssMiB, processCpuSec, readCpu, trackChild, until } from './lib.js';
+import { type HistoryStats, historyStats } from './ingest.js';
 import { startBenchStack } from './stack.js';
 
 export interface SimulateBenchOptions {
@@ -49,6 +50,11 @@ export interface SimulateBenchResult extends SimulateBenchOptions {
   ledgerDrainSec: number;
   ledgerEvents: number;
   cpu: CpuUse;
+  /** Every history on the server after the run: workflow tasks and signals at this (low) rate. */
+  history: HistoryStats;
+  shards: number;
+  workflowTasksPer1000: number;
+  signalsPer1000: number;
   /** CPU seconds of the `costguard simulate` process itself (in `cpu.other`). */
   simulateCpuSec: number;
   workerPeakRssMiB: number;
@@ -140,6 +146,8 @@ export async function runSimulateBench(baseUrl: string, redisUrl: string, opts: 
     const drained = performance.now();
     const cpu = cpuDelta(cpuStart, readCpu({ worker: stack.worker.pid, temporal: stack.temporal.pid }));
     const ledgerEvents = Number((await stack.pool.query('SELECT count(*) AS n FROM usage_ledger')).rows[0].n);
+    const history = await historyStats(stack.client);
+    const tasks = Object.values(history.workflowTasks).reduce((a, b) => a + b, 0);
     const acceptedRateShare = summary.eventsPerSecond / opts.rate;
     return {
       ...opts,
@@ -159,6 +167,10 @@ export async function runSimulateBench(baseUrl: string, redisUrl: string, opts: 
       ledgerDrainSec: (drained - simEnd) / 1000,
       ledgerEvents,
       cpu,
+      history,
+      shards: stack.config.ingest.shards,
+      workflowTasksPer1000: (tasks / Math.max(1, ledgerEvents)) * 1000,
+      signalsPer1000: ((history.signals.ingest + history.signals.totals) / Math.max(1, ledgerEvents)) * 1000,
       simulateCpuSec,
       workerPeakRssMiB: peakRssMiB(stack.worker.pid),
       meetsTarget: acceptedRateShare >= SIMULATE_TARGET_SHARE && summary.failed === 0,
