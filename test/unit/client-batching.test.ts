@@ -471,3 +471,37 @@ describe('CostTracker to the ingest shards (the default target)', () => {
     expect((fake.calls[1]!.batch as unknown as IngestBatch).events).toHaveLength(50);
   });
 });
+
+describe('CostTracker never resolves an event it did not deliver', () => {
+  it('under random send delays, transient failures, coalescing and backpressure, every resolved event was in an accepted signal', async () => {
+    for (let trial = 0; trial < 5; trial++) {
+      const delivered = new Set<string>();
+      let calls = 0;
+      const client = {
+        workflow: {
+          signalWithStart: async (_type: string, options: Record<string, unknown>) => {
+            calls++;
+            const batch = (options.signalArgs as unknown[])[0] as IngestBatch;
+            const ids = decodeBatch(batch).map((e) => (e as WireEvent).requestId);
+            await new Promise((r) => setTimeout(r, Math.random() * 15));
+            if (Math.random() < 0.2) throw unavailable();
+            for (const id of ids) delivered.add(id);
+            return { workflowId: options.workflowId };
+          },
+        },
+      } as unknown as CostTrackerClient;
+      const t = tracker({ client } as unknown as FakeTemporal, { target: 'ingest', ingestShards: 3, lingerMs: 1, maxBatchSize: 7, maxPendingEvents: 40, maxSendAttempts: 50, retryBaseMs: 1, maxRetryDelayMs: 5 });
+      const resolved: string[] = [];
+      const all: Promise<void>[] = [];
+      for (let i = 0; i < 400; i++) {
+        all.push(t.record(event(`u${i % 13}`)).then((r) => void resolved.push(r.requestId)));
+        if (i % 17 === 0) await new Promise((r) => setTimeout(r, Math.random() * 5));
+      }
+      await Promise.all(all);
+      await t.close();
+      expect(resolved).toHaveLength(400);
+      const lost = resolved.filter((id) => !delivered.has(id));
+      expect(lost, `trial ${trial}: ${calls} calls`).toEqual([]);
+    }
+  });
+});
