@@ -174,6 +174,8 @@ export interface IngestCounters {
   deadLettered: number;
   flushes: number;
   signalsSent: number;
+  /** Flushes that failed (PostgreSQL or Temporal unreachable) and were tried again after a pause. */
+  flushRetries?: number;
 }
 
 /** Carried across continue-as-new: kept small (no pending events: the shard continues only when idle). */

@@ -18,7 +18,7 @@
  * - Continues as new when the server suggests it, only when nothing is pending (the carried state
  *   is a few kilobytes: counters, recent batch ids, alerts raised today).
  */
-import { allHandlersFinished, condition, continueAsNew, log, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, log, proxyLocalActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { type IngestBatch, ingestBatchProblem } from '../src/domain/ingest.js';
 import { ScopeAlerts } from '../src/domain/scope-alerts.js';
@@ -31,11 +31,19 @@ const settingsReads = proxyLocalActivities<Activities>({
 
 // Flushes retry for as long as it takes (PostgreSQL or Temporal unreachable must not lose accepted
 // usage); failures tied to one event never reach here: the activity dead-letters the event.
-// The retry interval is capped at 5 s so a shard catches up within seconds of PostgreSQL returning.
+// A flush is retried a few times inside its local activity (a blip); past that (PostgreSQL down for
+// longer) the workflow takes over: the flush's batches go back to the front, the workflow task
+// completes, and the same flush is tried again after a durable timer (FLUSH_RETRY_*). So no
+// workflow task is held open for the length of an outage (a local activity that outlives its
+// workflow task is kept alive by task heartbeats, and under a long outage with signals arriving
+// that path lost signals in our outage test), the history shows the outage, and signals keep
+// being taken in between.
 const flushes = proxyLocalActivities<Activities>({
   startToCloseTimeout: '60s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', nonRetryableErrorTypes: ['ValidationError'] },
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '2s', maximumAttempts: 4 },
 });
+const FLUSH_RETRY_FIRST_MS = 1000;
+const FLUSH_RETRY_MAX_MS = 5000;
 
 // Alerts for unpriced usage and dead letters: bounded, and never allowed to hold up a flush.
 const alerting = proxyLocalActivities<Activities>({
@@ -85,6 +93,8 @@ export async function ingestWorkflow(input: IngestWorkflowInput): Promise<void> 
 
   const settings = await settingsReads.loadIngestSettings();
   const chainId = `${workflowInfo().workflowId}/${workflowInfo().firstExecutionRunId}`;
+  /** A flush that failed: tried again under its id, after `delayMs`. */
+  let retry: { flushId: string; delayMs: number } | undefined;
 
   /** The oldest pending batches, up to `maxFlushEvents` events (at least one batch). */
   const take = (): IngestBatch[] => {
@@ -132,9 +142,25 @@ export async function ingestWorkflow(input: IngestWorkflowInput): Promise<void> 
 
     while (pending.length > 0) {
       const batches = take();
-      const flushId = `${chainId}/${++flushSeq}`;
+      // A flush that failed is tried again under the same id (with these batches first), so what
+      // an attempt committed is read back, never counted twice.
+      const flushId = retry ? retry.flushId : `${chainId}/${++flushSeq}`;
       const started = Date.now();
-      const result = await flushes.ingestFlush({ flushId, shard, batches });
+      let result: Awaited<ReturnType<Activities['ingestFlush']>>;
+      try {
+        result = await flushes.ingestFlush({ flushId, shard, batches });
+      } catch (err) {
+        pending.unshift(...batches);
+        pendingEvents += batches.reduce((n, b) => n + b.events.length, 0);
+        oldestAtMs = oldestAtMs || Date.now();
+        const delay = retry ? Math.min(retry.delayMs * 2, FLUSH_RETRY_MAX_MS) : FLUSH_RETRY_FIRST_MS;
+        retry = { flushId, delayMs: delay };
+        counters.flushRetries = (counters.flushRetries ?? 0) + 1;
+        log.warn('flush failed; trying again after a pause (nothing is lost: the events wait here)', { shard, flushId, retryInMs: delay, error: String(err) });
+        await sleep(delay);
+        continue;
+      }
+      retry = undefined;
       counters.flushes++;
       counters.counted += result.counted;
       counters.duplicateEvents += result.duplicates;
@@ -147,7 +173,7 @@ export async function ingestWorkflow(input: IngestWorkflowInput): Promise<void> 
       if (pendingEvents < settings.flushEvents && Date.now() < oldestAtMs + settings.lingerMs) break;
     }
 
-    if (workflowInfo().continueAsNewSuggested && pending.length === 0) {
+    if (workflowInfo().continueAsNewSuggested && pending.length === 0 && !retry) {
       // Never from inside a handler: wait for running handlers, then go if nothing arrived meanwhile.
       await condition(allHandlersFinished);
       if (pending.length === 0) {

@@ -18,6 +18,7 @@ import { CostTracker } from '../../src/client/index.js';
 import { Dec } from '../../src/domain/money.js';
 import { projectRoot } from '../../src/lib/paths.js';
 import { type Proxy, startProxy } from './helpers/proxy.js';
+import { ingestStatusQuery } from '../../src/messages.js';
 import { eventually, type Stack, startStack } from './helpers/stack.js';
 import { type PersistentTemporal, startPersistentTemporal } from './helpers/temporal.js';
 
@@ -33,6 +34,7 @@ let worker: ChildProcess | undefined;
 let client: Client;
 let connection: Connection;
 const accepted: string[] = [];
+const batchOf = new Map<string, string>();
 
 const CONFIG = `ingest: { shards: 2, lingerMs: 100, flushEvents: 500 }
 budgets:
@@ -108,7 +110,10 @@ async function load(ms: number, during: (elapsedMs: number) => Promise<void>, ta
       pending.push(
         tracker
           .record({ provider: 'openai', model: 'gpt-4o-mini', userId: `${tag}-${n % USERS}`, usage: { inputTokens: 1000, outputTokens: 100 } })
-          .then((r) => void ids.push(r.requestId))
+          .then((r) => {
+            ids.push(r.requestId);
+            batchOf.set(r.requestId, r.batchId);
+          })
           .catch(() => undefined),
       );
     }
@@ -127,12 +132,40 @@ async function load(ms: number, during: (elapsedMs: number) => Promise<void>, ta
 /** Every accepted event once in the ledger; rollups equal their rows, per user and for the system. */
 async function expectExact(ids: string[], tag: string): Promise<void> {
   expect(ids.length).toBeGreaterThan(RATE * 10);
-  await eventually(
-    async () => (await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM usage_ledger WHERE request_id = ANY($1)', [ids])).rows[0]!.n,
-    (n) => n === ids.length,
-    120_000,
-    `every accepted ${tag} event in the ledger`,
-  );
+  const started = Date.now();
+  try {
+    await eventually(
+      async () => (await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM usage_ledger WHERE request_id = ANY($1)', [ids])).rows[0]!.n,
+      (n) => n === ids.length,
+      120_000,
+      `every accepted ${tag} event in the ledger`,
+    );
+  } catch (err) {
+    const have = await stack.pool.query<{ request_id: string }>('SELECT request_id FROM usage_ledger WHERE request_id = ANY($1)', [ids]);
+    const got = new Set(have.rows.map((r) => r.request_id));
+    const missing = ids.filter((id) => !got.has(id));
+    const all = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_ledger WHERE user_id LIKE $1`, [`${tag}-%`]);
+    const missingBatches = [...new Set(missing.map((id) => batchOf.get(id)))];
+    process.stderr.write(`accepted ${ids.length}, in the ledger ${got.size}, rows of ${tag} users ${all.rows[0]!.n}, missing e.g. ${missing.slice(0, 5).join(', ')} in batches ${missingBatches.join(', ')}\n`);
+    for (const n of [0, 1]) {
+      const handle = client.workflow.getHandle(`ingest/${n}`);
+      const d = await handle.describe();
+      const hist = JSON.stringify(await handle.fetchHistory());
+      const decoded = (hist.match(/"data":"([A-Za-z0-9+/=]+)"/g) ?? []).map((m) => Buffer.from(m.slice(8, -1), 'base64').toString('utf8')).join('\n');
+      process.stderr.write(`shard ${n} run ${d.runId} first ${d.raw.workflowExecutionInfo?.firstRunId}: ${missingBatches.map((b) => `${b} ${decoded.includes(String(b)) ? 'IN history' : 'not in history'}`).join('; ')}\n`);
+    }
+    // What the shards were doing, for the failure report.
+    for (const n of [0, 1]) {
+      const handle = client.workflow.getHandle(`ingest/${n}`);
+      const d = await handle.describe().catch((e: unknown) => String(e));
+      const status = await handle.query(ingestStatusQuery).catch((e: unknown) => String(e));
+      const events: string[] = [];
+      for (const e of (await handle.fetchHistory().catch(() => ({ events: [] }))).events?.slice(-15) ?? []) events.push(JSON.stringify(e).slice(0, 400));
+      process.stderr.write(`shard ${n}: ${JSON.stringify(typeof d === 'string' ? d : { status: d.status.name, historyLength: d.historyLength, raw: d.raw.pendingWorkflowTask })}\n${JSON.stringify(status)}\n${events.join('\n')}\n`);
+    }
+    throw err;
+  }
+  process.stderr.write(`outages: ${tag}: ${ids.length} accepted events all in the ledger ${Date.now() - started} ms after the load ended\n`);
   const users = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_ledger WHERE user_id LIKE $1`, [`${tag}-%`]);
   expect(users.rows[0]!.n, 'nothing beyond what was accepted').toBe(ids.length);
   const mismatched = await stack.pool.query(`
@@ -146,20 +179,36 @@ async function expectExact(ids: string[], tag: string): Promise<void> {
 
 describe('outages under load', () => {
   it('PostgreSQL unreachable for 30 s: usage waits in the shards, then every accepted event counts once', async () => {
+    let state = 'before';
     const ids = await load(OUTAGE_MS + 12_000, async (t) => {
-      if (t >= 5_000 && t < 6_000) await pgProxy.down();
-      if (t >= 5_000 + OUTAGE_MS && t < 6_000 + OUTAGE_MS) await pgProxy.up();
+      if (state === 'before' && t >= 5_000) {
+        state = 'down';
+        await pgProxy.down();
+        process.stderr.write(`outages: PostgreSQL cut at ${t} ms\n`);
+      } else if (state === 'down' && t >= 5_000 + OUTAGE_MS) {
+        state = 'up';
+        await pgProxy.up();
+        process.stderr.write(`outages: PostgreSQL back at ${t} ms\n`);
+      }
     }, 'pg');
+    expect(state).toBe('up');
     await pgProxy.up().catch(() => undefined);
     await expectExact(ids, 'pg');
-  });
+  }, 300_000);
 
   it('Redis unreachable for 30 s: the ledger and totals are unaffected and the real-time view catches up', async () => {
     const from = Date.now();
+    let state = 'before';
     const ids = await load(OUTAGE_MS + 12_000, async (t) => {
-      if (t >= 5_000 && t < 6_000) await redisProxy.down();
-      if (t >= 5_000 + OUTAGE_MS && t < 6_000 + OUTAGE_MS) await redisProxy.up();
+      if (state === 'before' && t >= 5_000) {
+        state = 'down';
+        await redisProxy.down();
+      } else if (state === 'down' && t >= 5_000 + OUTAGE_MS) {
+        state = 'up';
+        await redisProxy.up();
+      }
     }, 'redis');
+    expect(state).toBe('up');
     await redisProxy.up().catch(() => undefined);
     await expectExact(ids, 'redis');
     // The view (read directly from Redis) holds exactly the ledger's cost of the window, minute by minute.
@@ -181,7 +230,7 @@ describe('outages under load', () => {
     } finally {
       direct.disconnect();
     }
-  });
+  }, 300_000);
 
   it('the Temporal dev server restarted (file persistence): nothing accepted is lost', async () => {
     let restarted = false;
@@ -192,7 +241,7 @@ describe('outages under load', () => {
       }
     }, 'tmp');
     await expectExact(ids, 'tmp');
-  });
+  }, 300_000);
 
   it('the worker killed in the middle of shard flushes, twice: every accepted event counts once', async () => {
     let kills = 0;
@@ -206,5 +255,5 @@ describe('outages under load', () => {
     }, 'kill');
     expect(kills).toBe(2);
     await expectExact(ids, 'kill');
-  });
+  }, 300_000);
 });
