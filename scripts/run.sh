@@ -19,7 +19,8 @@
 #   TEMPORAL_ADDRESS        host:port of Temporal (default 127.0.0.1:7233); sets the port of the dev server
 #   TEMPORAL_UI_PORT        Web UI port of the dev server (default: the gRPC port + 1000, e.g. 8233)
 #   TEMPORAL_SQLITE_PRAGMAS space-separated PRAGMA=VALUE for the dev server's SQLite file, passed as
-#                           --sqlite-pragma (default: none, SQLite's own defaults)
+#                           --sqlite-pragma (default "journal_mode=wal synchronous=normal";
+#                           "" = SQLite's own defaults, a rollback journal and synchronous=FULL)
 #   COSTGUARD_SKIP_BUILD=1  use the dist/ already built instead of running `npm run build`
 
 # --- 1. Our own watchdog: die with the parent ------------------------------------------------------
@@ -80,7 +81,12 @@ APP_STOP_TIMEOUT=30       # seconds to let the worker drain before SIGKILL
 TEMPORAL_STOP_TIMEOUT=15
 RELAY_FLUSH_TIMEOUT=3 # seconds to let the relays write out the last lines before we exit
 CLI_JS="dist/src/cli/main.js"
-TEMPORAL_SQLITE_PRAGMAS="${TEMPORAL_SQLITE_PRAGMAS-}"
+# SQLite settings for the dev server's file (README, Quick start): with the write-ahead log and
+# synchronous=NORMAL a commit is an append to temporal.sqlite-wal without an fsync (checkpoints fsync),
+# instead of a rollback journal written, fsynced and deleted on every commit. The dev server runs all
+# its services over ONE connection to this file, so every commit's cost is paid in series. A crash
+# of the server loses nothing; a power cut or OS crash may lose the last commits, never the file.
+TEMPORAL_SQLITE_PRAGMAS="${TEMPORAL_SQLITE_PRAGMAS-journal_mode=wal synchronous=normal}"
 
 app_pid=""
 temporal_pid=""

@@ -272,7 +272,7 @@ describe('scripts/run.sh (npm start) leaves no process behind', () => {
   });
 
   it(
-    'npm start alone, Ctrl-C: the app is stopped (and has flushed) before the Temporal server',
+    'npm start alone, Ctrl-C: the app is stopped (and has flushed) before the Temporal server, whose SQLite file is in WAL mode',
     async () => {
       const stack = await start('npm start >>"$RUN_LOG" 2>&1');
       const recorded = record(stack);
@@ -288,6 +288,10 @@ describe('scripts/run.sh (npm start) leaves no process behind', () => {
       expect(at('stopping Cost Guard')).toBeLessThan(at('"msg":"stopped"'));
       expect(at('"msg":"stopped"')).toBeLessThan(at('stopping the Temporal dev server'));
       expect(out).not.toContain('did not stop within');
+      // run.sh's default SQLite pragmas reached the server: bytes 18-19 of a SQLite file header are
+      // its write/read format versions, 2 once the file is in WAL mode (1 with a rollback journal).
+      const header = readFileSync(join(dataDir, 'temporal.sqlite')).subarray(0, 20);
+      expect([header[18], header[19]]).toEqual([2, 2]);
     },
     CASE_TIMEOUT_MS,
   );
