@@ -113,7 +113,12 @@ export interface IngestResult extends IngestScenario {
     watchedUsers: number;
     /** live spend - the budget workflow's spend, at the sampled reads, max (USD; a flush between its commit and its signal included). */
     lagDuringLoadMaxUsd: number;
+    /** Status reads that failed (read again at the next tick), and the first error. */
+    statusReadErrors: number;
+    statusReadError: string;
   };
+  /** After the load: status reads and queries refused while a budget workflow was starting (retried), and the longest wait. */
+  refusedAfterLoad: { count: number; maxWaitMs: number; example: string };
   /** Each user budget workflow's day spend behind the ledger once every flush completed (USD). */
   lag: { usersWithWorkflow: number; maxUsd: number; p99Usd: number; withinStep: number; ahead: number };
   exact: {
@@ -280,6 +285,26 @@ export async function historyStats(client: Client): Promise<HistoryStats> {
 
 const daySpent = (s: Pick<BudgetStatus, 'budgets'>) => s.budgets.find((b) => b.period === 'day');
 
+/**
+ * `fn` again until it answers (up to `timeoutMs`): a budget workflow started by the last flushes may
+ * still be running its first task (its status query, and readBudgetStatus with it, refuse until then).
+ */
+async function retrying<T>(fn: () => Promise<T>, refusals: { count: number; maxWaitMs: number; example: string }, timeoutMs = 120_000): Promise<T> {
+  const t0 = performance.now();
+  for (;;) {
+    try {
+      const v = await fn();
+      if (performance.now() - t0 > refusals.maxWaitMs) refusals.maxWaitMs = performance.now() - t0;
+      return v;
+    } catch (err) {
+      refusals.count++;
+      refusals.example ||= String((err as Error)?.message ?? err).slice(0, 200);
+      if (performance.now() - t0 > timeoutMs) throw err;
+      await sleep(250);
+    }
+  }
+}
+
 /** JSON bytes per event of one shard's 500-event signal: the object form `{batchId, events}` vs the compact form. */
 export function signalBytes(users: number, shards: number, batchEvents = 500): IngestResult['signalBytes'] {
   const events: BatchEvent[] = [];
@@ -368,6 +393,8 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
     for (let k = 0; k < watchCount; k++) watched.set(Math.floor((k * scenario.users) / watchCount), []);
     const statusLatencies: number[] = [];
     let statusReads = 0;
+    let statusReadErrors = 0;
+    let statusReadError = '';
     let lagDuringLoadMaxUsd = 0;
     let sampling = true;
     const sampler = (async () => {
@@ -385,8 +412,10 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
               while (queue.length > 0 && queue[0]!.seq <= calls) statusLatencies.push(Math.max(0, now - queue.shift()!.at));
               const wf = s.workflow === 'running' ? daySpent(s) : undefined;
               if (live && wf) lagDuringLoadMaxUsd = Math.max(lagDuringLoadMaxUsd, Number(live.spentUsd) - Number(wf.spentUsd));
-            } catch {
-              // Temporal busy: read again at the next tick
+            } catch (err) {
+              // e.g. the user's budget workflow is starting: read again at the next tick
+              statusReadErrors++;
+              statusReadError ||= String((err as Error)?.message ?? err).slice(0, 200);
             }
           }),
         );
@@ -432,11 +461,12 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
     const perUser = new Map(
       (await pool.query<{ user_id: string; c: string; n: string }>('SELECT user_id, sum(cost_usd)::text AS c, count(*) AS n FROM usage_ledger GROUP BY user_id')).rows.map((r) => [r.user_id, { cost: normalizeAmount(r.c), calls: Number(r.n) }]),
     );
+    const refusedAfterLoad = { count: 0, maxWaitMs: 0, example: '' };
     let liveMismatched = 0;
     let smallestUserBudgetUsd = Number.POSITIVE_INFINITY;
     const liveUsers = Array.from({ length: Math.min(LIVE_SAMPLE_USERS, scenario.users) }, (_, k) => Math.floor((k * scenario.users) / Math.min(LIVE_SAMPLE_USERS, scenario.users)));
     for (const u of liveUsers) {
-      const s = await readBudgetStatus(client, pool, config, `user:bench-${u}` as Scope);
+      const s = await retrying(() => readBudgetStatus(client, pool, config, `user:bench-${u}` as Scope), refusedAfterLoad);
       for (const b of s.live.budgets) smallestUserBudgetUsd = Math.min(smallestUserBudgetUsd, Number(b.amountUsd));
       const live = daySpent(s.live);
       const l = perUser.get(`bench-${u}`);
@@ -452,7 +482,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
       Array.from({ length: 16 }, async () => {
         while (next < ids.length) {
           const id = ids[next++]!;
-          const s = await client.workflow.getHandle(id).query(statusQuery);
+          const s = await retrying(() => client.workflow.getHandle(id).query(statusQuery), refusedAfterLoad);
           const wf = daySpent(s);
           const l = perUser.get(id.slice('budget/user:'.length));
           if (!wf || !l) continue;
@@ -468,8 +498,8 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
     await until(
       'the system budget workflow to equal the ledger',
       async () => {
-        const s = await client.workflow.getHandle(budgetWorkflowId('system')).query(statusQuery);
-        systemEqual = daySpent(s)?.spentUsd === normalizeAmount(ledger.c);
+        const s = await client.workflow.getHandle(budgetWorkflowId('system')).query(statusQuery).catch(() => null);
+        systemEqual = s !== null && daySpent(s)?.spentUsd === normalizeAmount(ledger.c);
         return systemEqual;
       },
       30_000,
@@ -541,7 +571,10 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
         statusReads,
         watchedUsers: watchCount,
         lagDuringLoadMaxUsd,
+        statusReadErrors,
+        statusReadError,
       },
+      refusedAfterLoad,
       lag: {
         usersWithWorkflow: ids.length,
         maxUsd: lagSorted.length > 0 ? lagSorted[lagSorted.length - 1]! : 0,

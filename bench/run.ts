@@ -169,7 +169,7 @@ function scenarioTable(c: ReturnType<typeof checks>[number], base: IngestResult 
     ['record() -> accepted, p50 / p99, half saturation', `${ms(r.half.acceptedP50Ms)} / ${ms(r.half.acceptedP99Ms)} (${fmt(r.half.offeredEventsPerSec)} events/s offered, ${fmt(r.half.sustainedEventsPerSec)} sustained)`, '', ''],
     [
       'exact status (record() resolved -> counted in `readBudgetStatus().live`), p50 / p99, half saturation',
-      `${ms(r.half.exactStatusP50Ms)} / **${ms(r.half.exactStatusP99Ms)}** (${fmt(r.half.exactStatusSamples)} events of ${r.half.watchedUsers} watched users, ${fmt(r.half.statusReads)} reads${r.half.exactStatusUnseen ? `, **${r.half.exactStatusUnseen} never seen**` : ''})`,
+      `${ms(r.half.exactStatusP50Ms)} / **${ms(r.half.exactStatusP99Ms)}** (${fmt(r.half.exactStatusSamples)} events of ${r.half.watchedUsers} watched users, ${fmt(r.half.statusReads)} reads${r.half.exactStatusUnseen ? `, **${r.half.exactStatusUnseen} never seen**` : ''}${r.half.statusReadErrors ? `; ${fmt(r.half.statusReadErrors)} reads refused, read again 500 ms later: "${r.half.statusReadError}"` : ''})`,
       `p99 < ${fmt(TARGETS.exactStatusP99Ms)} ms`,
       met(c.statusOk),
     ],
@@ -180,6 +180,12 @@ function scenarioTable(c: ReturnType<typeof checks>[number], base: IngestResult 
         : `${usd(r.lag.maxUsd)} / ${usd(r.lag.p99Usd)} over ${fmt(r.lag.usersWithWorkflow)} workflows (${fmt(r.lag.withinStep)} within the step${r.lag.ahead ? `, ${r.lag.ahead} ahead of the ledger` : ''}); during the half-saturation load, live - workflow at most ${usd(r.half.lagDuringLoadMaxUsd)}`,
       `< the step, ${usd(r.stepUsd)} (${(r.stepFraction * 100).toFixed(0)}% of $${(r.stepUsd / r.stepFraction).toFixed(0)})`,
       met(c.lagOk),
+    ],
+    [
+      'status reads refused after the load (a budget workflow still starting), retried',
+      r.refusedAfterLoad.count === 0 ? 'none' : `${fmt(r.refusedAfterLoad.count)} refusals, answered after at most ${ms(r.refusedAfterLoad.maxWaitMs)}: "${r.refusedAfterLoad.example}"`,
+      '',
+      '',
     ],
     ['Temporal server CPU per event', `${fmt(r.temporalCpuUsPerEvent)} us`, '', ''],
     ['history bytes per event (all workflows)', `${fmt(r.historyBytesPerEvent)} B (ingest shards ${fmt(r.history.bytes.ingest / r.saturation.events)} B)`, '', ''],
