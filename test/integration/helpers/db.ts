@@ -40,6 +40,13 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
       const c = new pg.Client({ connectionString: withDatabase(BASE_URL, 'postgres') });
       await c.connect();
       try {
+        // Let clients of this process that are closing (a migration runner's, say) go by themselves
+        // first: a session FORCE terminates raises an error on a client that may have no listener.
+        for (let i = 0; i < 50; i++) {
+          const open = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+          if (open.rows[0]!.n === 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       } finally {
         await c.end();
