@@ -41,18 +41,18 @@ export const createActivities = (deps: ActivityDeps) => {
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
   };
   return {
-  ...createLedgerActivities(ledgerDeps),
-  ...createIngestActivities({ ...ledgerDeps, config: deps.config, temporal: deps.temporal }),
-  ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
-  ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
-  ...createChannelActivities({
-    pool: deps.pool,
-    config: deps.config,
-    logger: deps.logger,
-    clock: deps.clock,
-    onDelivery: (channel, channelType, outcome) => deps.metrics.recordNotification(channel, channelType, outcome),
-  }),
-  ...createReportActivities({ pool: deps.pool, pricing: deps.pricing, config: deps.config, logger: deps.logger, clock: deps.clock }),
+    ...createLedgerActivities(ledgerDeps),
+    ...createIngestActivities({ ...ledgerDeps, config: deps.config, temporal: deps.temporal }),
+    ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
+    ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
+    ...createChannelActivities({
+      pool: deps.pool,
+      config: deps.config,
+      logger: deps.logger,
+      clock: deps.clock,
+      onDelivery: (channel, channelType, outcome) => deps.metrics.recordNotification(channel, channelType, outcome),
+    }),
+    ...createReportActivities({ pool: deps.pool, pricing: deps.pricing, config: deps.config, logger: deps.logger, clock: deps.clock }),
   };
 };
 

@@ -21,7 +21,7 @@ import { CostGuardError, type FieldIssue, UnavailableError, ValidationError } fr
 import { isScope, type Scope } from '../domain/budget.js';
 import { MAX_PAST_MS, TOKEN_KINDS, type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
 import type { Logger } from '../lib/logger.js';
-import { type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../domain/ingest.js';
+import { type IngestBatch, type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../domain/ingest.js';
 import {
   BUDGET_WORKFLOW_TYPE,
   type BudgetWorkflowInput,
@@ -564,34 +564,33 @@ export class CostTracker {
   /** Signals a batch, retrying transient failures with the same batch id. Returns the final error, or undefined once accepted. */
   private async deliver(batch: Batch): Promise<Error | undefined> {
     const events = batch.entries.map((e) => e.event);
+    const ingest = this.target === 'ingest';
+    const workflowId = ingest ? batch.scope : budgetWorkflowId(batch.scope);
     // Built once: every resend carries the very same payload under the same batch id.
-    const send =
-      this.target === 'ingest'
-        ? () => {
-            const shard = Number(batch.scope.slice('ingest/'.length));
-            const input: IngestWorkflowInput = { shard };
-            return this.client.workflow.signalWithStart(INGEST_WORKFLOW_TYPE, {
-              workflowId: batch.scope,
-              taskQueue: this.taskQueue,
-              args: [input],
-              signal: ingestSignal,
-              signalArgs: [payloadIngest],
-              staticSummary: `Cost Guard ingest shard ${shard}`,
-            });
-          }
-        : () => {
-            const input: BudgetWorkflowInput = { scope: batch.scope };
-            return this.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
-              workflowId,
-              taskQueue: this.taskQueue,
-              args: [input],
-              signal: usageSignal,
-              signalArgs: [{ batchId: batch.id, events } satisfies UsageBatch],
-              staticSummary: `Cost Guard budget for ${batch.scope}`,
-            });
-          };
-    const payloadIngest = this.target === 'ingest' ? encodeBatch(batch.id, events as WireEvent[]) : undefined;
-    const workflowId = this.target === 'ingest' ? batch.scope : budgetWorkflowId(batch.scope);
+    const payload = ingest ? encodeBatch(batch.id, events as WireEvent[]) : ({ batchId: batch.id, events } satisfies UsageBatch);
+    const send = () => {
+      if (ingest) {
+        const shard = Number(batch.scope.slice('ingest/'.length));
+        const input: IngestWorkflowInput = { shard };
+        return this.client.workflow.signalWithStart(INGEST_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: this.taskQueue,
+          args: [input],
+          signal: ingestSignal,
+          signalArgs: [payload as IngestBatch],
+          staticSummary: `Cost Guard ingest shard ${shard}`,
+        });
+      }
+      const input: BudgetWorkflowInput = { scope: batch.scope };
+      return this.client.workflow.signalWithStart(BUDGET_WORKFLOW_TYPE, {
+        workflowId,
+        taskQueue: this.taskQueue,
+        args: [input],
+        signal: usageSignal,
+        signalArgs: [payload as UsageBatch],
+        staticSummary: `Cost Guard budget for ${batch.scope}`,
+      });
+    };
     let attempt = 0;
     let failure: Error | undefined;
     for (;;) {

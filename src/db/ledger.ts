@@ -56,6 +56,19 @@ const insertRows = (guard: string) => `
             cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens
 `;
 
+/** Adds a new rollup row's sums to an existing one (`u` is the table's alias). */
+const ROLLUP_ADD = `ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
+    cost_usd = u.cost_usd + EXCLUDED.cost_usd,
+    calls = u.calls + EXCLUDED.calls,
+    unpriced_calls = u.unpriced_calls + EXCLUDED.unpriced_calls,
+    input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+    cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
+    cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
+    output_tokens = u.output_tokens + EXCLUDED.output_tokens,
+    reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    updated_at = now()`;
+
 /** Hour/day/month rollups of exactly the rows in `new_rows` ($28 time zone), for a `rollup` CTE. */
 const rollupRows = (shardParam: string) => `
   INSERT INTO usage_rollups AS u (
@@ -70,17 +83,7 @@ const rollupRows = (shardParam: string) => `
   WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour')
   GROUP BY 1, 2, 4
   ORDER BY 1, 2, 4
-  ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
-    cost_usd = u.cost_usd + EXCLUDED.cost_usd,
-    calls = u.calls + EXCLUDED.calls,
-    unpriced_calls = u.unpriced_calls + EXCLUDED.unpriced_calls,
-    input_tokens = u.input_tokens + EXCLUDED.input_tokens,
-    cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
-    cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
-    output_tokens = u.output_tokens + EXCLUDED.output_tokens,
-    reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
-    updated_at = now()
+  ${ROLLUP_ADD}
 `;
 
 /**
@@ -529,17 +532,7 @@ ${insertRows('')}), deltas AS (
          d.cache_read_tokens, d.cache_write_tokens, d.cache_write_1h_tokens, d.output_tokens, d.reasoning_tokens
   FROM deltas d
   ORDER BY 1, 2, 4
-  ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
-    cost_usd = u.cost_usd + EXCLUDED.cost_usd,
-    calls = u.calls + EXCLUDED.calls,
-    unpriced_calls = u.unpriced_calls + EXCLUDED.unpriced_calls,
-    input_tokens = u.input_tokens + EXCLUDED.input_tokens,
-    cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
-    cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
-    output_tokens = u.output_tokens + EXCLUDED.output_tokens,
-    reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
-    updated_at = now()
+  ${ROLLUP_ADD}
   RETURNING scope, period_kind, period_start, shard, cost_usd
 ), user_days AS (
   SELECT r.scope, r.period_kind AS kind, r.period_start AS day,

@@ -1,12 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { type AddressInfo, createServer } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { normalizeAmount } from '../../src/domain/money.js';
 import { BUDGET_WORKFLOW_TYPE, type UsageBatch, budgetWorkflowId, statusQuery, usageSignal } from '../../src/messages.js';
-import { projectRoot } from '../../src/lib/paths.js';
 import { recordHistory } from './helpers/histories.js';
+import { spawnWorkerProcess } from './helpers/worker-process.js';
 import { type Stack, eventually, startStack } from './helpers/stack.js';
 
 let stack: Stack;
@@ -14,24 +14,8 @@ const children: ChildProcess[] = [];
 
 /** Starts a worker in a child process of its own (so the test can SIGKILL it). */
 async function spawnWorker(env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
-    cwd: projectRoot(),
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.config.databaseUrl,
-      REDIS_URL: stack.config.redis.url,
-      REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      LOG_LEVEL: 'silent',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = await spawnWorkerProcess(stack, env);
   children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  await eventually(async () => out, (o) => o.includes('worker ready'), 60_000, 'worker process ready');
   return child;
 }
 

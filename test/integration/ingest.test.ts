@@ -20,6 +20,7 @@ import {
   statusQuery,
 } from '../../src/messages.js';
 import { recordHistory } from './helpers/histories.js';
+import { rollupMismatches } from './helpers/worker-process.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';
 
 const KEY = 'cg_ingest_test_key_0123456789ab';
@@ -162,13 +163,7 @@ describe('the ingest tier', () => {
     const runs = await Promise.all([0, 1].map(async (n) => (await stack.client.workflow.getHandle(ingestWorkflowId(n)).describe()).runId));
     expect(runs.some((r, i) => r !== firstRuns[i]), 'a shard continued as new').toBe(true);
     // Rollups equal their ledger rows, per user and for the system.
-    const check = await stack.pool.query(`
-      SELECT l.scope, l.cost, coalesce(r.cost, 0) AS rollup FROM
-        (SELECT 'user:' || user_id AS scope, sum(cost_usd) AS cost FROM usage_ledger GROUP BY 1
-         UNION ALL SELECT 'system', sum(cost_usd) FROM usage_ledger) l
-      LEFT JOIN (SELECT scope, sum(cost_usd) AS cost FROM usage_rollups WHERE period_kind = 'day' GROUP BY 1) r USING (scope)
-      WHERE l.cost <> coalesce(r.cost, 0)`);
-    expect(check.rows).toEqual([]);
+    expect(await rollupMismatches(stack)).toEqual([]);
     // 20 events of $0.00021 ($0.0042) cross one step of $0.0025: each user's workflow heard of it
     // once, and is behind its ledger by less than a step.
     for (const u of users) {

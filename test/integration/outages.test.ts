@@ -6,7 +6,7 @@
  * front of the machine's servers (never stopped: other work shares them); the worker runs in a
  * child process of its own so it can be killed.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRealtimeView } from '../../activities/realtime.js';
 import { CostTracker } from '../../src/client/index.js';
 import { Dec } from '../../src/domain/money.js';
-import { projectRoot } from '../../src/lib/paths.js';
 import { type Proxy, startProxy } from './helpers/proxy.js';
+import { rollupMismatches, spawnWorkerProcess } from './helpers/worker-process.js';
 import { ingestStatusQuery } from '../../src/messages.js';
 import { eventually, type Stack, startStack } from './helpers/stack.js';
 import { type PersistentTemporal, startPersistentTemporal } from './helpers/temporal.js';
@@ -41,26 +41,7 @@ budgets:
   - { scope: user, period: day, amount: "0.5", thresholds: { warning: 0.8, critical: 0.95 } }
 `;
 
-async function spawnWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
-    cwd: projectRoot(),
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.config.databaseUrl,
-      REDIS_URL: stack.config.redis.url,
-      REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      COSTGUARD_CONFIG: configPath,
-      LOG_LEVEL: 'silent',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  await eventually(async () => out, (o) => o.includes('worker ready'), 60_000, 'worker process ready');
-  return child;
-}
+const spawnWorker = (): Promise<ChildProcess> => spawnWorkerProcess(stack, { COSTGUARD_CONFIG: configPath });
 
 async function killWorker(): Promise<void> {
   const w = worker;
@@ -168,13 +149,7 @@ async function expectExact(ids: string[], tag: string): Promise<void> {
   process.stderr.write(`outages: ${tag}: ${ids.length} accepted events all in the ledger ${Date.now() - started} ms after the load ended\n`);
   const users = await stack.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM usage_ledger WHERE user_id LIKE $1`, [`${tag}-%`]);
   expect(users.rows[0]!.n, 'nothing beyond what was accepted').toBe(ids.length);
-  const mismatched = await stack.pool.query(`
-    SELECT l.scope, l.cost, coalesce(r.cost, 0) AS rollup FROM
-      (SELECT 'user:' || user_id AS scope, sum(cost_usd) AS cost FROM usage_ledger GROUP BY 1
-       UNION ALL SELECT 'system', sum(cost_usd) FROM usage_ledger) l
-    LEFT JOIN (SELECT scope, sum(cost_usd) AS cost FROM usage_rollups WHERE period_kind = 'day' GROUP BY 1) r USING (scope)
-    WHERE l.cost <> coalesce(r.cost, 0)`);
-  expect(mismatched.rows).toEqual([]);
+  expect(await rollupMismatches(stack)).toEqual([]);
 }
 
 describe('outages under load', () => {
