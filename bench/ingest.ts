@@ -107,6 +107,12 @@ export interface IngestResult extends IngestScenario {
     exactStatusP50Ms: number;
     exactStatusP99Ms: number;
     exactStatusSamples: number;
+    /** Record() resolved -> the start of the read that saw the event: the read's own duration (mostly the workflow query) left out. */
+    exactStatusToReadStartP50Ms: number;
+    exactStatusToReadStartP99Ms: number;
+    /** How long one readBudgetStatus() took (live totals from the rollups, then the budget workflow's status query). */
+    statusReadP50Ms: number;
+    statusReadP99Ms: number;
     /** Events whose visibility was never seen (the sampler gave up): counted against the target. */
     exactStatusUnseen: number;
     statusReads: number;
@@ -392,35 +398,58 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
     const watched = new Map<number, { seq: number; at: number }[]>();
     for (let k = 0; k < watchCount; k++) watched.set(Math.floor((k * scenario.users) / watchCount), []);
     const statusLatencies: number[] = [];
+    /** The same events, to the start of the read that saw them (the read's own duration left out). */
+    const atReadLatencies: number[] = [];
+    const readDurations: number[] = [];
     let statusReads = 0;
     let statusReadErrors = 0;
     let statusReadError = '';
     let lagDuringLoadMaxUsd = 0;
     let sampling = true;
+    // At most 5 reads in flight, new ones started every 500 ms (oldest waiting event first), so one
+    // slow read never holds up the others.
+    const reading = new Set<number>();
+    const readOne = async (user: number, queue: { seq: number; at: number }[]) => {
+      reading.add(user);
+      const start = performance.now();
+      try {
+        const s = await readBudgetStatus(client, pool, config, `user:bench-${user}` as Scope);
+        statusReads++;
+        const now = performance.now();
+        readDurations.push(now - start);
+        const live = daySpent(s.live);
+        const calls = live?.totals.calls ?? 0;
+        while (queue.length > 0 && queue[0]!.seq <= calls) {
+          const at = queue.shift()!.at;
+          statusLatencies.push(Math.max(0, now - at));
+          atReadLatencies.push(Math.max(0, start - at));
+        }
+        const wf = s.workflow === 'running' ? daySpent(s) : undefined;
+        if (live && wf) lagDuringLoadMaxUsd = Math.max(lagDuringLoadMaxUsd, Number(live.spentUsd) - Number(wf.spentUsd));
+      } catch (err) {
+        // e.g. the user's budget workflow is starting: read again at the next tick
+        statusReadErrors++;
+        statusReadError ||= String((err as Error)?.message ?? err).slice(0, 200);
+      } finally {
+        reading.delete(user);
+      }
+    };
+    const inFlightReads = new Set<Promise<void>>();
     const sampler = (async () => {
       while (sampling) {
         const tick = performance.now();
-        const due = [...watched.entries()].filter(([, q]) => q.length > 0).sort((a, b) => a[1][0]!.at - b[1][0]!.at).slice(0, STATUS_USERS_PER_READ);
-        await Promise.all(
-          due.map(async ([user, queue]) => {
-            try {
-              const s = await readBudgetStatus(client, pool, config, `user:bench-${user}` as Scope);
-              statusReads++;
-              const now = performance.now();
-              const live = daySpent(s.live);
-              const calls = live?.totals.calls ?? 0;
-              while (queue.length > 0 && queue[0]!.seq <= calls) statusLatencies.push(Math.max(0, now - queue.shift()!.at));
-              const wf = s.workflow === 'running' ? daySpent(s) : undefined;
-              if (live && wf) lagDuringLoadMaxUsd = Math.max(lagDuringLoadMaxUsd, Number(live.spentUsd) - Number(wf.spentUsd));
-            } catch (err) {
-              // e.g. the user's budget workflow is starting: read again at the next tick
-              statusReadErrors++;
-              statusReadError ||= String((err as Error)?.message ?? err).slice(0, 200);
-            }
-          }),
-        );
+        const due = [...watched.entries()]
+          .filter(([u, q]) => q.length > 0 && !reading.has(u))
+          .sort((a, b) => a[1][0]!.at - b[1][0]!.at)
+          .slice(0, Math.max(0, STATUS_USERS_PER_READ - reading.size));
+        for (const [user, queue] of due) {
+          const p = readOne(user, queue);
+          inFlightReads.add(p);
+          void p.finally(() => inFlightReads.delete(p));
+        }
         await sleep(Math.max(0, STATUS_EVERY_MS - (performance.now() - tick)));
       }
+      await Promise.all([...inFlightReads]);
     })();
     process.stderr.write(`  ${label}: half saturation, ${fmt(halfRate)} events/s for ${scenario.halfDurationSec} s, exact status of ${watchCount} watched users\n`);
     const before = await rolledUp(pool);
@@ -567,6 +596,10 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
         exactStatusP50Ms: percentile(statusSorted, 50),
         exactStatusP99Ms: percentile(statusSorted, 99),
         exactStatusSamples: statusSorted.length,
+        exactStatusToReadStartP50Ms: percentile(sorted(atReadLatencies), 50),
+        exactStatusToReadStartP99Ms: percentile(sorted(atReadLatencies), 99),
+        statusReadP50Ms: percentile(sorted(readDurations), 50),
+        statusReadP99Ms: percentile(sorted(readDurations), 99),
         exactStatusUnseen: unseen,
         statusReads,
         watchedUsers: watchCount,

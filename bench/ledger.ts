@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { persistBatch, persistFlushIsolating, type PricedEvent } from '../src/db/ledger.js';
+import { shardOf } from '../src/domain/ingest.js';
 import { PricingEngine } from '../src/domain/pricing.js';
 import type { UsageEvent } from '../src/domain/usage.js';
 import { loadCatalog } from '../src/pricing/genai-catalog.js';
@@ -122,19 +123,19 @@ export async function runIngestFlushBench(baseUrl: string, users: number, events
   const pricing = new PricingEngine(loadCatalog());
   return withBenchDatabase(baseUrl, async (pool) => {
     const all = makeEvents(events, `i${users}`, pricing, (i) => i % users);
-    const flushes: PricedEvent[][] = [];
-    for (let i = 0; i < all.length; i += flushSize) flushes.push(all.slice(i, i + flushSize));
-    let next = 0;
+    // As the product routes them: a user's events always to the same shard, each shard's flushes in turn.
+    const perShard: PricedEvent[][] = Array.from({ length: shards }, () => []);
+    for (const e of all) perShard[shardOf(e.event.userId, shards)]!.push(e);
     let done = 0;
     const label = `  ledger, ingest flushes of ${flushSize} over ${users} users`;
     const t0 = performance.now();
     await Promise.all(
-      Array.from({ length: shards }, async (_, shard) => {
-        while (next < flushes.length) {
-          const index = next++;
-          await persistFlushIsolating(pool, { batchId: `ingest/${shard}/run/${index}`, events: flushes[index]!, timezone: 'UTC', ingestShard: shard });
-          done += flushes[index]!.length;
-          if (index % Math.max(1, Math.floor(flushes.length / 4)) === 0) progress(label, done, events);
+      perShard.map(async (mine, shard) => {
+        for (let i = 0; i < mine.length; i += flushSize) {
+          const flush = mine.slice(i, i + flushSize);
+          await persistFlushIsolating(pool, { batchId: `ingest/${shard}/run/${i / flushSize}`, events: flush, timezone: 'UTC', ingestShard: shard });
+          done += flush.length;
+          if (shard === 0 && (i / flushSize) % 10 === 0) progress(label, done, events);
         }
       }),
     );
