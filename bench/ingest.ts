@@ -122,6 +122,8 @@ export interface IngestResult extends IngestScenario {
     /** Status reads that failed (read again at the next tick), and the first error. */
     statusReadErrors: number;
     statusReadError: string;
+    /** The longest a failed read took before it failed. */
+    failedReadMaxMs: number;
   };
   /** After the load: status reads and queries refused while a budget workflow was starting (retried), and the longest wait. */
   refusedAfterLoad: { count: number; maxWaitMs: number; example: string };
@@ -401,13 +403,14 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
     /** The same events, to the start of the read that saw them (the read's own duration left out). */
     const atReadLatencies: number[] = [];
     const readDurations: number[] = [];
+    const failedReadDurations: number[] = [];
     let statusReads = 0;
     let statusReadErrors = 0;
     let statusReadError = '';
     let lagDuringLoadMaxUsd = 0;
     let sampling = true;
-    // At most 5 reads in flight, new ones started every 500 ms (oldest waiting event first), so one
-    // slow read never holds up the others.
+    // At most 5 reads started every 500 ms (the users with the oldest waiting event first), at most
+    // one at a time per user; a slow read (a budget workflow starting) holds up only its own user.
     const reading = new Set<number>();
     const readOne = async (user: number, queue: { seq: number; at: number }[]) => {
       reading.add(user);
@@ -428,6 +431,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
         if (live && wf) lagDuringLoadMaxUsd = Math.max(lagDuringLoadMaxUsd, Number(live.spentUsd) - Number(wf.spentUsd));
       } catch (err) {
         // e.g. the user's budget workflow is starting: read again at the next tick
+        failedReadDurations.push(performance.now() - start);
         statusReadErrors++;
         statusReadError ||= String((err as Error)?.message ?? err).slice(0, 200);
       } finally {
@@ -441,7 +445,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
         const due = [...watched.entries()]
           .filter(([u, q]) => q.length > 0 && !reading.has(u))
           .sort((a, b) => a[1][0]!.at - b[1][0]!.at)
-          .slice(0, Math.max(0, STATUS_USERS_PER_READ - reading.size));
+          .slice(0, STATUS_USERS_PER_READ);
         for (const [user, queue] of due) {
           const p = readOne(user, queue);
           inFlightReads.add(p);
@@ -606,6 +610,7 @@ export async function runIngestBench(baseUrl: string, redisUrl: string, scenario
         lagDuringLoadMaxUsd,
         statusReadErrors,
         statusReadError,
+        failedReadMaxMs: failedReadDurations.length > 0 ? Math.max(...failedReadDurations) : 0,
       },
       refusedAfterLoad,
       lag: {
