@@ -22,7 +22,7 @@ export function barChart(title: string, bars: { label: string; value: number; co
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
 <rect width="100%" height="100%" fill="white"/>
 <text x="10" y="24" font-size="15" font-weight="bold">${esc(title)}</text>
-${legend.map((l, i) => `<rect x="${10 + i * 240}" y="36" width="12" height="12" fill="${l.color}"/><text x="${28 + i * 240}" y="47">${esc(l.label)}</text>`).join('')}
+${legend.map((l, i) => `<rect x="${10 + i * 330}" y="36" width="12" height="12" fill="${l.color}"/><text x="${28 + i * 330}" y="47">${esc(l.label)}</text>`).join('')}
 ${rows}
 </svg>
 `;
