@@ -15,7 +15,7 @@ import { loadBudgets, readScopeTotals } from '../src/db/scope-totals.js';
 import type { UserDayTotal } from '../src/db/ledger.js';
 import type { Budget, Scope } from '../src/domain/budget.js';
 import { type IngestBatch, decodeBatch } from '../src/domain/ingest.js';
-import { type MaterialReason, materialReason } from '../src/domain/materiality.js';
+import { type MaterialReason, materialReason, rollupPeriods } from '../src/domain/materiality.js';
 import { Dec, normalizeAmount } from '../src/domain/money.js';
 import { periodAt } from '../src/domain/periods.js';
 import type { UnpricedUsage } from '../src/domain/flush-summary.js';
@@ -120,13 +120,14 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
     const budgets = await budgetsOf([...byScope.keys()]);
     const now = deps.clock();
     const settings = { stepFraction: deps.config.ingest.stepFraction, forecast: { enabled: deps.config.alerts.enabled && deps.config.alerts.forecast.enabled, minElapsedFraction: deps.config.alerts.forecast.minElapsedFraction } };
+    const periods = rollupPeriods(deps.config.timezone, now);
     const out: { scope: Scope; budgets: Budget[]; reason: MaterialReason }[] = [];
     for (const [scope, changes] of byScope) {
       const b = budgets.get(scope) ?? [];
       const reason = materialReason(
         b,
         changes.map((c) => ({ kind: c.kind, startMs: c.dayStartMs, totalUsd: c.totalUsd, deltaUsd: c.deltaUsd })),
-        { rollupTimezone: deps.config.timezone, nowMs: now, rates: deps.config.exchangeRates, settings },
+        { rollupTimezone: deps.config.timezone, nowMs: now, rates: deps.config.exchangeRates, settings, periods },
       );
       if (reason) out.push({ scope, budgets: b, reason });
     }

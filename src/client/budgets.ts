@@ -62,10 +62,17 @@ export function fromTemporalError(err: unknown, scope?: Scope): unknown {
   return err;
 }
 
+/** How long the status waits for the budget workflow's own view before answering with the live totals alone. */
+const WORKFLOW_STATUS_WAIT_MS = 3000;
+
 /** A scope's budgets as its workflow holds them, beside the exact live totals read from the rollups. */
 export interface LiveBudgetStatus extends BudgetStatus {
-  /** `running` when the scope has a budget workflow; `none` when it has none yet (no material usage). */
-  workflow: 'running' | 'none';
+  /**
+   * `running` when the scope has a budget workflow; `none` when it has none yet (no material
+   * usage); `starting` when its workflow exists but could not answer within 3 seconds (it is
+   * running its first task): the budgets and live totals are then this status's own.
+   */
+  workflow: 'running' | 'none' | 'starting';
   /**
    * Exact live totals of the same budgets, read now from the ledger's rollups: ahead of the
    * workflow's own figures by less than one step (ingest.stepFraction of the smallest budget).
@@ -84,15 +91,26 @@ export async function readBudgetStatus(client: Client, pool: Pool, config: Confi
   const state = new BudgetState({ scope, budgets, rates: config.exchangeRates }, nowMs);
   for (const r of await readScopeTotals(pool, config.timezone, scope, state.currentPeriods())) state.setTotals(r.spec, r.key, r.totals, nowMs);
   const live = state.status(nowMs);
-  let fromWorkflow: BudgetStatus | null = null;
-  try {
-    fromWorkflow = await queryBudgetStatus(client, scope);
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-  }
   const liveView = { readAt: new Date(nowMs).toISOString(), budgets: live.budgets };
-  if (fromWorkflow) return { ...fromWorkflow, workflow: 'running', live: liveView };
-  return { ...live, source: 'ledger', workflow: 'none', live: liveView };
+  // The workflow's own view, if it answers promptly: a workflow running its first task would hold
+  // a query for up to ~30 s, and the live totals already answer the question.
+  const query = queryBudgetStatus(client, scope);
+  query.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), WORKFLOW_STATUS_WAIT_MS);
+  });
+  try {
+    const fromWorkflow = await Promise.race([query, late]);
+    if (fromWorkflow !== 'late') return { ...fromWorkflow, workflow: 'running', live: liveView };
+    return { ...live, source: 'ledger', workflow: 'starting', live: liveView };
+  } catch (err) {
+    if (err instanceof NotFoundError) return { ...live, source: 'ledger', workflow: 'none', live: liveView };
+    if (err instanceof UnavailableError && /is starting/.test(err.message)) return { ...live, source: 'ledger', workflow: 'starting', live: liveView };
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The live status of a scope's budgets. Throws NotFoundError if the scope has no budget workflow. */

@@ -23,10 +23,11 @@ export const DEFAULTS = {
   /** Ledger-sourced budget workflows (system, team, project) re-read their totals this often. */
   budgetWorkflow: { ledgerPollMs: 2000, maxFlushEvents: 1000 },
   /**
-   * The ingest tier: `shards` ingest workflows take every usage signal; each flushes once
-   * `flushEvents` are pending or the oldest has waited `lingerMs`, at most `maxFlushEvents` at once,
-   * and tells a user's budget workflow of its spend only on material change: a step of
-   * `stepFraction` of its smallest budget, or a threshold or forecast boundary.
+   * The ingest tier: `shards` ingest workflows take every usage signal. An idle shard flushes a
+   * batch as soon as it arrives (latency first); batches arriving while it is busy are flushed
+   * together once `flushEvents` are pending or the oldest has waited `lingerMs`, at most
+   * `maxFlushEvents` at once. A shard tells a user's budget workflow of its spend only on material
+   * change: a step of `stepFraction` of its smallest budget, or a threshold or forecast boundary.
    */
   ingest: { shards: 4, lingerMs: 200, flushEvents: 2000, maxFlushEvents: 5000, stepFraction: 0.05 },
   /**

@@ -8,8 +8,8 @@
  * Compact batches: a signal carries events as arrays, not objects, with the strings that repeat
  * across events (provider, model, task type, user) listed once per batch in `strings` and referred
  * to by index. Token counts are positional; only non-zero kinds are sent. Team, project, tags,
- * metadata and the estimated flag travel in an optional trailing object. About half the bytes of
- * the object form for typical events (BENCHMARKS.md gives the measured figures).
+ * metadata and the estimated flag travel in an optional trailing object. A quarter to a third of
+ * the bytes of the object form for typical events (BENCHMARKS.md gives the measured figures).
  *
  *   event = [requestId, occurredAtMs, provider#, model#, user#, taskType#, tokens, extra?]
  *   tokens = [input, cacheRead, cacheWrite, cacheWrite1h, output, reasoning] with trailing zeros cut

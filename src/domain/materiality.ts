@@ -24,7 +24,7 @@
  */
 import type { Budget } from './budget.js';
 import { Dec, type ExchangeRates, toUsd } from './money.js';
-import { periodAt } from './periods.js';
+import { type Period, periodAt } from './periods.js';
 
 export interface MaterialitySettings {
   /** Share of the scope's smallest budget that makes a step (default 0.05). */
@@ -41,17 +41,27 @@ export interface PeriodChange {
 
 export type MaterialReason = 'step' | 'threshold' | 'forecast';
 
+/** The rollups' current day and month: the same for every scope of a flush, so computed once per flush. */
+export interface RollupPeriods {
+  day: Period;
+  month: Period;
+}
+
+export function rollupPeriods(rollupTimezone: string, nowMs: number): RollupPeriods {
+  return { day: periodAt('day', rollupTimezone, nowMs), month: periodAt('month', rollupTimezone, nowMs) };
+}
+
 /** Why the scope's budget workflow must hear of this flush, or null. */
 export function materialReason(
   budgets: readonly Budget[],
   changes: readonly PeriodChange[],
-  opts: { rollupTimezone: string; nowMs: number; rates: ExchangeRates; settings: MaterialitySettings },
+  opts: { rollupTimezone: string; nowMs: number; rates: ExchangeRates; settings: MaterialitySettings; periods?: RollupPeriods },
 ): MaterialReason | null {
   if (budgets.length === 0) return null;
   const amounts = budgets.map((b) => new Dec(toUsd(b.amount, b.currency, opts.rates)));
-  const today = periodAt('day', opts.rollupTimezone, opts.nowMs);
+  const periods = opts.periods ?? rollupPeriods(opts.rollupTimezone, opts.nowMs);
   const current = (kind: 'day' | 'month') => {
-    const p = kind === 'day' ? today : periodAt('month', opts.rollupTimezone, opts.nowMs);
+    const p = periods[kind];
     const c = changes.find((x) => x.kind === kind && x.startMs === p.startMs);
     return c ? { period: p, after: new Dec(c.totalUsd), before: new Dec(c.totalUsd).minus(c.deltaUsd) } : null;
   };
