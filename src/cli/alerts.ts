@@ -3,21 +3,12 @@
  * the incident's alert workflow (the same path as POST /v1/alerts/:id/ack).
  */
 import { userInfo } from 'node:os';
-import pg from 'pg';
 import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
 import { connectTemporal } from '../client/connect.js';
 import type { Config } from '../config/index.js';
+import { withPool } from './pool.js';
 import type { IncidentRow } from '../db/alerts.js';
 import type { IncidentState } from '../messages.js';
-
-async function withPool<T>(config: Config, run: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
-  try {
-    return await run(pool);
-  } finally {
-    await pool.end();
-  }
-}
 
 export function runAlertsList(config: Config, opts: { all?: boolean; scope?: string; limit?: string }): Promise<IncidentRow[]> {
   return withPool(config, (pool) => listAlerts(pool, { all: opts.all, scope: opts.scope, limit: opts.limit === undefined ? 100 : Number(opts.limit) }));

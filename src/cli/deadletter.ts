@@ -5,22 +5,13 @@
  * request id, so an event that did get into the ledger meanwhile still counts once. A replayed
  * event that fails again is dead-lettered again under the replay's batch, with the new error.
  */
-import pg from 'pg';
 import { CostTracker, CostTrackerValidationError } from '../client/cost-tracker.js';
 import { connectTemporal } from '../client/connect.js';
 import type { Config } from '../config/index.js';
+import { withPool } from './pool.js';
 import { type DeadLetter, listDeadLetters, markDeadLettersReplayed } from '../db/dead-letters.js';
 import { ValidationError } from '../domain/errors.js';
 import { createLogger } from '../lib/logger.js';
-
-async function withPool<T>(config: Config, run: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
-  try {
-    return await run(pool);
-  } finally {
-    await pool.end();
-  }
-}
 
 function parseLimit(limit: string | undefined): number {
   const n = limit === undefined ? 100 : Number(limit);

@@ -1,10 +1,10 @@
 /**
  * `costguard status`: the live state of a scope's budgets, queried from its budget workflow.
  */
-import pg from 'pg';
 import { type LiveBudgetStatus, assertScope, readBudgetStatus } from '../client/budgets.js';
 import { connectTemporal } from '../client/connect.js';
 import type { Config } from '../config/index.js';
+import { withPool } from './pool.js';
 import type { Scope } from '../domain/budget.js';
 import { ValidationError } from '../domain/errors.js';
 import { type Currency, formatMoney } from '../domain/money.js';
@@ -33,12 +33,10 @@ export function statusScope(opts: StatusCommandOptions): Scope {
 export async function runStatusCommand(config: Config, opts: StatusCommandOptions): Promise<LiveBudgetStatus> {
   const scope = statusScope(opts);
   const { client, connection } = await connectTemporal(config);
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 2 });
   try {
-    return await readBudgetStatus(client, pool, config, scope);
+    return await withPool(config, (pool) => readBudgetStatus(client, pool, config, scope));
   } finally {
     await connection.close();
-    await pool.end();
   }
 }
 
