@@ -22,9 +22,11 @@ export interface ModelTierEntry {
 
 export const MODEL_TIER_TABLE: readonly ModelTierEntry[] = [
   { provider: 'openai', model: 'gpt-4', tier: 'premium', cheaper: 'gpt-4o' },
-  { provider: 'openai', model: 'gpt-4-turbo', tier: 'premium', cheaper: 'gpt-4o' },
   { provider: 'openai', model: 'o1', tier: 'premium', cheaper: 'o4-mini' },
   { provider: 'openai', model: 'o3', tier: 'premium', cheaper: 'o4-mini' },
+  // The original specification's tiers: gpt-4 and claude-3-opus premium; gpt-4-turbo and claude-3-5-sonnet
+  // standard; gpt-3.5-turbo and gemini-pro economy.
+  { provider: 'openai', model: 'gpt-4-turbo', tier: 'standard', cheaper: 'gpt-4o-mini' },
   { provider: 'openai', model: 'gpt-4o', tier: 'standard', cheaper: 'gpt-4o-mini' },
   { provider: 'openai', model: 'gpt-4.1', tier: 'standard', cheaper: 'gpt-4.1-mini' },
   { provider: 'openai', model: 'gpt-5', tier: 'standard', cheaper: 'gpt-5-mini' },

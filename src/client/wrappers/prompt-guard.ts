@@ -28,7 +28,7 @@ export interface PromptGuardOptions {
 }
 
 /** The original specification's caps. */
-export const ORIGINAL_MAX_TOKENS: Readonly<Record<string, number>> = Object.freeze({ summarization: 1000, analysis: 2000 });
+export { ORIGINAL_MAX_TOKENS } from '../../domain/advice.js';
 
 /** What the guard changed (recorded as the event's `metadata.promptGuard`). */
 export interface PromptGuardChange {
