@@ -13,7 +13,9 @@ import type { CostGuardMetrics } from '../src/metrics/index.js';
 import { createBudgetActivities } from './budget.js';
 import { createChannelActivities } from './channels.js';
 import { createIngestActivities } from './ingest.js';
+import { createLeaseActivities } from './leases.js';
 import { createLedgerActivities } from './ledger.js';
+import { createLeaseStore } from '../src/leases/store.js';
 import { createRealtimeView } from './realtime.js';
 import { createReportActivities } from './reports.js';
 
@@ -40,10 +42,12 @@ export const createActivities = (deps: ActivityDeps) => {
     metrics: deps.metrics,
     realtime: createRealtimeView(deps.redis, deps.config.redis.keyPrefix),
   };
+  const leases = createLeaseStore(deps.redis, deps.config.redis.keyPrefix);
   return {
     ...createLedgerActivities(ledgerDeps),
-    ...createIngestActivities({ ...ledgerDeps, config: deps.config, temporal: deps.temporal }),
+    ...createIngestActivities({ ...ledgerDeps, config: deps.config, temporal: deps.temporal, leases: () => leases }),
     ...createBudgetActivities({ pool: deps.pool, config: deps.config }),
+    ...createLeaseActivities({ pool: deps.pool, config: deps.config, leases: () => leases }),
     ...createAlertActivities({ pool: deps.pool, config: deps.config, logger: deps.logger, clock: deps.clock, temporal: deps.temporal }),
     ...createChannelActivities({
       pool: deps.pool,

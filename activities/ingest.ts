@@ -21,11 +21,15 @@ import { periodAt } from '../src/domain/periods.js';
 import type { UnpricedUsage } from '../src/domain/flush-summary.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type ScopeTotalsUpdate, budgetWorkflowId, scopeTotalsSignal } from '../src/messages.js';
 import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder } from './ledger.js';
+import { microUp } from '../src/domain/leases.js';
+import type { LeaseStore } from '../src/leases/store.js';
 
 export interface IngestActivityDeps extends LedgerActivityDeps {
   config: Config;
   /** Signals budget workflows (signal-with-start). */
   temporal: () => Client;
+  /** Pre-flight holds, settled by the events that carry them once those are committed. */
+  leases?: () => LeaseStore;
 }
 
 export interface IngestFlushInput {
@@ -134,6 +138,29 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
     return out;
   }
 
+  /**
+   * Settles the pre-flight holds of these committed events with their actual cost (repeats are
+   * recognised: a retried flush settles nothing twice). Best effort: with Redis unreachable a hold
+   * expires instead, and its bucket is re-read from the ledger at the next grant.
+   */
+  async function settleHolds(counted: ReadonlyArray<{ requestId: string; costUsd: string }>, holds: ReadonlyMap<string, string>): Promise<void> {
+    if (!deps.leases) return;
+    const items = counted.filter((c) => holds.has(c.requestId)).map((c) => ({ holdId: holds.get(c.requestId)!, action: 's' as const, actualMicro: microUp(c.costUsd) }));
+    for (let attempt = 1; items.length > 0; attempt++) {
+      try {
+        const statuses = await deps.leases().finish(items);
+        statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
+        return;
+      } catch (err) {
+        if (attempt >= 3) {
+          deps.logger.warn({ err: (err as Error).message, holds: items.length }, 'could not settle pre-flight holds (they will expire instead)');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
   return {
     /** What a shard needs to know at start: its flush thresholds and whether alerting is on. */
     async loadIngestSettings(): Promise<{ lingerMs: number; flushEvents: number; maxFlushEvents: number; alertsEnabled: boolean }> {
@@ -147,13 +174,19 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
      */
     async ingestFlush(input: IngestFlushInput): Promise<IngestFlushResult> {
       const events: unknown[] = [];
+      const holds = new Map<string, string>(); // requestId -> holdId
       for (const batch of input.batches) {
-        for (const e of decodeBatch(batch)) events.push('malformed' in e ? { malformed: e.malformed, raw: e.raw } : e);
+        for (const e of decodeBatch(batch)) {
+          events.push('malformed' in e ? { malformed: e.malformed, raw: e.raw } : e);
+          if (!('malformed' in e) && e.holdId !== undefined) holds.set(e.requestId, e.holdId);
+        }
       }
       return timed({ batchId: input.flushId, events }, asIngestFlush(input.shard), async (result, userDays) => {
         // A flush run again after its commit inserts nothing: its users' totals come from the
         // rows it finds (read back), so the signals the first attempt may not have sent go out.
         const days = userDays.length > 0 || result.counted.length === 0 ? userDays : await rereadUserDays(result.counted.map((c) => c.requestId));
+        // Holds settle only now, after the commit: until then their reservation still counts.
+        if (holds.size > 0) await settleHolds(result.counted, holds);
         const material = await materialScopes(days);
         await eachLimited(material, SIGNAL_CONCURRENCY, (m) => signalTotals(m.scope, m.budgets, m.reason));
         const unpriced = new Map<string, UnpricedUsage>();

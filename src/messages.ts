@@ -8,6 +8,7 @@ import type { Budget, BudgetChange, Scope, ScopeKind } from './domain/budget.js'
 import type { AlertCondition, TrackedIncident } from './domain/alert-rules.js';
 import type { AlertLevel } from './domain/notification.js';
 import type { IngestBatch } from './domain/ingest.js';
+import type { LeaseRecord } from './domain/leases.js';
 import type { TokenUsage, UsageEventInput } from './domain/usage.js';
 
 export const BUDGET_WORKFLOW_TYPE = 'budgetWorkflow';
@@ -116,6 +117,8 @@ export interface BudgetStatus {
     /** Exact totals applied from the ingest shards' `totals` signals (absent before the ingest tier). */
     totalsUpdates?: number;
   };
+  /** Pre-flight enforcement: this scope's leases as of the last grant (absent before the first). */
+  leases?: LeaseStatus;
   /** Open incidents this scope raised (acknowledged ones included), from the status query. */
   incidents?: { incidentId: string; key: string; rule: string; level: string; status: 'open' | 'acknowledged' }[];
 }
@@ -135,7 +138,34 @@ export interface CarriedState {
   unpricedRaised?: string[];
   /** When the totals last applied from a `totals` signal were read, by period key. */
   totalsReadAtMs?: Record<string, number>;
+  /** Pre-flight leases granted by this scope (absent before the first grant). */
+  leases?: LeaseRecord;
+  /** The buckets of the last grant, for the status. */
+  leaseBuckets?: LeaseStatus['buckets'];
 }
+
+/** A request for lease: what waiting pre-flight checks need (µ$ per budget of the scope). */
+export interface LeaseRequest {
+  needMicro: number;
+}
+
+/** A scope's leases as the status and the Temporal UI show them (amounts in USD). */
+export interface LeaseStatus {
+  epoch: string | null;
+  grants: number;
+  grantedUsd: string;
+  lastGrantAt: string | null;
+  /** Held back for holds Redis lost, until `lostUntil` (null when none). */
+  lostReserveUsd: string;
+  lostUntil: string | null;
+  buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetUsd: string; spentUsd: string; availableUsd: string; openUsd: string }>;
+}
+
+/**
+ * Grants (or refreshes) this scope's leases: sent by pre-flight checks that found a lease missing,
+ * expired or too small. Answers with the lease state after the grant.
+ */
+export const leaseUpdate = defineUpdate<LeaseStatus, [LeaseRequest]>('lease');
 
 /**
  * Search attributes of budget workflows (registered idempotently at start-up, upserted by the

@@ -32,9 +32,12 @@ import type { AlertChange } from '../src/domain/alert-rules.js';
 import type { FlushSummary } from '../src/domain/flush-summary.js';
 import { ScopeAlerts } from '../src/domain/scope-alerts.js';
 import { renderBudgetMarkdown, visibilityUpdates } from '../src/domain/visibility.js';
+import { EMPTY_LEASE_RECORD, type LeaseRecord, activeLost, usdOf } from '../src/domain/leases.js';
 import {
   type BudgetStatus,
   type BudgetWorkflowInput,
+  type LeaseStatus,
+  leaseUpdate,
   type ScopeTotalsUpdate,
   incidentChangedSignal,
   scopeTotalsSignal,
@@ -83,6 +86,13 @@ const alerting = proxyLocalActivities<Activities>({
  * the last change held back. The Current Details and the status query are always live.
  */
 const VISIBILITY_EVERY_MS = 10_000;
+
+// A lease grant answers a waiting pre-flight check: bounded, and its failure fails the update (the
+// check then applies its budget's fail mode) rather than being retried for long.
+const leaseGrants = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
+});
 
 const spendWindows = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
@@ -137,9 +147,65 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     if (change && typeof change.key === 'string') alerts.incidentChanged(change);
   });
 
+  // Pre-flight leases (src/domain/leases.ts): this workflow is their source of truth. Grants run one
+  // at a time, each from a fresh read of Redis and the ledger.
+  let leases: LeaseRecord = input.carried?.leases ?? EMPTY_LEASE_RECORD;
+  let leaseBuckets: LeaseStatus['buckets'] = input.carried?.leaseBuckets ?? [];
+  let granting = false;
+  let leasesChanged = false;
+  const leaseStatus = (): LeaseStatus => {
+    const lost = activeLost(leases, Date.now());
+    return {
+      epoch: leases.epoch,
+      grants: leases.grants,
+      grantedUsd: usdOf(leases.grantedMicro),
+      lastGrantAt: leases.lastGrantAtMs === null ? null : new Date(leases.lastGrantAtMs).toISOString(),
+      lostReserveUsd: usdOf(Object.values(lost).reduce((a, b) => a + b, 0)),
+      lostUntil: Object.keys(lost).length > 0 ? new Date(leases.lostUntilMs).toISOString() : null,
+      buckets: leaseBuckets,
+    };
+  };
+  const grantLease = async (needMicro: number, shrink: boolean): Promise<LeaseStatus> => {
+    await condition(() => state !== undefined && !granting);
+    granting = true;
+    try {
+      const now = Date.now();
+      const r = await leaseGrants.grantLease({ scope, budgets: state!.budgets, needMicro, shrink, expectEpoch: leases.epoch, outstanding: leases.outstanding, lost: activeLost(leases, now) });
+      if (r.epochChanged) log.warn('Redis lost the pre-flight state: what was outstanding is held in reserve until lost holds have expired', { scope, epoch: r.epoch, reserve: r.lost });
+      leases = {
+        epoch: r.epoch,
+        outstanding: Object.fromEntries(r.buckets.map((b) => [b.name, b.availableMicro + b.openMicro])),
+        lost: r.lost,
+        lostUntilMs: r.epochChanged ? now + r.lostHoldMs : leases.lostUntilMs,
+        grants: leases.grants + 1,
+        grantedMicro: leases.grantedMicro + r.grantedMicro,
+        lastGrantAtMs: now,
+      };
+      leaseBuckets = r.buckets.map((b) => ({
+        name: b.name,
+        period: b.period,
+        enforcement: b.enforcement,
+        budgetUsd: usdOf(b.budgetMicro),
+        spentUsd: usdOf(b.spentMicro),
+        availableUsd: usdOf(b.availableMicro),
+        openUsd: usdOf(b.openMicro),
+      }));
+      leasesChanged = true;
+      return leaseStatus();
+    } finally {
+      granting = false;
+    }
+  };
+  setHandler(leaseUpdate, (request) => grantLease(request.needMicro, false), {
+    validator: (request) => {
+      if (typeof request?.needMicro !== 'number' || !Number.isSafeInteger(request.needMicro) || request.needMicro < 0) throw new Error('invalid lease request: needMicro must be a whole number of micro-dollars, 0 or more');
+    },
+    description: 'Grant this scope a pre-flight lease in Redis: { needMicro } (what waiting checks need, in micro-USD)',
+  });
+
   setHandler(statusQuery, (): BudgetStatus => {
     if (!state) throw new Error(`the budget workflow for ${scope} is starting; ask again in a moment`);
-    return { ...state.status(Date.now()), incidents: alerts.list() };
+    return { ...state.status(Date.now()), incidents: alerts.list(), ...(leases.grants > 0 ? { leases: leaseStatus() } : {}) };
   });
 
   setHandler(
@@ -153,6 +219,8 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       budgetsChanged = true;
       reseed = true;
       await settingsActivities.saveBudgets(scope, checked.value);
+      // Leases granted under the old budgets shrink to what the new ones leave (the next check refills).
+      if (leases.epoch !== null) await grantLease(0, true);
       return s.status(Date.now());
     },
     {
@@ -220,7 +288,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
 
   /** Search attributes (on material change) and the Current Details, from one status. */
   const publish = (current = state.status(Date.now())) => {
-    const status = { ...current, incidents: alerts.list() };
+    const status = { ...current, incidents: alerts.list(), ...(leases.grants > 0 ? { leases: leaseStatus() } : {}) };
     const updates = visibilityUpdates(status, state.lastMaterial, byPercent ? 'percent' : 'cent');
     visibilityDueMs = Infinity;
     if (updates.changed.length > 0) {
@@ -251,12 +319,13 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
     const nextAlertCheck = alertSettings ? alerts.nextCheckMs(alertSettings) : Infinity;
     const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck, visibilityDueMs);
-    const work = () => state.hasPending() || budgetsChanged || totalsChanged || workflowInfo().continueAsNewSuggested;
+    const work = () => state.hasPending() || budgetsChanged || totalsChanged || leasesChanged || workflowInfo().continueAsNewSuggested;
     // A scope with no budgets (`{"budgets": []}`) has no period to roll over: nothing to wait for but work.
     if (Number.isFinite(deadline)) await condition(work, Math.max(1, deadline - now));
     else await condition(work);
     budgetsChanged = false;
     totalsChanged = false;
+    leasesChanged = false;
 
     while (state.hasPending()) {
       const flush = state.takeFlush(chainId, settings.maxFlushEvents);
@@ -318,7 +387,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       // Never from inside a handler: wait for running handlers, flush what they queued, then go.
       await condition(allHandlersFinished);
       if (!state.hasPending()) {
-        await continueAsNew<typeof budgetWorkflow>({ scope, carried: { ...state.carry(), ...alerts.carry() } });
+        await continueAsNew<typeof budgetWorkflow>({ scope, carried: { ...state.carry(), ...alerts.carry(), ...(leases.grants > 0 ? { leases, leaseBuckets } : {}) } });
       }
     }
   }

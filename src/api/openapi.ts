@@ -20,6 +20,7 @@ const errorResponse = (description: string) => ({ description, content: json(ref
  * The key scope an operation needs, as OpenAPI 3.1 role names on the API key schemes (an `admin` key
  * satisfies every role). `buildApi` checks that each route's `config.scope` matches.
  */
+const holdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'A hold id as POST /v1/authorize returns it' };
 const keyed = (scope: RouteScope) => ({ security: [{ apiKey: [scope] }, { bearer: [scope] }] });
 
 /** The scope an operation of this document needs (undefined: no key). */
@@ -321,6 +322,82 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) }, ...keyedResponses('read') },
         },
       },
+      '/v1/authorize': {
+        post: {
+          operationId: 'authorize',
+          summary: 'Pre-flight check: reserve a call\'s worst-case cost on every budget that applies (user, team, project, system), or on none',
+          description:
+            'Answers `allow`, `downgrade` (with model advice) or `deny` (with a reason). An admitted call gets a `holdId`: send it with the ' +
+            'call\'s usage event (`holdId` in POST /v1/usage) to settle the reservation with the actual cost, or DELETE /v1/holds/{id}. ' +
+            'A hold expires after its TTL unless renewed (POST /v1/holds/{id}/renew). A deny is an answer (200), not an error.',
+          ...keyed('ingest'),
+          requestBody: { required: true, content: json(ref('AuthorizeRequest')) },
+          responses: {
+            '200': { description: 'The decision', content: json(ref('AuthorizeResult')) },
+            '400': { description: 'Invalid request (each bad field named)', content: json(ref('ValidationError')) },
+            ...keyedResponses('ingest'),
+            ...bodyResponses,
+          },
+        },
+      },
+      '/v1/holds/{id}': {
+        parameters: [holdParameter],
+        get: {
+          operationId: 'getHold',
+          summary: 'A hold\'s state: open, settled, released, expired, or settled after a release or expiry',
+          ...keyed('ingest'),
+          responses: {
+            '200': { description: 'The hold', content: json({ type: 'object', properties: { holdId: { type: 'string' }, state: { type: 'string' }, reservedUsd: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }) },
+            '400': { description: 'Not a hold id', content: json(ref('ValidationError')) },
+            ...keyedResponses('ingest'),
+            '404': errorResponse('No such hold (never made, or finished more than two days ago)'),
+          },
+        },
+        delete: {
+          operationId: 'releaseHold',
+          summary: 'Give a hold\'s reservation back (the call was not made); repeats change nothing',
+          ...keyed('ingest'),
+          responses: {
+            '200': { description: 'What happened: released, duplicate (already finished) or unknown', content: json({ type: 'object', properties: { holdId: { type: 'string' }, status: { type: 'string' } } }) },
+            '400': { description: 'Not a hold id', content: json(ref('ValidationError')) },
+            ...keyedResponses('ingest'),
+          },
+        },
+      },
+      '/v1/holds/{id}/renew': {
+        parameters: [holdParameter],
+        post: {
+          operationId: 'renewHold',
+          summary: 'Extend an open hold\'s life (a long stream renews its hold every third of its TTL)',
+          ...keyed('ingest'),
+          requestBody: { required: false, content: json({ type: 'object', properties: { ttlSeconds: { type: 'integer', minimum: 1 } }, additionalProperties: false }) },
+          responses: {
+            '200': { description: 'Renewed, with the new expiry', content: json({ type: 'object', properties: { holdId: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } } }) },
+            '400': { description: 'Invalid request', content: json(ref('ValidationError')) },
+            ...keyedResponses('ingest'),
+            '409': errorResponse('The hold is no longer open (settled, released or expired)'),
+            '404': errorResponse('No such hold'),
+          },
+        },
+      },
+      '/v1/advice': {
+        get: {
+          operationId: 'getAdvice',
+          summary: 'Model advice (tiers by task complexity and per-call budget, max_tokens caps per task type)',
+          ...keyed('read'),
+          parameters: ['userId', 'teamId', 'projectId', 'provider', 'model', 'taskType', 'complexity', 'inputTokens', 'maxOutputTokens', 'conversationId', 'perCallBudgetUsd'].map((name) => ({
+            name,
+            in: 'query',
+            required: ['userId', 'provider', 'model'].includes(name),
+            schema: { type: ['inputTokens', 'maxOutputTokens'].includes(name) ? 'integer' : 'string' },
+          })),
+          responses: {
+            '200': { description: 'The advice and what remains per scope', content: json({ type: 'object', properties: { advice: ref('Advice'), scopes: { type: 'array', items: ref('ScopeRemaining') } } }) },
+            '400': { description: 'Invalid request', content: json(ref('ValidationError')) },
+            ...keyedResponses('read'),
+          },
+        },
+      },
       '/metrics': {
         get: {
           operationId: 'metrics',
@@ -530,6 +607,67 @@ export function openApiDocument(): Record<string, unknown> {
                 },
               },
             },
+          },
+        },
+        AuthorizeRequest: {
+          type: 'object',
+          required: ['userId', 'provider', 'model'],
+          additionalProperties: false,
+          description: 'Give the estimate as inputTokens and maxOutputTokens, or as costUsd (the worst case itself).',
+          properties: {
+            userId: { type: 'string' },
+            teamId: { type: 'string' },
+            projectId: { type: 'string' },
+            provider: { type: 'string', examples: ['openai'] },
+            model: { type: 'string', examples: ['gpt-4o'] },
+            taskType: { type: 'string' },
+            complexity: { enum: ['simple', 'medium', 'complex'] },
+            inputTokens: { type: 'integer', minimum: 0 },
+            maxOutputTokens: { type: 'integer', minimum: 0 },
+            costUsd: { type: 'string', examples: ['0.05'] },
+            ttlSeconds: { type: 'integer', minimum: 1 },
+            conversationId: { type: 'string', description: 'Keeps model advice stable within a conversation (hysteresis).' },
+            perCallBudgetUsd: { type: 'string' },
+          },
+        },
+        ScopeRemaining: {
+          type: 'object',
+          properties: {
+            scope: { type: 'string' },
+            period: { type: 'string' },
+            enforcement: { enum: ['hard', 'soft'] },
+            budgetUsd: { type: 'string' },
+            remainingUsd: { type: 'string' },
+            usedRatio: { type: 'number' },
+          },
+        },
+        Advice: {
+          type: 'object',
+          properties: {
+            tier: { enum: ['premium', 'standard', 'economy'] },
+            provider: { type: 'string' },
+            model: { type: 'string' },
+            maxOutputTokens: { type: 'integer' },
+            expectedCostUsd: { type: ['string', 'null'] },
+            requestedTier: { enum: ['premium', 'standard', 'economy', null] },
+            requestedCostUsd: { type: ['string', 'null'] },
+            perCallBudgetUsd: { type: ['string', 'null'] },
+            downgrade: { type: 'boolean' },
+            reasons: { type: 'array', items: { type: 'string' } },
+          },
+        },
+        AuthorizeResult: {
+          type: 'object',
+          properties: {
+            decision: { enum: ['allow', 'downgrade', 'deny'] },
+            reason: { enum: ['budget_exhausted', 'price_unknown', 'unavailable', 'near_budget', 'over_budget_soft', 'cheaper_fits', null] },
+            holdId: { type: ['string', 'null'] },
+            reservedUsd: { type: 'string' },
+            expiresAt: { type: ['string', 'null'], format: 'date-time' },
+            worstCaseUsd: { type: ['string', 'null'] },
+            advice: { oneOf: [ref('Advice'), { type: 'null' }] },
+            scopes: { type: 'array', items: ref('ScopeRemaining') },
+            enforced: { type: 'boolean', description: 'False when a fail-open budget admitted the call unreserved (Redis or Temporal could not answer).' },
           },
         },
         Error: {

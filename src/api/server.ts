@@ -26,7 +26,9 @@ import type { ApiConfig, Config } from '../config/index.js';
 import { reportTimezone } from '../config/reports.js';
 import { loadReport } from '../db/reports.js';
 import { parseReportPeriod } from '../domain/report-period.js';
-import { CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
+import { ConflictError, CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
+import { isHoldId } from '../domain/leases.js';
+import type { AuthorizeRequest } from '../client/preflight.js';
 import type { Logger } from '../lib/logger.js';
 import type { CostGuardMetrics } from '../metrics/index.js';
 import { ApiError, clientErrorBody, clip, codeOfStatus, writeClientError } from './errors.js';
@@ -48,6 +50,8 @@ export interface ApiDeps {
   clock?: () => number;
   generateId?: () => string;
 }
+
+const HOLD_STATES: Record<string, string> = { s: 'settled', r: 'released', x: 'expired', S: 'settled after its release or expiry' };
 
 /** 10,000 events of a few hundred bytes each, with room for metadata. */
 export const BODY_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -358,6 +362,40 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     }
     // `accepted` counts events, not array entries: a requestId sent twice is one event, counted once.
     return reply.code(202).send({ accepted: new Set(requestIds).size, requestIds });
+  });
+
+  app.post('/v1/authorize', { config: { scope: 'ingest' } }, async (request) => deps.tracker.authorize(request.body as AuthorizeRequest));
+
+  app.get<{ Params: { id: string } }>('/v1/holds/:id', { config: { scope: 'ingest' } }, async (request) => {
+    const { id } = request.params;
+    if (!isHoldId(id)) throw new ValidationError([{ path: 'id', message: 'must be a hold id as POST /v1/authorize returns it' }]);
+    const hold = await deps.tracker.holdState(id);
+    if (!hold) throw new NotFoundError(`no hold ${id} (never made, or finished more than two days ago)`);
+    return { holdId: id, ...hold };
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/holds/:id', { config: { scope: 'ingest' } }, async (request) => ({ holdId: request.params.id, status: await deps.tracker.releaseHold(request.params.id) }));
+
+  app.post<{ Params: { id: string } }>('/v1/holds/:id/renew', { config: { scope: 'ingest' } }, async (request) => {
+    const body = (request.body ?? {}) as { ttlSeconds?: unknown };
+    const extra = typeof body === 'object' && body !== null ? Object.keys(body).filter((k) => k !== 'ttlSeconds') : [];
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || extra.length > 0) throw new ValidationError([{ path: '', message: 'expected {} or { "ttlSeconds": 60 }' }]);
+    const ttl = body.ttlSeconds;
+    if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1)) throw new ValidationError([{ path: 'ttlSeconds', message: 'must be a whole number of seconds, at least 1' }]);
+    const r = await deps.tracker.renewHold(request.params.id, ttl as number | undefined);
+    if (r.ok) return { holdId: request.params.id, expiresAt: r.expiresAt };
+    if (r.state === 'unknown') throw new NotFoundError(`no hold ${request.params.id}`);
+    throw new ConflictError(`hold ${request.params.id} is no longer open (${HOLD_STATES[r.state] ?? r.state}): authorize again`);
+  });
+
+  app.get<{ Querystring: Record<string, string | undefined> }>('/v1/advice', { config: { scope: 'read' } }, async (request) => {
+    const q = request.query;
+    const req: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(q)) {
+      if (v === undefined) continue;
+      req[k] = k === 'inputTokens' || k === 'maxOutputTokens' ? (/^\d{1,12}$/.test(v) ? Number(v) : v) : v;
+    }
+    return deps.tracker.advise({ inputTokens: 0, maxOutputTokens: 0, ...req } as unknown as AuthorizeRequest);
   });
 
   app.get<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'read' } }, async (request) => {

@@ -69,7 +69,13 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
   if (roles.api) {
     const { keys, keyFile } = resolveApiKeys(config.api.keys, config.dataDir);
     // API: usage goes to the budget workflows through a CostTracker on the Temporal client above.
-    const tracker = new CostTracker({ client: temporal, taskQueue: config.temporal.taskQueue, ingestShards: config.ingest.shards, logger });
+    const tracker = new CostTracker({
+      client: temporal,
+      taskQueue: config.temporal.taskQueue,
+      ingestShards: config.ingest.shards,
+      logger,
+      preflight: { redis, pricing, keyPrefix: config.redis.keyPrefix, ...config.preflight, onDecision: (decision, reason) => metrics.recordPreflight(decision, reason ?? 'none') },
+    });
     const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics });
     let apiClosed: Promise<void> | undefined;
     /** Stops taking requests, then delivers every event already accepted (before the worker stops). */

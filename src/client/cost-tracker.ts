@@ -15,6 +15,9 @@
  * Why signal-with-start: the budget workflow of a scope may not exist yet (a new user); the one call
  * starts it if needed and delivers the signal in the same server transaction.
  */
+import { DEFAULTS as DEFAULT_CONFIG } from '../config/defaults.js';
+import { usdOf } from '../domain/leases.js';
+import { type AuthorizeRequest, type AuthorizeResult, Authorizer, type AuthorizerOptions } from './preflight.js';
 import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError } from '@temporalio/client';
 import { CostGuardError, type FieldIssue, UnavailableError, ValidationError } from '../domain/errors.js';
@@ -101,6 +104,13 @@ export interface CostTrackerOptions {
   clock?: () => number;
   generateId?: () => string;
   logger?: Logger;
+  /**
+   * Pre-flight checks (`authorize()`, `releaseHold()`, `renewHold()`): the Redis the worker uses
+   * and a pricing engine (createPricingEngine(config)); the rest defaults to the configured
+   * `preflight` settings' defaults. `client` must then be a full Temporal Client.
+   */
+  preflight?: Omit<AuthorizerOptions, 'temporal' | 'taskQueue' | 'keyPrefix' | 'holdTtlMs' | 'maxHoldTtlMs' | 'refillTimeoutMs' | 'unknownPriceUsd'> &
+    Partial<Pick<AuthorizerOptions, 'keyPrefix' | 'holdTtlMs' | 'maxHoldTtlMs' | 'refillTimeoutMs' | 'unknownPriceUsd'>>;
 }
 
 const DEFAULTS = {
@@ -179,6 +189,7 @@ export function toBatchEvent(event: UsageEvent): BatchEvent {
   if (Object.keys(event.tags).length > 0) out.tags = { ...event.tags };
   if (Object.keys(event.metadata).length > 0) out.metadata = event.metadata;
   if (event.estimated) out.estimated = true;
+  if (event.holdId !== undefined) out.holdId = event.holdId;
   return out;
 }
 
@@ -346,6 +357,60 @@ export class CostTracker {
     this.clock = functionOption('clock', options.clock ?? Date.now);
     this.generateId = functionOption('generateId', options.generateId ?? randomUUID);
     this.logger = options.logger?.child({ component: 'cost-tracker', trackerId: this.instanceId });
+    if (options.preflight) {
+      const d = DEFAULT_CONFIG.preflight;
+      this.authorizer = new Authorizer({
+        keyPrefix: DEFAULT_CONFIG.redisKeyPrefix,
+        holdTtlMs: d.holdTtlMs,
+        maxHoldTtlMs: d.maxHoldTtlMs,
+        refillTimeoutMs: d.refillTimeoutMs,
+        unknownPriceUsd: d.unknownPriceUsd,
+        ...options.preflight,
+        temporal: client as Client,
+        taskQueue: this.taskQueue,
+        clock: this.clock,
+      });
+    }
+  }
+
+  private readonly authorizer: Authorizer | undefined;
+
+  private preflight(): Authorizer {
+    if (!this.authorizer) throw new UnavailableError('pre-flight checks are not configured: they need the CostTracker option preflight: { redis, pricing }');
+    return this.authorizer;
+  }
+
+  /** A hold's state (open, settled, released, expired, late), or null when unknown. */
+  async holdState(holdId: string): Promise<{ state: string; reservedUsd: string; expiresAt: string } | null> {
+    const h = await this.preflight().store.holdState(holdId);
+    if (!h) return null;
+    const names: Record<string, string> = { o: 'open', s: 'settled', r: 'released', x: 'expired', S: 'late' };
+    return { state: names[h.state] ?? h.state, reservedUsd: usdOf(h.amountMicro), expiresAt: new Date(h.expiresAtMs).toISOString() };
+  }
+
+  /**
+   * Pre-flight check: reserves the call's worst case on every budget that applies (its user, team,
+   * project and the system) or on none, and answers allow, downgrade (with model advice) or deny.
+   * Send the answer's `holdId` with the call's usage event (`record({ ..., holdId })`) to settle the
+   * reservation with the actual cost, or `releaseHold()` it when the call is not made.
+   */
+  authorize(request: AuthorizeRequest): Promise<AuthorizeResult> {
+    return this.preflight().authorize(request);
+  }
+
+  /** Gives a hold's reservation back (the call was not made). */
+  releaseHold(holdId: string): Promise<string> {
+    return this.preflight().release(holdId);
+  }
+
+  /** Extends an open hold's life (a long stream renews its hold every third of its TTL). */
+  renewHold(holdId: string, ttlSeconds?: number): Promise<{ ok: true; expiresAt: string } | { ok: false; state: string }> {
+    return this.preflight().renew(holdId, ttlSeconds);
+  }
+
+  /** Model advice for a call, with what remains in its scopes' budgets. */
+  advise(request: AuthorizeRequest): ReturnType<Authorizer['advice']> {
+    return this.preflight().advice(request);
   }
 
   /**

@@ -30,6 +30,8 @@ export const DEFAULTS = {
    * change: a step of `stepFraction` of its smallest budget, or a threshold or forecast boundary.
    */
   ingest: { shards: 4, lingerMs: 200, flushEvents: 2000, maxFlushEvents: 5000, stepFraction: 0.05 },
+  /** Pre-flight checks: holds live a minute unless renewed; a grant tops a lease up to a quarter of the budget. */
+  preflight: { holdTtlMs: 60_000, maxHoldTtlMs: 600_000, sliceFraction: 0.25, refillTimeoutMs: 3000, unknownPriceUsd: '0.10' },
   /**
    * Prometheus: `user_id` on the cost/call counters is opt-in (one series per user); the top-N gauge
    * is the bounded alternative. Provider and model label values beyond `maxLabelValues` distinct

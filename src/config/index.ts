@@ -62,6 +62,8 @@ export const budgetSchema = z
       .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' })
       .refine((t) => t.info === undefined || t.info < t.warning, { message: 'expected info below warning' })
       .refine((t) => t.emergency === undefined || t.emergency > t.critical, { message: 'expected emergency above critical' }),
+    enforcement: z.enum(['hard', 'soft'], { error: 'expected "hard" or "soft"' }).optional(),
+    failMode: z.enum(['open', 'closed'], { error: 'expected "open" or "closed"' }).optional(),
   })
   .strict();
 export type BudgetRule = z.infer<typeof budgetSchema>;
@@ -191,6 +193,17 @@ export const fileSchema = z
       .strict()
       .refine((i) => i.flushEvents <= i.maxFlushEvents, { message: 'expected flushEvents <= maxFlushEvents' })
       .default(() => ({ ...DEFAULTS.ingest })),
+    preflight: z
+      .object({
+        holdTtlMs: z.number().int().min(1000, 'expected at least 1000 ms').max(3_600_000).default(DEFAULTS.preflight.holdTtlMs),
+        maxHoldTtlMs: z.number().int().min(1000, 'expected at least 1000 ms').max(86_400_000).default(DEFAULTS.preflight.maxHoldTtlMs),
+        sliceFraction: z.number().gt(0, 'expected a share above 0').max(1, 'expected a share of at most 1').default(DEFAULTS.preflight.sliceFraction),
+        refillTimeoutMs: z.number().int().min(100).max(60_000).default(DEFAULTS.preflight.refillTimeoutMs),
+        unknownPriceUsd: positiveAmount('the reservation for an unpriced model (USD)').default(DEFAULTS.preflight.unknownPriceUsd),
+      })
+      .strict()
+      .refine((f) => f.holdTtlMs <= f.maxHoldTtlMs, { message: 'expected holdTtlMs <= maxHoldTtlMs' })
+      .default(() => ({ ...DEFAULTS.preflight })),
     metrics: z
       .object({
         userLabel: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.metrics.userLabel),
@@ -270,6 +283,8 @@ export interface Config {
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
+  /** Pre-flight checks (POST /v1/authorize): hold lifetimes, lease slices, the refill deadline. */
+  preflight: PreflightConfig;
   alerts: AlertsConfig;
   reports: ReportsConfig;
   /** Prometheus: the worker's listener (port 0 = none) and what the registry exports. */
@@ -277,6 +292,19 @@ export interface Config {
 }
 
 /** The HTTP API: where it listens, its keys and its abuse limits (`api:` in the file, API_* variables). */
+export interface PreflightConfig {
+  /** A hold's lifetime unless the caller asks for another (renewable). */
+  holdTtlMs: number;
+  /** The longest lifetime a hold may be given; also how long a reserve for holds lost with Redis is kept. */
+  maxHoldTtlMs: number;
+  /** A lease grant tops a budget's lease up to this share of the budget (at least what waiting checks need). */
+  sliceFraction: number;
+  /** How long a check waits for its budget workflow to grant a lease before its fail mode applies. */
+  refillTimeoutMs: number;
+  /** What a soft budget reserves for a call to a model without a price. */
+  unknownPriceUsd: string;
+}
+
 export interface ApiConfig {
   host: string;
   port: number;
@@ -426,6 +454,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
     ingest: file.ingest,
+    preflight: file.preflight,
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
     reports: file.reports,
     metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },

@@ -38,6 +38,8 @@ export function defaultBudgets(config: Config, scope: Scope): Budget[] {
     currency: b.currency,
     timezone: b.timezone ?? config.timezone,
     thresholds: { ...b.thresholds },
+    ...(b.enforcement ? { enforcement: b.enforcement } : {}),
+    ...(b.failMode ? { failMode: b.failMode } : {}),
   }));
 }
 

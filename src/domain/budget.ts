@@ -36,6 +36,13 @@ export interface Budget {
    * warning) is optional; emergency is at `emergency` (default 1, i.e. 100% of the budget).
    */
   thresholds: { warning: number; critical: number; info?: number; emergency?: number };
+  /**
+   * Pre-flight enforcement (POST /v1/authorize): `hard` denies a call whose worst case does not fit;
+   * `soft` (the default) admits it with downgrade advice, overshooting by at most one call's worst case.
+   */
+  enforcement?: 'hard' | 'soft';
+  /** When Redis or Temporal cannot answer a pre-flight check: `closed` denies, `open` admits unreserved. Default: closed for hard, open for soft. */
+  failMode?: 'open' | 'closed';
 }
 
 /** What PUT /v1/budgets/:scope and the setBudget update take: the scope's complete list of budgets. */
@@ -59,7 +66,7 @@ export function budgetAmountProblem(amount: string): string | null {
 }
 
 const THRESHOLD_KEYS = ['warning', 'critical', 'info', 'emergency'] as const;
-const BUDGET_KEYS = ['period', 'amount', 'currency', 'timezone', 'thresholds'];
+const BUDGET_KEYS = ['period', 'amount', 'currency', 'timezone', 'thresholds', 'enforcement', 'failMode'];
 const MAX_BUDGETS = 8;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -153,6 +160,9 @@ export function validateBudgetChange(input: unknown, defaultTimezone: string): {
       if (problem) issue(`${path}.timezone`, problem);
     }
     const thresholds = checkThresholds(raw.thresholds, `${path}.thresholds`, issue);
+    const { enforcement, failMode } = raw;
+    if (enforcement !== undefined && enforcement !== 'hard' && enforcement !== 'soft') issue(`${path}.enforcement`, 'expected "hard" or "soft"');
+    if (failMode !== undefined && failMode !== 'open' && failMode !== 'closed') issue(`${path}.failMode`, 'expected "open" or "closed"');
     if (issues.length === before && thresholds) {
       budgets.push({
         period: period as string,
@@ -160,6 +170,8 @@ export function validateBudgetChange(input: unknown, defaultTimezone: string): {
         currency: currency as Budget['currency'],
         timezone: (timezone as string | undefined) ?? defaultTimezone,
         thresholds,
+        ...(enforcement !== undefined ? { enforcement: enforcement as 'hard' | 'soft' } : {}),
+        ...(failMode !== undefined ? { failMode: failMode as 'open' | 'closed' } : {}),
       });
     }
   });

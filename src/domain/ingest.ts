@@ -13,7 +13,7 @@
  *
  *   event = [requestId, occurredAtMs, provider#, model#, user#, taskType#, tokens, extra?]
  *   tokens = [input, cacheRead, cacheWrite, cacheWrite1h, output, reasoning] with trailing zeros cut
- *   extra  = { team?, project?, tags?, metadata?, estimated? }
+ *   extra  = { team?, project?, tags?, metadata?, estimated?, hold? }
  */
 import { TOKEN_KINDS } from './tokens.js';
 
@@ -27,6 +27,8 @@ export interface CompactExtra {
   tags?: Record<string, string>;
   metadata?: Record<string, unknown>;
   estimated?: true;
+  /** The pre-flight hold the call settles. */
+  hold?: string;
 }
 
 /** A batch of usage events as signalled to an ingest shard; `batchId` makes a re-send harmless. */
@@ -51,6 +53,7 @@ export interface WireEvent {
   tags?: Record<string, string>;
   metadata?: Record<string, unknown>;
   estimated?: boolean;
+  holdId?: string;
 }
 
 /** FNV-1a (32 bit) of a string's UTF-16 code units: stable across processes and versions. */
@@ -99,7 +102,8 @@ export class CompactBatchBuilder {
     if (e.tags && Object.keys(e.tags).length > 0) extra.tags = e.tags;
     if (e.metadata && Object.keys(e.metadata).length > 0) extra.metadata = e.metadata;
     if (e.estimated) extra.estimated = true;
-    if (extra.team !== undefined || extra.project !== undefined || extra.tags || extra.metadata || extra.estimated) compact.push(extra);
+    if (e.holdId) extra.hold = e.holdId;
+    if (extra.team !== undefined || extra.project !== undefined || extra.tags || extra.metadata || extra.estimated || extra.hold !== undefined) compact.push(extra);
     this.events.push(compact);
     return compact;
   }
@@ -150,6 +154,7 @@ export function decodeBatch(batch: IngestBatch): (WireEvent | { malformed: strin
       if (x.tags !== undefined) out.tags = x.tags;
       if (x.metadata !== undefined) out.metadata = x.metadata;
       if (x.estimated !== undefined) out.estimated = x.estimated;
+      if (x.hold !== undefined) out.holdId = x.hold;
     }
     return out;
   });

@@ -19,6 +19,8 @@ import { type FieldIssue, ValidationError } from './errors.js';
 import { METADATA_RULE, jsonProblem, textProblem } from './text.js';
 import { MAX_FUTURE_MS, MAX_PAST_MS, MAX_TOKENS, MIN_OCCURRED_AT_MS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
 
+import { holdReservedAtMs, isHoldId } from './leases.js';
+
 export { MAX_FUTURE_MS, MAX_PAST_MS, MAX_TOKENS, MIN_OCCURRED_AT_MS, TOKEN_KINDS, type TokenUsage, ZERO_USAGE } from './tokens.js';
 
 /** A usage event after validation: every field present and checked. */
@@ -36,6 +38,8 @@ export interface UsageEvent {
   metadata: Record<string, unknown>;
   /** The token counts are an estimate (e.g. a stream broken off before the provider reported usage). */
   estimated: boolean;
+  /** The pre-flight hold this call was authorized under (POST /v1/authorize): the event settles it. */
+  holdId?: string;
 }
 
 /** What callers send: `requestId`, `occurredAt`, `taskType` and the optional token kinds may be omitted. */
@@ -52,6 +56,8 @@ export interface UsageEventInput {
   usage: Partial<TokenUsage>;
   metadata?: Record<string, unknown>;
   estimated?: boolean;
+  /** The hold from POST /v1/authorize or CostTracker.authorize(): settled with this call's cost. Without `occurredAt`, the call is dated to its reservation. */
+  holdId?: string;
 }
 
 function describe(value: unknown): string {
@@ -213,6 +219,10 @@ const eventSchema = z
       usage: usageSchema,
       metadata: metadataSchema.optional().default({}),
       estimated: z.boolean({ error: (i) => `must be true or false, got ${describe(i.input)}` }).optional().default(false),
+      holdId: z
+        .string({ error: (i) => `must be a hold id, got ${describe(i.input)}` })
+        .refine(isHoldId, { message: 'must be a hold id as POST /v1/authorize returns it (h<epoch>.<time>.<random>)' })
+        .optional(),
     },
     { error: (i) => `must be a usage event object, got ${describe(i.input)}` },
   )
@@ -246,7 +256,7 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: Field
 
 type SchemaOutput = z.output<typeof eventSchema>;
 
-const EVENT_KEYS = new Set(['requestId', 'occurredAt', 'provider', 'model', 'userId', 'taskType', 'team', 'project', 'tags', 'usage', 'metadata', 'estimated']);
+const EVENT_KEYS = new Set(['requestId', 'occurredAt', 'provider', 'model', 'userId', 'taskType', 'team', 'project', 'tags', 'usage', 'metadata', 'estimated', 'holdId']);
 const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 const SCOPE_ID_RE = /^[A-Za-z0-9._@+=:/-]+$/;
 
@@ -308,8 +318,9 @@ function parsePlainEvent(input: unknown): SchemaOutput | undefined {
     if (jsonProblem(metadata, METADATA_RULE) !== null) return undefined;
     metadataOut = { ...(metadata as Record<string, unknown>) };
   }
-  const { estimated } = input;
+  const { estimated, holdId } = input;
   if (estimated !== undefined && typeof estimated !== 'boolean') return undefined;
+  if (holdId !== undefined && (typeof holdId !== 'string' || !isHoldId(holdId))) return undefined;
   if (!isPlainObject(usage)) return undefined;
   for (const key in usage) if (!(TOKEN_KINDS as readonly string[]).includes(key)) return undefined;
   const u: TokenUsage = { ...ZERO_USAGE };
@@ -333,6 +344,7 @@ function parsePlainEvent(input: unknown): SchemaOutput | undefined {
     usage: u,
     metadata: metadataOut,
     estimated: estimated ?? false,
+    holdId,
   };
 }
 
@@ -373,7 +385,7 @@ export function parseUsageEvent(input: unknown, opts: ParseUsageOptions): ParseR
     if (!parsed.ok) return parsed;
     v = parsed.value;
   }
-  const occurredAtMs = v.occurredAt ?? opts.now;
+  const occurredAtMs = v.occurredAt ?? (v.holdId !== undefined ? holdReservedAtMs(v.holdId) : undefined) ?? opts.now;
   const at = (message: string): ParseResult<UsageEvent> => ({ ok: false, issues: [{ path: [opts.path, 'occurredAt'].filter(Boolean).join('.'), message }] });
   if (occurredAtMs > opts.now + MAX_FUTURE_MS) return at(`is more than a day in the future (${new Date(occurredAtMs).toISOString()})`);
   if (occurredAtMs < MIN_OCCURRED_AT_MS) return at(`is before ${new Date(MIN_OCCURRED_AT_MS).toISOString()} (${new Date(occurredAtMs).toISOString()})`);
@@ -406,6 +418,7 @@ export function parseUsageEvent(input: unknown, opts: ParseUsageOptions): ParseR
       usage: v.usage,
       metadata: v.metadata,
       estimated: v.estimated,
+      ...(v.holdId !== undefined ? { holdId: v.holdId } : {}),
     },
   };
 }

@@ -97,6 +97,10 @@ export interface CostGuardMetrics {
   recordRealtimeError(): void;
   /** Counts an ingest shard's signals to budget workflows, by reason (step, threshold, forecast). */
   recordBudgetSignal(reason: string): void;
+  /** Counts one pre-flight decision (allow, downgrade, deny) with its reason and whether it reserved. */
+  recordPreflight(decision: string, reason: string): void;
+  /** Counts a hold's settlement or release by outcome (settled, released, late, duplicate, unknown). */
+  recordHoldFinish(status: string): void;
 }
 
 export interface MetricsOptions {
@@ -185,6 +189,18 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
   const realtimeErrors = new Counter({
     name: 'costguard_realtime_errors_total',
     help: 'Failed writes of the Redis real-time view (kept and retried with the next flush; the ledger and totals are unaffected).',
+    registers,
+  });
+  const preflight = new Counter({
+    name: 'costguard_preflight_decisions_total',
+    help: 'Pre-flight checks (POST /v1/authorize, CostTracker.authorize) by decision (allow, downgrade, deny) and reason (none, budget_exhausted, price_unknown, unavailable, near_budget, ...).',
+    labelNames: ['decision', 'reason'],
+    registers,
+  });
+  const holdFinishes = new Counter({
+    name: 'costguard_hold_settlements_total',
+    help: 'Pre-flight holds finished, by outcome: settled by their usage event, released, late (charged after an expiry or release), duplicate, unknown.',
+    labelNames: ['status'],
     registers,
   });
   const budgetSignals = new Counter({
@@ -346,6 +362,14 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
 
     recordBudgetSignal(reason) {
       budgetSignals.inc({ reason });
+    },
+
+    recordPreflight(decision, reason) {
+      preflight.inc({ decision, reason });
+    },
+
+    recordHoldFinish(status) {
+      holdFinishes.inc({ status });
     },
   };
 }

@@ -196,7 +196,13 @@ export interface StackApi {
 
 /** The HTTP API over the stack, as `costguard start` builds it, ready for `app.inject`. */
 export async function startApi(stack: Stack, apiKey: string, opts: { logger?: Logger; lingerMs?: number } = {}): Promise<StackApi> {
-  const tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, ingestShards: stack.config.ingest.shards, ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}) });
+  const tracker = new CostTracker({
+    client: stack.client,
+    taskQueue: stack.taskQueue,
+    ingestShards: stack.config.ingest.shards,
+    ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}),
+    preflight: { redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: stack.config.redis.keyPrefix, ...stack.config.preflight, onDecision: (d, r) => stack.metrics.recordPreflight(d, r ?? 'none') },
+  });
   const app = buildApi({
     pool: stack.pool,
     apiKeys: [apiKey],

@@ -1,0 +1,414 @@
+/**
+ * Budget leases and holds in Redis (the arithmetic and its invariant: src/domain/leases.ts). Every
+ * operation is one Lua script, so it is atomic and one round trip:
+ *
+ *   <p>epoch                 a random id, written once; gone after a Redis flush or restart (that is
+ *                            how a loss is detected: every bucket is checked against it)
+ *   <p>s:<scope>             HASH the scope's lease: epoch, until (ms; the first period end), buckets
+ *                            (bucket names, newline separated), decision counters d:allow ...
+ *   <p>b:<bucket>            HASH one budget period of a scope: epoch, avail, open, budget, base
+ *                            (ledger spend at the last grant), spent (settled since), mode (h/s), end
+ *   <p>h:<holdId>            HASH a hold: state (o open, s settled, r released, x expired, S settled
+ *                            after release or expiry), w (µ$ reserved), b (its buckets), exp (ms)
+ *   <p>exp                   ZSET open holds by expiry time (swept by every script that runs)
+ *
+ * `<p>` is `<keyPrefix>{lease}:`; the braces make every key hash to one Redis Cluster slot, which
+ * the scripts need (they reach the buckets a scope or hold names, not only their declared keys).
+ * Times are Redis's own clock (TIME), so API processes with skewed clocks agree on expiry.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/** Finished holds are kept this long so a repeated or late settlement is recognised and charged once. */
+export const HOLD_RETENTION_MS = 2 * 24 * 3600 * 1000;
+/** Expired holds released per script run (the rest by the next one). */
+const SWEEP_LIMIT = 64;
+
+const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+// Releases up to `lim` expired open holds: their reservation goes back to their buckets.
+const SWEEP = `
+local function sweep(p, expkey, now, lim)
+  local due = redis.call('ZRANGEBYSCORE', expkey, '-inf', now, 'LIMIT', 0, lim)
+  for _, id in ipairs(due) do
+    local hk = p .. 'h:' .. id
+    local h = redis.call('HMGET', hk, 'state', 'w', 'b')
+    if h[1] == 'o' then
+      local w = tonumber(h[2])
+      for b in string.gmatch(h[3], '[^\\n]+') do
+        local bk = p .. 'b:' .. b
+        if redis.call('EXISTS', bk) == 1 then
+          redis.call('HINCRBY', bk, 'open', -w)
+          redis.call('HINCRBY', bk, 'avail', w)
+        end
+      end
+      redis.call('HSET', hk, 'state', 'x')
+      redis.call('PEXPIRE', hk, ${HOLD_RETENTION_MS})
+    end
+    redis.call('ZREM', expkey, id)
+  end
+  return #due
+end
+`;
+
+// KEYS: epoch, exp, hold. ARGV: prefix, amount µ$, hold id, ttl ms, final (0/1), unpriced (0/1), n scopes, scopes...
+// Replies: {'NOEPOCH'} | {'NOLEASE', scope...} | {'HARD', epoch, buckets...} (unpriced and a bucket is hard) |
+// {'SHORT', epoch, 0, buckets...} | {'OK', epoch, exp, buckets...}
+// Bucket fields, 11 per bucket: name, then BUCKET_FIELDS (after the reservation for OK).
+const AUTHORIZE = `${NOW}
+${SWEEP}
+local p = ARGV[1]
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return {'NOEPOCH'} end
+sweep(p, KEYS[2], now, ${SWEEP_LIMIT})
+local w = tonumber(ARGV[2])
+local final = ARGV[5] == '1'
+local unpriced = ARGV[6] == '1'
+local n = tonumber(ARGV[7])
+local missing = {'NOLEASE'}
+local buckets = {}
+for i = 1, n do
+  local s = ARGV[7 + i]
+  local d = redis.call('HMGET', p .. 's:' .. s, 'epoch', 'until', 'buckets')
+  if d[1] ~= epoch or not d[2] or tonumber(d[2]) <= now then
+    missing[#missing + 1] = s
+  elseif d[3] and d[3] ~= '' then
+    for b in string.gmatch(d[3], '[^\\n]+') do buckets[#buckets + 1] = b end
+  end
+end
+if #missing > 1 then return missing end
+local vals = {}
+local fits = true
+local hard = false
+for _, b in ipairs(buckets) do
+  local v = redis.call('HMGET', p .. 'b:' .. b, 'avail', 'open', 'budget', 'base', 'spent', 'mode', 'end', 'fm', 'calls', 'start', 'epoch')
+  if v[11] ~= epoch then return {'NOLEASE', string.match(b, '^[^|]+')} end
+  local avail = tonumber(v[1])
+  if v[6] == 'h' then hard = true end
+  if not (avail >= w or (final and v[6] == 's' and avail > 0)) then fits = false end
+  vals[#vals + 1] = {b, v}
+end
+local out = {fits and 'OK' or 'SHORT', epoch, '0'}
+if unpriced and hard then
+  out[1] = 'HARD'
+elseif fits then
+  local exp = now + tonumber(ARGV[4])
+  out[3] = tostring(exp)
+  local names = {}
+  for _, bv in ipairs(vals) do
+    local bk = p .. 'b:' .. bv[1]
+    bv[2][1] = tostring(redis.call('HINCRBY', bk, 'avail', -w))
+    bv[2][2] = tostring(redis.call('HINCRBY', bk, 'open', w))
+    names[#names + 1] = bv[1]
+  end
+  redis.call('HSET', KEYS[3], 'state', 'o', 'w', w, 'b', table.concat(names, '\\n'), 'exp', exp, 'at', now)
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]) + ${HOLD_RETENTION_MS})
+  redis.call('ZADD', KEYS[2], exp, ARGV[3])
+end
+for _, bv in ipairs(vals) do
+  out[#out + 1] = bv[1]
+  for k = 1, 10 do out[#out + 1] = bv[2][k] or '' end
+end
+return out`;
+
+// KEYS: exp. ARGV: prefix, then triples (hold id, action s|r, actual µ$). Reply: one status per hold:
+// settled | released | late (charged after a release or expiry) | duplicate | unknown.
+const FINISH = `${NOW}
+${SWEEP}
+local p = ARGV[1]
+sweep(p, KEYS[1], now, ${SWEEP_LIMIT})
+local out = {}
+for i = 2, #ARGV, 3 do
+  local id, action, a = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local hk = p .. 'h:' .. id
+  local h = redis.call('HMGET', hk, 'state', 'w', 'b')
+  local status = 'unknown'
+  if h[1] == 'o' then
+    local w = tonumber(h[2])
+    for b in string.gmatch(h[3], '[^\\n]+') do
+      local bk = p .. 'b:' .. b
+      if redis.call('EXISTS', bk) == 1 then
+        redis.call('HINCRBY', bk, 'open', -w)
+        if action == 's' then
+          redis.call('HINCRBY', bk, 'avail', w - a)
+          redis.call('HINCRBY', bk, 'spent', a)
+        else
+          redis.call('HINCRBY', bk, 'avail', w)
+        end
+      end
+    end
+    status = action == 's' and 'settled' or 'released'
+    redis.call('HSET', hk, 'state', action == 's' and 's' or 'r', 'a', a)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('PEXPIRE', hk, ${HOLD_RETENTION_MS})
+  elseif h[1] == 'r' or h[1] == 'x' then
+    if action == 's' then
+      for b in string.gmatch(h[3], '[^\\n]+') do
+        local bk = p .. 'b:' .. b
+        if redis.call('EXISTS', bk) == 1 then
+          redis.call('HINCRBY', bk, 'avail', -a)
+          redis.call('HINCRBY', bk, 'spent', a)
+        end
+      end
+      redis.call('HSET', hk, 'state', 'S', 'a', a)
+      status = 'late'
+    else
+      status = 'duplicate'
+    end
+  elseif h[1] then
+    status = 'duplicate'
+  end
+  out[#out + 1] = status
+end
+return out`;
+
+// KEYS: exp, hold. ARGV: prefix, hold id, ttl ms. Reply: {'OK', exp} | {state} | {'unknown'}.
+const RENEW = `${NOW}
+${SWEEP}
+local p = ARGV[1]
+sweep(p, KEYS[1], now, ${SWEEP_LIMIT})
+local state = redis.call('HGET', KEYS[2], 'state')
+if not state then return {'unknown'} end
+if state ~= 'o' then return {state} end
+local exp = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], 'exp', exp)
+redis.call('ZADD', KEYS[1], exp, ARGV[2])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + ${HOLD_RETENTION_MS})
+return {'OK', tostring(exp)}`;
+
+// KEYS: epoch, exp. ARGV: prefix, candidate epoch, n, bucket names... Creates the epoch if missing.
+// Reply: {epoch, created (0/1), now, then per bucket: avail, open (0 when the bucket is not of this epoch)}.
+const SNAPSHOT = `${NOW}
+${SWEEP}
+local p = ARGV[1]
+local created = redis.call('SET', KEYS[1], ARGV[2], 'NX')
+local epoch = redis.call('GET', KEYS[1])
+sweep(p, KEYS[2], now, ${SWEEP_LIMIT})
+local out = {epoch, created and '1' or '0', tostring(now)}
+for i = 1, tonumber(ARGV[3]) do
+  local v = redis.call('HMGET', p .. 'b:' .. ARGV[3 + i], 'epoch', 'avail', 'open')
+  if v[1] == epoch then
+    out[#out + 1] = v[2]; out[#out + 1] = v[3]
+  else
+    out[#out + 1] = '0'; out[#out + 1] = '0'
+  end
+end
+return out`;
+
+// KEYS: epoch. ARGV: prefix, scope, epoch, until ms, shrink (0/1), n, then per bucket 10 fields:
+// name, grant µ$, budget µ$, base µ$, mode h|s, end ms, ceiling µ$ (the most available may be after a
+// shrink), fail mode o|c, calls in the period so far, period start ms.
+// Reply: {'EPOCH'} when the epoch changed since the snapshot, else {'OK', per bucket: avail, open}.
+const GRANT = `
+local p = ARGV[1]
+if redis.call('GET', KEYS[1]) ~= ARGV[3] then return {'EPOCH'} end
+local n = tonumber(ARGV[6])
+local out = {'OK'}
+local names = {}
+for i = 0, n - 1 do
+  local o = 7 + i * 10
+  local name, g, budget, base, mode, endms, ceil = ARGV[o], tonumber(ARGV[o + 1]), ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local bk = p .. 'b:' .. name
+  if redis.call('HGET', bk, 'epoch') ~= ARGV[3] then
+    redis.call('DEL', bk)
+    redis.call('HSET', bk, 'epoch', ARGV[3], 'avail', 0, 'open', 0, 'spent', 0)
+  end
+  local avail = redis.call('HINCRBY', bk, 'avail', g)
+  if ARGV[5] == '1' and avail > ceil then avail = redis.call('HINCRBY', bk, 'avail', ceil - avail) end
+  redis.call('HSET', bk, 'budget', budget, 'base', base, 'spent', 0, 'mode', mode, 'end', endms, 'fm', ARGV[o + 7], 'calls', ARGV[o + 8], 'start', ARGV[o + 9])
+  redis.call('PEXPIREAT', bk, endms + ${HOLD_RETENTION_MS})
+  names[#names + 1] = name
+  out[#out + 1] = tostring(avail)
+  out[#out + 1] = redis.call('HGET', bk, 'open')
+end
+local sk = p .. 's:' .. ARGV[2]
+redis.call('HSET', sk, 'epoch', ARGV[3], 'until', ARGV[4], 'buckets', table.concat(names, '\\n'))
+redis.call('PEXPIREAT', sk, tonumber(ARGV[4]) + ${HOLD_RETENTION_MS})
+return out`;
+
+export interface BucketView {
+  name: string;
+  scope: string;
+  /** µ$ */
+  available: number;
+  open: number;
+  budget: number;
+  /** Ledger spend at the last grant (with any reserve for lost holds), µ$. */
+  base: number;
+  /** Settled through holds since the last grant, µ$. */
+  spent: number;
+  mode: 'hard' | 'soft';
+  failMode: 'open' | 'closed';
+  endMs: number;
+  startMs: number;
+  /** Calls in the period at the last grant. */
+  calls: number;
+}
+
+export type AuthorizeReply =
+  | { kind: 'noepoch' }
+  | { kind: 'nolease'; scopes: string[] }
+  | { kind: 'short'; epoch: string; buckets: BucketView[] }
+  | { kind: 'hard'; epoch: string; buckets: BucketView[] }
+  | { kind: 'ok'; epoch: string; expiresAtMs: number; buckets: BucketView[] };
+
+export type FinishStatus = 'settled' | 'released' | 'late' | 'duplicate' | 'unknown';
+
+export interface GrantBucket {
+  name: string;
+  grant: number;
+  budget: number;
+  base: number;
+  mode: 'hard' | 'soft';
+  endMs: number;
+  /** With `shrink`: the most `available` may be afterwards. */
+  ceiling: number;
+  failMode: 'open' | 'closed';
+  calls: number;
+  startMs: number;
+}
+
+interface LeaseCommands {
+  cgAuthorize(...args: (string | number)[]): Promise<string[]>;
+  cgFinish(...args: (string | number)[]): Promise<string[]>;
+  cgRenew(...args: (string | number)[]): Promise<string[]>;
+  cgSnapshot(...args: (string | number)[]): Promise<string[]>;
+  cgGrant(...args: (string | number)[]): Promise<string[]>;
+}
+
+/** A bucket's fields as the scripts return them, after its name. */
+const BUCKET_FIELDS = ['avail', 'open', 'budget', 'base', 'spent', 'mode', 'end', 'fm', 'calls', 'start'] as const;
+
+function parseBuckets(flat: readonly (string | null)[], from: number): BucketView[] {
+  const out: BucketView[] = [];
+  const n = BUCKET_FIELDS.length + 1;
+  for (let i = from; i + n - 1 < flat.length; i += n) {
+    const name = flat[i] ?? '';
+    const num = (k: number) => Number(flat[i + k] || 0);
+    out.push({
+      name,
+      scope: name.slice(0, name.indexOf('|')),
+      available: num(1),
+      open: num(2),
+      budget: num(3),
+      base: num(4),
+      spent: num(5),
+      mode: flat[i + 6] === 'h' ? 'hard' : 'soft',
+      endMs: num(7),
+      failMode: flat[i + 8] === 'o' ? 'open' : 'closed',
+      calls: num(9),
+      startMs: num(10),
+    });
+  }
+  return out;
+}
+
+export interface LeaseStore {
+  readonly prefix: string;
+  authorize(input: { scopes: readonly string[]; amountMicro: number; holdId: string; ttlMs: number; final: boolean; unpriced: boolean }): Promise<AuthorizeReply>;
+  /** Settles (`s`, with the actual cost) or releases (`r`) holds; one status per hold. */
+  finish(items: ReadonlyArray<{ holdId: string; action: 's' | 'r'; actualMicro: number }>): Promise<FinishStatus[]>;
+  renew(holdId: string, ttlMs: number): Promise<{ ok: true; expiresAtMs: number } | { ok: false; state: string }>;
+  snapshot(buckets: readonly string[]): Promise<{ epoch: string; created: boolean; nowMs: number; buckets: { available: number; open: number }[] }>;
+  grant(input: { scope: string; epoch: string; untilMs: number; shrink: boolean; buckets: readonly GrantBucket[] }): Promise<{ ok: false } | { ok: true; buckets: { available: number; open: number }[] }>;
+  /** The epoch, or null after a flush (before anything recreated it). */
+  epoch(): Promise<string | null>;
+  /** A hold's state: o, s, r, x, S, or null when unknown. */
+  holdState(holdId: string): Promise<{ state: string; amountMicro: number; expiresAtMs: number } | null>;
+  /** Adds to a scope's decision counters (best effort, not awaited by the caller). */
+  countDecision(scopes: readonly string[], decision: string): Promise<void>;
+  /** A scope's decision counters. */
+  decisions(scope: string): Promise<Record<string, number>>;
+  /** The buckets of a scope's current lease (for status). */
+  scopeLease(scope: string): Promise<{ epoch: string | null; untilMs: number; buckets: BucketView[] } | null>;
+}
+
+export function newEpoch(): string {
+  return randomBytes(6).readUIntBE(0, 6).toString(36);
+}
+
+export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
+  const p = `${keyPrefix}{lease}:`;
+  const r = redis as Redis & LeaseCommands;
+  if (!(r as unknown as Partial<LeaseCommands>).cgAuthorize) {
+    redis.defineCommand('cgAuthorize', { numberOfKeys: 3, lua: AUTHORIZE });
+    redis.defineCommand('cgFinish', { numberOfKeys: 1, lua: FINISH });
+    redis.defineCommand('cgRenew', { numberOfKeys: 2, lua: RENEW });
+    redis.defineCommand('cgSnapshot', { numberOfKeys: 2, lua: SNAPSHOT });
+    redis.defineCommand('cgGrant', { numberOfKeys: 1, lua: GRANT });
+  }
+  const epochKey = `${p}epoch`;
+  const expKey = `${p}exp`;
+  return {
+    prefix: p,
+    async authorize({ scopes, amountMicro, holdId, ttlMs, final, unpriced }) {
+      const reply = await r.cgAuthorize(epochKey, expKey, `${p}h:${holdId}`, p, amountMicro, holdId, ttlMs, final ? 1 : 0, unpriced ? 1 : 0, scopes.length, ...scopes);
+      switch (reply[0]) {
+        case 'NOEPOCH':
+          return { kind: 'noepoch' };
+        case 'NOLEASE':
+          return { kind: 'nolease', scopes: reply.slice(1) };
+        case 'SHORT':
+          return { kind: 'short', epoch: reply[1]!, buckets: parseBuckets(reply, 3) };
+        case 'HARD':
+          return { kind: 'hard', epoch: reply[1]!, buckets: parseBuckets(reply, 3) };
+        default:
+          return { kind: 'ok', epoch: reply[1]!, expiresAtMs: Number(reply[2]), buckets: parseBuckets(reply, 3) };
+      }
+    },
+    async finish(items) {
+      if (items.length === 0) return [];
+      const args: (string | number)[] = [];
+      for (const i of items) args.push(i.holdId, i.action, i.actualMicro);
+      return (await r.cgFinish(expKey, p, ...args)) as FinishStatus[];
+    },
+    async renew(holdId, ttlMs) {
+      const reply = await r.cgRenew(expKey, `${p}h:${holdId}`, p, holdId, ttlMs);
+      return reply[0] === 'OK' ? { ok: true, expiresAtMs: Number(reply[1]) } : { ok: false, state: reply[0]! };
+    },
+    async snapshot(buckets) {
+      const reply = await r.cgSnapshot(epochKey, expKey, p, newEpoch(), buckets.length, ...buckets);
+      const out: { available: number; open: number }[] = [];
+      for (let i = 3; i + 1 < reply.length; i += 2) out.push({ available: Number(reply[i]), open: Number(reply[i + 1]) });
+      return { epoch: reply[0]!, created: reply[1] === '1', nowMs: Number(reply[2]), buckets: out };
+    },
+    async grant({ scope, epoch, untilMs, shrink, buckets }) {
+      const args: (string | number)[] = [p, scope, epoch, untilMs, shrink ? 1 : 0, buckets.length];
+      for (const b of buckets) args.push(b.name, b.grant, b.budget, b.base, b.mode === 'hard' ? 'h' : 's', b.endMs, b.ceiling, b.failMode === 'open' ? 'o' : 'c', b.calls, b.startMs);
+      const reply = await r.cgGrant(epochKey, ...args);
+      if (reply[0] !== 'OK') return { ok: false };
+      const out: { available: number; open: number }[] = [];
+      for (let i = 1; i + 1 < reply.length; i += 2) out.push({ available: Number(reply[i]), open: Number(reply[i + 1] ?? 0) });
+      return { ok: true, buckets: out };
+    },
+    async epoch() {
+      return redis.get(epochKey);
+    },
+    async holdState(holdId) {
+      const [state, w, exp] = await redis.hmget(`${p}h:${holdId}`, 'state', 'w', 'exp');
+      return state ? { state, amountMicro: Number(w), expiresAtMs: Number(exp) } : null;
+    },
+    async countDecision(scopes, decision) {
+      const m = redis.multi();
+      for (const s of scopes) m.hincrby(`${p}s:${s}`, `d:${decision}`, 1);
+      await m.exec();
+    },
+    async decisions(scope) {
+      const all = await redis.hgetall(`${p}s:${scope}`);
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(all)) if (k.startsWith('d:')) out[k.slice(2)] = Number(v);
+      return out;
+    },
+    async scopeLease(scope) {
+      const [epoch, until, names] = await redis.hmget(`${p}s:${scope}`, 'epoch', 'until', 'buckets');
+      if (!until) return null;
+      const list = names ? names.split('\n').filter(Boolean) : [];
+      const pipeline = redis.pipeline();
+      for (const b of list) pipeline.hmget(`${p}b:${b}`, ...BUCKET_FIELDS);
+      const replies = (await pipeline.exec()) ?? [];
+      const flat: (string | null)[] = [];
+      list.forEach((b, i) => flat.push(b, ...((replies[i]?.[1] as (string | null)[] | undefined) ?? BUCKET_FIELDS.map(() => null))));
+      return { epoch: epoch ?? null, untilMs: Number(until), buckets: parseBuckets(flat, 0) };
+    },
+  };
+}
