@@ -190,6 +190,7 @@ export function toBatchEvent(event: UsageEvent): BatchEvent {
   if (Object.keys(event.metadata).length > 0) out.metadata = event.metadata;
   if (event.estimated) out.estimated = true;
   if (event.holdId !== undefined) out.holdId = event.holdId;
+  if (event.cacheHit) out.cacheHit = true;
   return out;
 }
 

@@ -33,6 +33,19 @@ export const DEFAULTS = {
   /** Pre-flight checks: holds live a minute unless renewed; a grant tops a lease up to a quarter of the budget. */
   preflight: { holdTtlMs: 60_000, maxHoldTtlMs: 600_000, sliceFraction: 0.25, refillTimeoutMs: 3000, unknownPriceUsd: '0.10' },
   /**
+   * The wrappers' response cache (src/client/cache, the original CacheOptimizer): TTL per task type
+   * in seconds (the original's four, `default` for the rest), task types whose entries every tenant
+   * shares, the smallest cost worth storing, how long concurrent misses wait for the one upstream
+   * call (then they call upstream themselves) and the largest answer stored.
+   */
+  cache: {
+    ttlSeconds: { default: 3600, news_analysis: 3600, technical_analysis: 300, strategy_generation: 1800, llm_response: 7200 } as Record<string, number>,
+    shared: [] as string[],
+    minCostUsd: '0.001',
+    waitMs: 10_000,
+    maxEntryBytes: 1_048_576,
+  },
+  /**
    * Prometheus: `user_id` on the cost/call counters is opt-in (one series per user); the top-N gauge
    * is the bounded alternative. Provider and model label values beyond `maxLabelValues` distinct
    * ones fold into "other". Ledger gauges computed on scrape are cached for `scrapeCacheMs`.

@@ -204,6 +204,23 @@ export const fileSchema = z
       .strict()
       .refine((f) => f.holdTtlMs <= f.maxHoldTtlMs, { message: 'expected holdTtlMs <= maxHoldTtlMs' })
       .default(() => ({ ...DEFAULTS.preflight })),
+    cache: z
+      .object({
+        ttlSeconds: z
+          .record(
+            z.string().regex(/^[A-Za-z0-9._:-]{1,100}$/, 'expected a task type (or default) of letters, digits and ._:-'),
+            z.number().int('expected whole seconds').min(1, 'expected at least 1 second').max(30 * 86_400, 'expected at most 30 days'),
+          )
+          .default(() => ({ ...DEFAULTS.cache.ttlSeconds })),
+        shared: z.array(z.string().min(1).max(100)).max(1000).default(() => [...DEFAULTS.cache.shared]),
+        minCostUsd: z.string().regex(/^\d{1,6}(\.\d{1,12})?$/, 'expected a USD amount as a decimal string, e.g. "0.001"').default(DEFAULTS.cache.minCostUsd),
+        waitMs: z.number().int().min(0).max(600_000).default(DEFAULTS.cache.waitMs),
+        maxEntryBytes: z.number().int().min(1024).max(64 * 1_048_576).default(DEFAULTS.cache.maxEntryBytes),
+      })
+      .strict()
+      // The original's TTLs stay unless the file names the same task type.
+      .transform((c) => ({ ...c, ttlSeconds: { ...DEFAULTS.cache.ttlSeconds, ...c.ttlSeconds } }))
+      .default(() => ({ ...DEFAULTS.cache, ttlSeconds: { ...DEFAULTS.cache.ttlSeconds }, shared: [] })),
     metrics: z
       .object({
         userLabel: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.metrics.userLabel),
@@ -285,10 +302,25 @@ export interface Config {
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
   /** Pre-flight checks (POST /v1/authorize): hold lifetimes, lease slices, the refill deadline. */
   preflight: PreflightConfig;
+  /** The wrappers' response cache: TTL per task type, shared task types, what is worth storing. */
+  cache: CacheConfig;
   alerts: AlertsConfig;
   reports: ReportsConfig;
   /** Prometheus: the worker's listener (port 0 = none) and what the registry exports. */
   metrics: { host: string; port: number; userLabel: boolean; topUsers: number; maxLabelValues: number; scrapeCacheMs: number };
+}
+
+export interface CacheConfig {
+  /** Seconds an entry lives, per task type; `default` for task types not listed. */
+  ttlSeconds: Record<string, number>;
+  /** Task types whose entries every tenant shares (others are per tenant). */
+  shared: string[];
+  /** Answers that cost less (USD) are not stored. */
+  minCostUsd: string;
+  /** How long concurrent misses of one key wait for the single upstream call, ms. */
+  waitMs: number;
+  /** Answers larger than this (bytes) are not stored. */
+  maxEntryBytes: number;
 }
 
 /** The HTTP API: where it listens, its keys and its abuse limits (`api:` in the file, API_* variables). */
@@ -455,6 +487,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     budgetWorkflow: file.budgetWorkflow,
     ingest: file.ingest,
     preflight: file.preflight,
+    cache: file.cache,
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
     reports: file.reports,
     metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },

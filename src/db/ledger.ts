@@ -29,32 +29,50 @@ const SCOPES_SQL = `(VALUES ('system', false), ('user:' || n.user_id, false), ('
                     ('project:' || n.project, false), ('system|provider:' || n.provider, true),
                     ('system|model:' || n.model, true), ('system|task:' || n.task_type, true)) AS s(scope, facet)`;
 
-/** The ledger insert of a batch's rows ($1 batch id, $2-$27 columns), for a `new_rows` CTE. */
+/**
+ * The ledger insert of a batch's rows ($1 batch id, $2-$29 columns), for a `new_rows` CTE. A
+ * response-cache hit (`kind` 'cache_hit') comes with cost 0 and its would-be cost in `avoided_usd`
+ * (see `columns`).
+ */
 const insertRows = (guard: string) => `
   INSERT INTO usage_ledger (
     request_id, batch_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type,
     team, project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
     output_tokens, reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from,
-    catalog_version, unpriced, unpriced_reason, metadata, estimated)
+    catalog_version, unpriced, unpriced_reason, metadata, estimated, kind, avoided_usd)
   SELECT r.request_id, $1, r.occurred_at, r.provider, r.model, r.matched_provider, r.matched_model, r.user_id,
          r.task_type, r.team, r.project, r.tags::jsonb, r.input_tokens, r.cache_read_tokens, r.cache_write_tokens,
          r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens, r.cost_usd, r.cost_breakdown::jsonb,
          r.price_source, r.price_effective_from, r.catalog_version, r.unpriced, r.unpriced_reason, r.metadata::jsonb,
-         r.estimated
+         r.estimated, r.kind, r.avoided_usd
   FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
               $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
               $17::bigint[], $18::bigint[], $19::numeric[], $20::text[], $21::text[], $22::text[], $23::text[],
-              $24::boolean[], $25::text[], $26::text[], $27::boolean[])
+              $24::boolean[], $25::text[], $26::text[], $27::boolean[], $28::text[], $29::numeric[])
        AS r(request_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type, team,
             project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
             reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from, catalog_version, unpriced,
-            unpriced_reason, metadata, estimated)
+            unpriced_reason, metadata, estimated, kind, avoided_usd)
   ${guard}
   ORDER BY r.request_id
   ON CONFLICT (request_id) DO NOTHING
   RETURNING request_id, occurred_at, user_id, team, project, provider, model, task_type, cost_usd, unpriced, input_tokens, cache_read_tokens,
-            cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens
+            cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, kind, avoided_usd
 `;
+
+/**
+ * The rollup sums of a set of new ledger rows `n`: cost, calls (every answered request, cache hits
+ * included), unpriced calls, the tokens the providers processed (cache hits' tokens left out: no
+ * provider processed them), cost avoided and cache hits. In the rollup column order.
+ */
+const ROLLUP_SUMS = `sum(n.cost_usd), count(*), count(*) FILTER (WHERE n.unpriced),
+         sum(CASE WHEN n.kind = 'call' THEN n.input_tokens ELSE 0 END), sum(CASE WHEN n.kind = 'call' THEN n.cache_read_tokens ELSE 0 END),
+         sum(CASE WHEN n.kind = 'call' THEN n.cache_write_tokens ELSE 0 END), sum(CASE WHEN n.kind = 'call' THEN n.cache_write_1h_tokens ELSE 0 END),
+         sum(CASE WHEN n.kind = 'call' THEN n.output_tokens ELSE 0 END), sum(CASE WHEN n.kind = 'call' THEN n.reasoning_tokens ELSE 0 END),
+         sum(n.avoided_usd), count(*) FILTER (WHERE n.kind = 'cache_hit')`;
+
+const ROLLUP_COLUMNS = `cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
+    cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, avoided_usd, cache_hits`;
 
 /** Adds a new rollup row's sums to an existing one (`u` is the table's alias). */
 const ROLLUP_ADD = `ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
@@ -67,16 +85,14 @@ const ROLLUP_ADD = `ON CONFLICT (scope, period_kind, timezone, period_start, sha
     cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
     output_tokens = u.output_tokens + EXCLUDED.output_tokens,
     reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    avoided_usd = u.avoided_usd + EXCLUDED.avoided_usd,
+    cache_hits = u.cache_hits + EXCLUDED.cache_hits,
     updated_at = now()`;
 
-/** Hour/day/month rollups of exactly the rows in `new_rows` ($28 time zone), for a `rollup` CTE. */
+/** Hour/day/month rollups of exactly the rows in `new_rows` ($30 time zone), for a `rollup` CTE. */
 const rollupRows = (shardParam: string) => `
-  INSERT INTO usage_rollups AS u (
-    scope, period_kind, timezone, period_start, shard, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
-    cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens)
-  SELECT s.scope, k.kind, $28, date_trunc(k.kind, n.occurred_at, $28), ${shardParam}::smallint, sum(n.cost_usd), count(*),
-         count(*) FILTER (WHERE n.unpriced), sum(n.input_tokens), sum(n.cache_read_tokens), sum(n.cache_write_tokens),
-         sum(n.cache_write_1h_tokens), sum(n.output_tokens), sum(n.reasoning_tokens)
+  INSERT INTO usage_rollups AS u (scope, period_kind, timezone, period_start, shard, ${ROLLUP_COLUMNS})
+  SELECT s.scope, k.kind, $30, date_trunc(k.kind, n.occurred_at, $30), ${shardParam}::smallint, ${ROLLUP_SUMS}
   FROM new_rows n
   CROSS JOIN LATERAL ${SCOPES_SQL}
   CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS k(kind)
@@ -104,7 +120,7 @@ WITH existing AS (
   SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1
 ), new_rows AS (
 ${insertRows('WHERE NOT EXISTS (SELECT 1 FROM existing)')}), rollup AS (
-${rollupRows('$31')}), summary AS (
+${rollupRows('$33')}), summary AS (
   SELECT json_build_object(
     'counted', count(*),
     'unpricedCalls', count(*) FILTER (WHERE unpriced),
@@ -120,7 +136,7 @@ ${rollupRows('$31')}), summary AS (
   FROM new_rows
 ), batch AS (
   INSERT INTO usage_batches (batch_id, fingerprint, event_count, result)
-  SELECT $1, $29, $30, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
+  SELECT $1, $31, $32, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (batch_id) DO NOTHING
   RETURNING result
 )
@@ -138,7 +154,7 @@ SELECT (SELECT result FROM batch) AS stored,
 export const FLUSH_SQL = `
 WITH new_rows AS (
 ${insertRows('')}), rollup AS (
-${rollupRows('$29')})
+${rollupRows('$31')})
 SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced FROM new_rows`;
 
 /** Rollup rows per (scope, period): concurrent batches spread over them instead of queueing on one. */
@@ -159,7 +175,7 @@ export function batchFingerprint(requestIds: readonly string[]): string {
 }
 
 export function columns(batch: readonly PricedEvent[]): unknown[] {
-  const cols: unknown[][] = Array.from({ length: 26 }, () => new Array<unknown>(batch.length));
+  const cols: unknown[][] = Array.from({ length: 28 }, () => new Array<unknown>(batch.length));
   batch.forEach(({ event: e, price: p }, i) => {
     const priced = p.priced ? p : null;
     const values: unknown[] = [
@@ -180,7 +196,7 @@ export function columns(batch: readonly PricedEvent[]): unknown[] {
       e.usage.cacheWrite1hTokens,
       e.usage.outputTokens,
       e.usage.reasoningTokens,
-      p.costUsd,
+      e.cacheHit ? '0' : p.costUsd,
       JSON.stringify(priced ? priced.components : {}),
       priced?.price.source ?? null,
       priced?.price.effectiveFrom ?? null,
@@ -189,6 +205,9 @@ export function columns(batch: readonly PricedEvent[]): unknown[] {
       p.priced ? null : p.reason,
       JSON.stringify(e.metadata),
       e.estimated ?? false,
+      // A cache hit: no spend, its would-be cost as cost avoided.
+      e.cacheHit ? 'cache_hit' : 'call',
+      e.cacheHit ? p.costUsd : '0',
     ];
     values.forEach((v, c) => {
       cols[c]![i] = v;
@@ -273,7 +292,7 @@ export async function persistBatchOnce(pool: Pool, input: PersistBatchInput): Pr
   try {
     // Named: each connection parses and plans the statement once.
     const res = await pool.query({
-      name: 'costguard_persist_batch_v3',
+      name: 'costguard_persist_batch_v4',
       text: PERSIST_SQL,
       values: [input.batchId, ...columns(unique), input.timezone, fingerprint, input.events.length, rollupShard(input.batchId)],
     });
@@ -345,14 +364,14 @@ async function insertFlushRows(
   let userDays: UserDayTotal[] = [];
   if (ingestShard === undefined) {
     const res = await pool.query<CountedRow>({
-      name: 'costguard_persist_flush_v2',
+      name: 'costguard_persist_flush_v3',
       text: FLUSH_SQL,
       values: [batchId, ...columns(events), timezone, rollupShard(batchId)],
     });
     inserted = res.rows.map(toCounted);
   } else {
     const res = await pool.query<CountedRow & { user_days: UserDayRow[] | null }>({
-      name: 'costguard_persist_ingest_v1',
+      name: 'costguard_persist_ingest_v2',
       text: INGEST_SQL,
       values: [batchId, ...columns(events), timezone, ingestShard],
     });
@@ -514,22 +533,25 @@ function mergeUserDays(days: readonly UserDayTotal[]): UserDayTotal[] {
 export const INGEST_SQL = `
 WITH new_rows AS (
 ${insertRows('')}), deltas AS (
-  SELECT s.scope, k.kind, date_trunc(k.kind, n.occurred_at, $28) AS period_start, sum(n.cost_usd) AS cost_usd, count(*) AS calls,
-         count(*) FILTER (WHERE n.unpriced) AS unpriced_calls, sum(n.input_tokens) AS input_tokens,
-         sum(n.cache_read_tokens) AS cache_read_tokens, sum(n.cache_write_tokens) AS cache_write_tokens,
-         sum(n.cache_write_1h_tokens) AS cache_write_1h_tokens, sum(n.output_tokens) AS output_tokens,
-         sum(n.reasoning_tokens) AS reasoning_tokens
+  SELECT s.scope, k.kind, date_trunc(k.kind, n.occurred_at, $30) AS period_start, sum(n.cost_usd) AS cost_usd, count(*) AS calls,
+         count(*) FILTER (WHERE n.unpriced) AS unpriced_calls,
+         sum(CASE WHEN n.kind = 'call' THEN n.input_tokens ELSE 0 END) AS input_tokens,
+         sum(CASE WHEN n.kind = 'call' THEN n.cache_read_tokens ELSE 0 END) AS cache_read_tokens,
+         sum(CASE WHEN n.kind = 'call' THEN n.cache_write_tokens ELSE 0 END) AS cache_write_tokens,
+         sum(CASE WHEN n.kind = 'call' THEN n.cache_write_1h_tokens ELSE 0 END) AS cache_write_1h_tokens,
+         sum(CASE WHEN n.kind = 'call' THEN n.output_tokens ELSE 0 END) AS output_tokens,
+         sum(CASE WHEN n.kind = 'call' THEN n.reasoning_tokens ELSE 0 END) AS reasoning_tokens,
+         sum(n.avoided_usd) AS avoided_usd, count(*) FILTER (WHERE n.kind = 'cache_hit') AS cache_hits
   FROM new_rows n
   CROSS JOIN LATERAL ${SCOPES_SQL}
   CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS k(kind)
   WHERE s.scope IS NOT NULL AND NOT (s.facet AND k.kind = 'hour')
   GROUP BY 1, 2, 3
 ), rollup AS (
-  INSERT INTO usage_rollups AS u (
-    scope, period_kind, timezone, period_start, shard, cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
-    cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens)
-  SELECT d.scope, d.kind, $28, d.period_start, $29::smallint, d.cost_usd, d.calls, d.unpriced_calls, d.input_tokens,
-         d.cache_read_tokens, d.cache_write_tokens, d.cache_write_1h_tokens, d.output_tokens, d.reasoning_tokens
+  INSERT INTO usage_rollups AS u (scope, period_kind, timezone, period_start, shard, ${ROLLUP_COLUMNS})
+  SELECT d.scope, d.kind, $30, d.period_start, $31::smallint, d.cost_usd, d.calls, d.unpriced_calls, d.input_tokens,
+         d.cache_read_tokens, d.cache_write_tokens, d.cache_write_1h_tokens, d.output_tokens, d.reasoning_tokens,
+         d.avoided_usd, d.cache_hits
   FROM deltas d
   ORDER BY 1, 2, 4
   ${ROLLUP_ADD}
@@ -537,7 +559,7 @@ ${insertRows('')}), deltas AS (
 ), user_days AS (
   SELECT r.scope, r.period_kind AS kind, r.period_start AS day,
          (r.cost_usd + coalesce((SELECT sum(o.cost_usd) FROM usage_rollups o
-                                 WHERE o.scope = r.scope AND o.period_kind = r.period_kind AND o.timezone = $28
+                                 WHERE o.scope = r.scope AND o.period_kind = r.period_kind AND o.timezone = $30
                                    AND o.period_start = r.period_start AND o.shard <> r.shard), 0))::text AS total,
          d.cost_usd::text AS delta
   FROM rollup r

@@ -7,7 +7,7 @@
 import type { Pool } from 'pg';
 import type { Config } from '../config/index.js';
 import { type Budget, type Scope, scopeId, scopeKind } from '../domain/budget.js';
-import { emptyTotals, topBreakdown } from '../domain/budget-state.js';
+import { type AvoidedTotals, emptyTotals, topBreakdown } from '../domain/budget-state.js';
 import { normalizeAmount } from '../domain/money.js';
 import { localTime } from '../domain/periods.js';
 import type { BreakdownEntry, PeriodTotals } from '../messages.js';
@@ -53,22 +53,28 @@ interface TotalsRow {
   cache_write_1h: string | null;
   output: string | null;
   reasoning: string | null;
+  avoided: string | null;
+  cache_hits: string | null;
 }
 
 const SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, coalesce(sum(calls), 0)::text AS calls,
   coalesce(sum(unpriced_calls), 0)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
   coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
   coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
-  coalesce(sum(reasoning_tokens), 0)::text AS reasoning`;
+  coalesce(sum(reasoning_tokens), 0)::text AS reasoning, coalesce(sum(avoided_usd), 0)::text AS avoided,
+  coalesce(sum(cache_hits), 0)::text AS cache_hits`;
 
+/** The same sums from ledger rows, as the rollups count them (a cache hit's tokens are not processed tokens). */
+const callTokens = (col: string) => `coalesce(sum(${col}) FILTER (WHERE kind = 'call'), 0)::text`;
 const LEDGER_SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, count(*)::text AS calls,
-  count(*) FILTER (WHERE unpriced)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
-  coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
-  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
-  coalesce(sum(reasoning_tokens), 0)::text AS reasoning`;
+  count(*) FILTER (WHERE unpriced)::text AS unpriced, ${callTokens('input_tokens')} AS input,
+  ${callTokens('cache_read_tokens')} AS cache_read, ${callTokens('cache_write_tokens')} AS cache_write,
+  ${callTokens('cache_write_1h_tokens')} AS cache_write_1h, ${callTokens('output_tokens')} AS output,
+  ${callTokens('reasoning_tokens')} AS reasoning, coalesce(sum(avoided_usd), 0)::text AS avoided,
+  count(*) FILTER (WHERE kind = 'cache_hit')::text AS cache_hits`;
 
-function toTotals(r: TotalsRow | undefined): PeriodTotals {
-  const t = emptyTotals();
+function toTotals(r: TotalsRow | undefined): PeriodTotals & AvoidedTotals {
+  const t: PeriodTotals & AvoidedTotals = emptyTotals();
   if (!r) return t;
   t.costUsd = normalizeAmount(r.cost ?? '0');
   t.calls = Number(r.calls ?? 0);
@@ -81,6 +87,12 @@ function toTotals(r: TotalsRow | undefined): PeriodTotals {
     outputTokens: Number(r.output ?? 0),
     reasoningTokens: Number(r.reasoning ?? 0),
   };
+  // Only when the cache answered: totals without cache hits keep their shape.
+  const hits = Number(r.cache_hits ?? 0);
+  if (hits > 0) {
+    t.cacheHits = hits;
+    t.avoidedUsd = normalizeAmount(r.avoided ?? '0');
+  }
   return t;
 }
 

@@ -26,6 +26,18 @@ export const OTHER = '(other)';
 
 export type AlertLevel = BudgetPeriodStatus['level'];
 
+/**
+ * Cost avoided by the response cache in a period, carried next to a period's totals (read from the
+ * rollups' `avoided_usd` and `cache_hits`), only when the period had cache hits. Never spend: budget
+ * ratios, levels, alerts and forecasts read `costUsd` only.
+ */
+export interface AvoidedTotals {
+  /** What the cache hits would have cost, USD (exact decimal string). */
+  avoidedUsd?: string;
+  /** Requests answered by the cache (counted in `calls` too). */
+  cacheHits?: number;
+}
+
 export function emptyTotals(): PeriodTotals {
   return { costUsd: '0', calls: 0, unpricedCalls: 0, tokens: { ...ZERO_USAGE }, byProvider: [], byModel: [], byTaskType: [] };
 }

@@ -13,7 +13,7 @@
  *
  *   event = [requestId, occurredAtMs, provider#, model#, user#, taskType#, tokens, extra?]
  *   tokens = [input, cacheRead, cacheWrite, cacheWrite1h, output, reasoning] with trailing zeros cut
- *   extra  = { team?, project?, tags?, metadata?, estimated?, hold? }
+ *   extra  = { team?, project?, tags?, metadata?, estimated?, hold?, hit? }   (hit: a response-cache hit)
  */
 import { TOKEN_KINDS } from './tokens.js';
 
@@ -29,6 +29,8 @@ export interface CompactExtra {
   estimated?: true;
   /** The pre-flight hold the call settles. */
   hold?: string;
+  /** Answered by the response cache: cost avoided, not spend. */
+  hit?: true;
 }
 
 /** A batch of usage events as signalled to an ingest shard; `batchId` makes a re-send harmless. */
@@ -54,6 +56,7 @@ export interface WireEvent {
   metadata?: Record<string, unknown>;
   estimated?: boolean;
   holdId?: string;
+  cacheHit?: boolean;
 }
 
 /** FNV-1a (32 bit) of a string's UTF-16 code units: stable across processes and versions. */
@@ -103,7 +106,8 @@ export class CompactBatchBuilder {
     if (e.metadata && Object.keys(e.metadata).length > 0) extra.metadata = e.metadata;
     if (e.estimated) extra.estimated = true;
     if (e.holdId) extra.hold = e.holdId;
-    if (extra.team !== undefined || extra.project !== undefined || extra.tags || extra.metadata || extra.estimated || extra.hold !== undefined) compact.push(extra);
+    if (e.cacheHit) extra.hit = true;
+    if (extra.team !== undefined || extra.project !== undefined || extra.tags || extra.metadata || extra.estimated || extra.hold !== undefined || extra.hit) compact.push(extra);
     this.events.push(compact);
     return compact;
   }
@@ -155,6 +159,7 @@ export function decodeBatch(batch: IngestBatch): (WireEvent | { malformed: strin
       if (x.metadata !== undefined) out.metadata = x.metadata;
       if (x.estimated !== undefined) out.estimated = x.estimated;
       if (x.hold !== undefined) out.holdId = x.hold;
+      if (x.hit !== undefined) out.cacheHit = x.hit;
     }
     return out;
   });

@@ -40,6 +40,12 @@ export interface UsageEvent {
   estimated: boolean;
   /** The pre-flight hold this call was authorized under (POST /v1/authorize): the event settles it. */
   holdId?: string;
+  /**
+   * The call was answered by the response cache (src/client/cache): recorded as cost avoided (the
+   * ledger's `cache_hit` kind, cost 0, `avoided_usd` = what the call would have cost), never as spend.
+   * Present only when true.
+   */
+  cacheHit?: true;
 }
 
 /** What callers send: `requestId`, `occurredAt`, `taskType` and the optional token kinds may be omitted. */
@@ -58,6 +64,8 @@ export interface UsageEventInput {
   estimated?: boolean;
   /** The hold from POST /v1/authorize or CostTracker.authorize(): settled with this call's cost. Without `occurredAt`, the call is dated to its reservation. */
   holdId?: string;
+  /** Answered by the response cache: the usage is what the call would have used; recorded as cost avoided, not spend. */
+  cacheHit?: boolean;
 }
 
 function describe(value: unknown): string {
@@ -223,6 +231,7 @@ const eventSchema = z
         .string({ error: (i) => `must be a hold id, got ${describe(i.input)}` })
         .refine(isHoldId, { message: 'must be a hold id as POST /v1/authorize returns it (h<epoch>.<time>.<random>)' })
         .optional(),
+      cacheHit: z.boolean({ error: (i) => `must be true or false, got ${describe(i.input)}` }).optional(),
     },
     { error: (i) => `must be a usage event object, got ${describe(i.input)}` },
   )
@@ -256,7 +265,7 @@ export type ParseResult<T> = { ok: true; value: T } | { ok: false; issues: Field
 
 type SchemaOutput = z.output<typeof eventSchema>;
 
-const EVENT_KEYS = new Set(['requestId', 'occurredAt', 'provider', 'model', 'userId', 'taskType', 'team', 'project', 'tags', 'usage', 'metadata', 'estimated', 'holdId']);
+const EVENT_KEYS = new Set(['requestId', 'occurredAt', 'provider', 'model', 'userId', 'taskType', 'team', 'project', 'tags', 'usage', 'metadata', 'estimated', 'holdId', 'cacheHit']);
 const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
 const SCOPE_ID_RE = /^[A-Za-z0-9._@+=:/-]+$/;
 
@@ -318,8 +327,9 @@ function parsePlainEvent(input: unknown): SchemaOutput | undefined {
     if (jsonProblem(metadata, METADATA_RULE) !== null) return undefined;
     metadataOut = { ...(metadata as Record<string, unknown>) };
   }
-  const { estimated, holdId } = input;
+  const { estimated, holdId, cacheHit } = input;
   if (estimated !== undefined && typeof estimated !== 'boolean') return undefined;
+  if (cacheHit !== undefined && typeof cacheHit !== 'boolean') return undefined;
   if (holdId !== undefined && (typeof holdId !== 'string' || !isHoldId(holdId))) return undefined;
   if (!isPlainObject(usage)) return undefined;
   for (const key in usage) if (!(TOKEN_KINDS as readonly string[]).includes(key)) return undefined;
@@ -345,6 +355,7 @@ function parsePlainEvent(input: unknown): SchemaOutput | undefined {
     metadata: metadataOut,
     estimated: estimated ?? false,
     holdId,
+    cacheHit,
   };
 }
 
@@ -419,6 +430,7 @@ export function parseUsageEvent(input: unknown, opts: ParseUsageOptions): ParseR
       metadata: v.metadata,
       estimated: v.estimated,
       ...(v.holdId !== undefined ? { holdId: v.holdId } : {}),
+      ...(v.cacheHit === true ? { cacheHit: true as const } : {}),
     },
   };
 }

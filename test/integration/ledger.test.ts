@@ -59,7 +59,7 @@ afterAll(async () => {
 describe('migrations', () => {
   it('apply from empty, and a second run is a no-op', async () => {
     const first = await migrate(db.url);
-    expect(first.applied).toEqual(['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index', '0007_dead_letters_and_estimates']);
+    expect(first.applied).toEqual(['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index', '0007_dead_letters_and_estimates', '0008_cache_hits']);
     const second = await migrate(db.url);
     expect(second.applied).toEqual([]);
     const tables = await db.pool.query<{ table_name: string }>(
@@ -72,7 +72,7 @@ describe('migrations', () => {
     const fresh = await createTestDatabase({ migrate: false });
     try {
       const results = await Promise.all([migrate(fresh.url), migrate(fresh.url)]);
-      expect(results.flatMap((r) => r.applied).sort()).toEqual(['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index', '0007_dead_letters_and_estimates']);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual(['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index', '0007_dead_letters_and_estimates', '0008_cache_hits']);
     } finally {
       await fresh.drop();
     }
