@@ -88,8 +88,13 @@ const alerting = proxyLocalActivities<Activities>({
 const VISIBILITY_EVERY_MS = 10_000;
 
 // A lease grant answers a waiting pre-flight check: bounded, and its failure fails the update (the
-// check then applies its budget's fail mode) rather than being retried for long.
-const leaseGrants = proxyLocalActivities<Activities>({
+// check then applies its budget's fail mode) rather than being retried for long. A regular activity,
+// not a local one: a grant changes Redis, and a local activity is run again whenever its workflow
+// task fails or times out (its result is recorded only with the task), while a regular activity's
+// completion is its own history event. (A local activity completing an update in the same task as
+// the main loop's timer was cancelled also failed replay: "Update machine does not handle this event:
+// TimerCanceled", SDK 1.24.)
+const leaseGrants = proxyActivities<Activities>({
   startToCloseTimeout: '10s',
   retry: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 3 },
 });
@@ -170,7 +175,13 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     granting = true;
     try {
       const now = Date.now();
-      const r = await leaseGrants.grantLease({ scope, budgets: state!.budgets, needMicro, shrink, expectEpoch: leases.epoch, outstanding: leases.outstanding, lost: activeLost(leases, now) });
+      let r;
+      try {
+        r = await leaseGrants.grantLease({ scope, budgets: state!.budgets, needMicro, shrink, expectEpoch: leases.epoch, outstanding: leases.outstanding, lost: activeLost(leases, now) });
+      } catch (err) {
+        // Fails this update only (a plain error would fail the workflow task, and retry it forever).
+        throw ApplicationFailure.nonRetryable(`could not grant a lease: ${(err as Error).message}`, 'LeaseUnavailable');
+      }
       if (r.epochChanged) log.warn('Redis lost the pre-flight state: what was outstanding is held in reserve until lost holds have expired', { scope, epoch: r.epoch, reserve: r.lost });
       leases = {
         epoch: r.epoch,

@@ -179,6 +179,7 @@ describe('pre-flight checks', () => {
         const results = await Promise.all(racers.map((r) => r.ask(`race ${user} 250 race-model`)));
         const admitted = results.reduce((a, r) => a + (r.admitted as number), 0);
         expect(admitted, JSON.stringify(results)).toBeGreaterThanOrEqual(20);
+        if (process.env.CG_DEBUG) console.log(t, JSON.stringify(results), JSON.stringify(await store().scopeLease(`user:${user}`)));
         const spend = await eventually(() => ledgerOf(user), (l) => l.calls === admitted, 60_000, `trial ${t}: every admitted call in the ledger`);
         expect(new Dec(spend.cost).lte('1.000000'), `trial ${t} spent ${spend.cost}`).toBe(true);
         const lease = await eventually(() => leaseOf(`user:${user}`), (l) => l.open === 0, 20_000, `trial ${t}: holds settled`);
