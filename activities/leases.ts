@@ -75,13 +75,27 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
         const snapshot = snap.buckets[i] ?? { available: 0, open: 0 };
         const grant = input.shrink ? 0 : grantAmount({ budgetMicro: budget, spentMicro: spent, lostMicro, snapshot, needMicro: input.needMicro }, { sliceFraction: deps.config.preflight.sliceFraction });
         const ceiling = Math.max(0, budget - spent - lostMicro - snapshot.open);
-        return { name: p.name, period: p.budget.period, enforcement: p.enforcement, grant, budget, base: spent + lostMicro, mode: p.enforcement, failMode: p.failMode, endMs: p.endMs, startMs: p.startMs, ceiling, calls: totals[i]?.totals.calls ?? 0 };
+        return {
+          name: p.name,
+          period: p.budget.period,
+          enforcement: p.enforcement,
+          grant,
+          budget,
+          base: spent + lostMicro,
+          mode: p.enforcement,
+          failMode: p.failMode,
+          endMs: p.endMs,
+          startMs: p.startMs,
+          ceiling,
+          calls: totals[i]?.totals.calls ?? 0,
+          snapshotOutstanding: snapshot.available + snapshot.open,
+        };
       });
       const untilMs = Math.min(now + (plan.length === 0 ? NO_BUDGET_LEASE_MS : MAX_LEASE_MS), ...plan.map((p) => p.endMs));
       const applied = await store.grant({ scope: input.scope, epoch: snap.epoch, untilMs, shrink: input.shrink === true, buckets });
       if (!applied.ok) {
-        // Redis lost its state between the snapshot and the grant: start over in the new epoch.
-        if (attempt >= 3) throw new Error('the Redis epoch kept changing during a lease grant');
+        // Redis lost its state, or another grant got in, between the snapshot and this grant: start over.
+        if (attempt >= 5) throw new Error(applied.why === 'epoch' ? 'the Redis epoch kept changing during a lease grant' : 'other grants kept getting in first');
         continue;
       }
       return {

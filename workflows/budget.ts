@@ -171,7 +171,9 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
     };
   };
   const grantLease = async (needMicro: number, shrink: boolean): Promise<LeaseStatus> => {
-    await condition(() => state !== undefined && !granting);
+    // One grant at a time. A loop, not one condition: every handler waiting on the same condition
+    // wakes in the same activation, and only the first to run may take the turn.
+    while (state === undefined || granting) await condition(() => state !== undefined && !granting);
     granting = true;
     try {
       const now = Date.now();

@@ -37,7 +37,9 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
   const logger = createLogger(config.logLevel);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
   pool.on('error', (err) => logger.error({ err }, 'idle PostgreSQL client error'));
-  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  // Reconnects at most 500 ms apart (ioredis backs off to 2 s by default): after a Redis restart,
+  // pre-flight checks answer again within a second.
+  const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3, retryStrategy: (times) => Math.min(times * 50, 500) });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   await redis.connect();
   const pricing = createPricingEngine(config);

@@ -103,6 +103,8 @@ const LABEL_RE = /^[^\u0000-\u001f\u007f]{1,200}$/;
 /** Tries of the reservation: first as asked, then after grants, then the final (soft) one. */
 const MAX_ROUNDS = 4;
 const ADVICE_TTL_SECONDS = 3600;
+/** How long a scope whose lease request granted nothing is not asked again. */
+const DRY_MS = 1000;
 
 /** Named problems of a pre-flight request, or an empty list. */
 export function authorizeRequestProblems(input: unknown): FieldIssue[] {
@@ -164,6 +166,12 @@ export class Authorizer {
   private readonly node = randomBytes(4).readUInt32BE(0).toString(36);
   /** Lease requests waiting to be sent, by scope: what the checks waiting on them need. */
   private readonly refills = new Map<Scope, { needMicro: number; promise: Promise<void> }>();
+  /**
+   * Scopes whose last lease request granted nothing (the budget is spent or held), until when: their
+   * checks go straight to the final round instead of asking the workflow again (a storm of denied
+   * checks must not become a storm of workflow updates). Settlements still free room meanwhile.
+   */
+  private readonly dry = new Map<Scope, number>();
   /** Fail modes seen per scope (for when Redis itself cannot answer). */
   private readonly failModes = new Map<Scope, 'open' | 'closed'>();
 
@@ -285,13 +293,20 @@ export class Authorizer {
         for (const b of reply.buckets) this.failModes.set(b.scope, b.failMode);
         if (final) return reply;
         const short = [...new Set(reply.buckets.filter((b) => b.available < amount).map((b) => b.scope))];
+        const now = this.clock();
+        if (short.every((s) => (this.dry.get(s) ?? 0) > now)) {
+          round = MAX_ROUNDS - 2;
+          continue;
+        }
         // A grant that added nothing (headroom exhausted) leaves only the final soft round.
         const before = new Map(reply.buckets.map((b) => [b.name, b.available]));
         await Promise.all(short.map((s) => this.refill(s, amount)));
-        if (round >= 1) {
-          const views = await Promise.all(short.map((s) => this.store.scopeLease(s)));
-          const grew = views.some((v) => v?.buckets.some((b) => b.available > (before.get(b.name) ?? 0)));
-          if (!grew) round = MAX_ROUNDS - 2;
+        const views = await Promise.all(short.map((s) => this.store.scopeLease(s)));
+        const grew = views.some((v) => v?.buckets.some((b) => b.available > (before.get(b.name) ?? 0)));
+        if (!grew) {
+          for (const s of short) this.dry.set(s, this.clock() + DRY_MS);
+          if (this.dry.size > 10_000) this.dry.clear();
+          round = MAX_ROUNDS - 2;
         }
         continue;
       }

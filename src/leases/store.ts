@@ -195,18 +195,25 @@ for i = 1, tonumber(ARGV[3]) do
 end
 return out`;
 
-// KEYS: epoch. ARGV: prefix, scope, epoch, until ms, shrink (0/1), n, then per bucket 10 fields:
+// KEYS: epoch. ARGV: prefix, scope, epoch, until ms, shrink (0/1), n, then per bucket 11 fields:
 // name, grant µ$, budget µ$, base µ$, mode h|s, end ms, ceiling µ$ (the most available may be after a
-// shrink), fail mode o|c, calls in the period so far, period start ms.
-// Reply: {'EPOCH'} when the epoch changed since the snapshot, else {'OK', per bucket: avail, open}.
+// shrink), fail mode o|c, calls in the period so far, period start ms, avail + open at the snapshot.
+// Reply: {'EPOCH'} when the epoch changed since the snapshot; {'RACE'} when another grant was applied
+// since (available + open only fall between grants, so more than at the snapshot means a grant
+// intervened, and this one, computed without it, must not be applied); else {'OK', per bucket: avail, open}.
 const GRANT = `
 local p = ARGV[1]
 if redis.call('GET', KEYS[1]) ~= ARGV[3] then return {'EPOCH'} end
 local n = tonumber(ARGV[6])
+for i = 0, n - 1 do
+  local o = 7 + i * 11
+  local v = redis.call('HMGET', p .. 'b:' .. ARGV[o], 'epoch', 'avail', 'open')
+  if v[1] == ARGV[3] and tonumber(v[2]) + tonumber(v[3]) > tonumber(ARGV[o + 10]) then return {'RACE'} end
+end
 local out = {'OK'}
 local names = {}
 for i = 0, n - 1 do
-  local o = 7 + i * 10
+  local o = 7 + i * 11
   local name, g, budget, base, mode, endms, ceil = ARGV[o], tonumber(ARGV[o + 1]), ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
   local bk = p .. 'b:' .. name
   if redis.call('HGET', bk, 'epoch') ~= ARGV[3] then
@@ -266,6 +273,8 @@ export interface GrantBucket {
   failMode: 'open' | 'closed';
   calls: number;
   startMs: number;
+  /** available + open when the grant was computed. */
+  snapshotOutstanding: number;
 }
 
 interface LeaseCommands {
@@ -310,7 +319,7 @@ export interface LeaseStore {
   finish(items: ReadonlyArray<{ holdId: string; action: 's' | 'r'; actualMicro: number }>): Promise<FinishStatus[]>;
   renew(holdId: string, ttlMs: number): Promise<{ ok: true; expiresAtMs: number } | { ok: false; state: string }>;
   snapshot(buckets: readonly string[]): Promise<{ epoch: string; created: boolean; nowMs: number; buckets: { available: number; open: number }[] }>;
-  grant(input: { scope: string; epoch: string; untilMs: number; shrink: boolean; buckets: readonly GrantBucket[] }): Promise<{ ok: false } | { ok: true; buckets: { available: number; open: number }[] }>;
+  grant(input: { scope: string; epoch: string; untilMs: number; shrink: boolean; buckets: readonly GrantBucket[] }): Promise<{ ok: false; why: 'epoch' | 'race' } | { ok: true; buckets: { available: number; open: number }[] }>;
   /** The epoch, or null after a flush (before anything recreated it). */
   epoch(): Promise<string | null>;
   /** A hold's state: o, s, r, x, S, or null when unknown. */
@@ -374,9 +383,9 @@ export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
     },
     async grant({ scope, epoch, untilMs, shrink, buckets }) {
       const args: (string | number)[] = [p, scope, epoch, untilMs, shrink ? 1 : 0, buckets.length];
-      for (const b of buckets) args.push(b.name, b.grant, b.budget, b.base, b.mode === 'hard' ? 'h' : 's', b.endMs, b.ceiling, b.failMode === 'open' ? 'o' : 'c', b.calls, b.startMs);
+      for (const b of buckets) args.push(b.name, b.grant, b.budget, b.base, b.mode === 'hard' ? 'h' : 's', b.endMs, b.ceiling, b.failMode === 'open' ? 'o' : 'c', b.calls, b.startMs, b.snapshotOutstanding);
       const reply = await r.cgGrant(epochKey, ...args);
-      if (reply[0] !== 'OK') return { ok: false };
+      if (reply[0] !== 'OK') return { ok: false, why: reply[0] === 'RACE' ? 'race' : 'epoch' };
       const out: { available: number; open: number }[] = [];
       for (let i = 1; i + 1 < reply.length; i += 2) out.push({ available: Number(reply[i]), open: Number(reply[i + 1] ?? 0) });
       return { ok: true, buckets: out };
