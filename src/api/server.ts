@@ -401,7 +401,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'read' } }, async (request) => {
     const { scope } = request.params;
     assertScope(scope);
-    return readBudgetStatus(deps.temporal, deps.pool, deps.config, scope, clock());
+    const [status, preflight] = await Promise.all([readBudgetStatus(deps.temporal, deps.pool, deps.config, scope, clock()), deps.tracker.preflightStatus(scope).catch(() => null)]);
+    return preflight ? { ...status, preflight } : status;
   });
 
   app.put<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'admin' } }, async (request) => {

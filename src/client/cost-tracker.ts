@@ -163,6 +163,18 @@ export class CostTrackerClosedError extends CostGuardError {
   }
 }
 
+/** A scope's pre-flight state as GET /v1/budgets/:scope shows it (amounts in USD). */
+export interface PreflightStatus {
+  /** Decisions made on this scope: allow, downgrade, deny. */
+  decisions: Record<string, number>;
+  /** The current lease in Redis (null before the first check). */
+  lease: {
+    epoch: string | null;
+    until: string;
+    buckets: Array<{ period: string; enforcement: 'hard' | 'soft'; failMode: 'open' | 'closed'; budgetUsd: string; spentUsd: string; heldUsd: string; availableUsd: string }>;
+  } | null;
+}
+
 /** An event as it travels in a batch: validated, with its requestId, in the input shape. */
 export type BatchEvent = UsageBatch['events'][number];
 
@@ -379,6 +391,29 @@ export class CostTracker {
   private preflight(): Authorizer {
     if (!this.authorizer) throw new UnavailableError('pre-flight checks are not configured: they need the CostTracker option preflight: { redis, pricing }');
     return this.authorizer;
+  }
+
+  /** A scope's pre-flight state, live from Redis: decisions so far and its current lease (null when pre-flight checks are not configured). */
+  async preflightStatus(scope: Scope): Promise<PreflightStatus | null> {
+    if (!this.authorizer) return null;
+    const store = this.authorizer.store;
+    const [decisions, lease] = await Promise.all([store.decisions(scope), store.scopeLease(scope)]);
+    return {
+      decisions,
+      lease: lease && {
+        epoch: lease.epoch,
+        until: new Date(lease.untilMs).toISOString(),
+        buckets: lease.buckets.map((b) => ({
+          period: b.name.split('|')[1] ?? '',
+          enforcement: b.mode,
+          failMode: b.failMode,
+          budgetUsd: usdOf(b.budget),
+          spentUsd: usdOf(b.base + b.spent),
+          heldUsd: usdOf(b.open),
+          availableUsd: usdOf(b.available),
+        })),
+      },
+    };
   }
 
   /** A hold's state (open, settled, released, expired, late), or null when unknown. */

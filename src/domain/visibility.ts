@@ -95,6 +95,13 @@ export function renderBudgetMarkdown(status: BudgetStatus): string {
     lines.push('', '**Open incidents** (workflow `alert/<id>`; acknowledge there with the `ack` signal):');
     for (const i of status.incidents) lines.push(`- \`${i.incidentId}\` ${i.rule} **${i.level}**${i.status === 'acknowledged' ? ' (acknowledged)' : ''}`);
   }
+  if (status.leases && status.leases.buckets.length > 0) {
+    const l = status.leases;
+    lines.push('', `**Pre-flight leases** (${l.grants} grants, ${formatMoney(l.grantedUsd, 'USD', 4)} granted; last ${l.lastGrantAt ?? 'never'}):`);
+    lines.push('', '| budget | enforcement | spent (ledger) | held | lease available |', '|---|---|---:|---:|---:|');
+    for (const b of l.buckets) lines.push(`| ${b.period} of ${formatMoney(b.budgetUsd, 'USD', 2)} | ${b.enforcement} | ${formatMoney(b.spentUsd, 'USD', 4)} | ${formatMoney(b.openUsd, 'USD', 4)} | ${formatMoney(b.availableUsd, 'USD', 4)} |`);
+    if (l.lostUntil) lines.push('', `Redis lost its state: ${formatMoney(l.lostReserveUsd, 'USD', 4)} held in reserve for lost holds until ${l.lostUntil}.`);
+  }
   const c = status.counters;
   lines.push('', `Batches applied ${c.batchesApplied}, duplicate batches ${c.duplicateBatches}, dropped ${c.droppedBatches}; events counted ${c.eventsCounted}, duplicate events ${c.duplicateEvents}, late ${c.lateEvents}.`);
   return lines.join('\n');

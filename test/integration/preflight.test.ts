@@ -16,6 +16,7 @@ import { periodAt } from '../../src/domain/periods.js';
 import { createLeaseStore } from '../../src/leases/store.js';
 import { projectRoot } from '../../src/lib/paths.js';
 import { budgetWorkflowId, statusQuery } from '../../src/messages.js';
+import { recordHistory } from './helpers/histories.js';
 import { spawnWorkerProcess } from './helpers/worker-process.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';
 
@@ -76,6 +77,8 @@ preflight: { holdTtlMs: 20000, maxHoldTtlMs: 120000, refillTimeoutMs: 10000, unk
 }, 120_000);
 
 afterAll(async () => {
+  // A budget workflow that granted leases (updates running activities), its budget changed once.
+  if (stack) await recordHistory(stack.env.address, stack.client.workflow.getHandle(budgetWorkflowId('user:basic')), 'budget-user-leases').catch(() => undefined);
   await api?.close();
   await stack?.stop();
   await stopRedis();
@@ -164,10 +167,48 @@ describe('pre-flight checks', () => {
     expect(await tracker.releaseHold(r.holdId!)).toBe('released');
     expect(await tracker.releaseHold(r.holdId!)).toBe('duplicate');
     expect((await leaseOf('user:basic')).open).toBe(0);
+    // A smaller budget shrinks the lease to what it leaves.
+    await setBudget('user:basic', '0.05', 'hard');
+    expect((await leaseOf('user:basic')).available).toBe(50_000 - 12_000);
+    const over = await tracker.authorize({ userId: 'basic', provider: 'test', model: 'race-model', costUsd: '0.04' });
+    expect(over).toMatchObject({ decision: 'deny', reason: 'budget_exhausted' });
     // The workflow shows its leases in its status.
     const status = await stack.client.workflow.getHandle(budgetWorkflowId('user:basic')).query(statusQuery);
     expect(status.leases?.grants).toBeGreaterThan(0);
-    expect(status.leases?.buckets[0]).toMatchObject({ enforcement: 'hard', budgetUsd: '1' });
+    expect(status.leases?.buckets[0]).toMatchObject({ enforcement: 'hard', budgetUsd: '0.05' });
+  });
+
+  it('over HTTP: POST /v1/authorize, the hold routes, GET /v1/advice and the budget status', async () => {
+    await setBudget('user:http', '2', 'hard');
+    const headers = { authorization: `Bearer ${KEY}` };
+    const bad = await api.app.inject({ method: 'POST', url: '/v1/authorize', headers, payload: { userId: 'http', provider: 'openai', model: 'gpt-4o', inputTokens: -1 } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().issues.map((i: { path: string }) => i.path)).toEqual(expect.arrayContaining(['inputTokens', '']));
+    const ok = await api.app.inject({ method: 'POST', url: '/v1/authorize', headers, payload: { userId: 'http', provider: 'openai', model: 'gpt-4o', inputTokens: 1000, maxOutputTokens: 500 } });
+    expect(ok.statusCode).toBe(200);
+    const d = ok.json() as AuthorizeResult;
+    // gpt-4o: $2.50 / $10 per million tokens: 1,000 in + 500 out = $0.0075.
+    expect(d).toMatchObject({ decision: 'allow', reservedUsd: '0.0075', worstCaseUsd: '0.0075' });
+    const state = await api.app.inject({ method: 'GET', url: `/v1/holds/${d.holdId}`, headers });
+    expect(state.json()).toMatchObject({ holdId: d.holdId, state: 'open', reservedUsd: '0.0075' });
+    const renewed = await api.app.inject({ method: 'POST', url: `/v1/holds/${d.holdId}/renew`, headers, payload: { ttlSeconds: 60 } });
+    expect(renewed.statusCode).toBe(200);
+    expect(Date.parse(renewed.json().expiresAt)).toBeGreaterThan(Date.now() + 50_000);
+    const released = await api.app.inject({ method: 'DELETE', url: `/v1/holds/${d.holdId}`, headers });
+    expect(released.json()).toEqual({ holdId: d.holdId, status: 'released' });
+    const again = await api.app.inject({ method: 'POST', url: `/v1/holds/${d.holdId}/renew`, headers, payload: {} });
+    expect(again.statusCode).toBe(409);
+    expect((await api.app.inject({ method: 'GET', url: '/v1/holds/not-a-hold', headers })).statusCode).toBe(400);
+    const denied = await api.app.inject({ method: 'POST', url: '/v1/authorize', headers, payload: { userId: 'http', provider: 'openai', model: 'gpt-4o', costUsd: '2.5' } });
+    expect(denied.json()).toMatchObject({ decision: 'deny', reason: 'budget_exhausted', holdId: null });
+    const advice = await api.app.inject({ method: 'GET', url: '/v1/advice?userId=http&provider=openai&model=gpt-4&taskType=summarization&complexity=simple&inputTokens=2000&maxOutputTokens=3000', headers });
+    expect(advice.statusCode).toBe(200);
+    expect(advice.json().advice).toMatchObject({ tier: 'economy', provider: 'openai', maxOutputTokens: 1000, downgrade: true });
+    const status = await api.app.inject({ method: 'GET', url: '/v1/budgets/user:http', headers });
+    expect(status.json().preflight.decisions).toMatchObject({ allow: 1, deny: 1 });
+    expect(status.json().preflight.lease.buckets[0]).toMatchObject({ enforcement: 'hard', failMode: 'closed', budgetUsd: '2', heldUsd: '0' });
+    const metrics = await api.app.inject({ method: 'GET', url: '/metrics', headers });
+    expect(metrics.body).toMatch(/costguard_preflight_decisions_total\{decision="deny",reason="budget_exhausted"\} [1-9]/);
   });
 
   it('race: 4 processes x 250 concurrent checks on a $1 hard budget never spend more than $1.000000 (20 trials)', async () => {
