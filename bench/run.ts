@@ -12,6 +12,9 @@
  *                                 # also replaces its own section of BENCHMARKS.md, latest.json and chart
  *   npx tsx bench/run.ts --only-simulate [--quick]
  *                                 # only npm start + costguard simulate: prints, writes nothing
+ *   npx tsx bench/run.ts --only-preflight [--quick]
+ *                                 # only the pre-flight check latency (bench/preflight.ts): prints its
+ *                                 # section; full size, it also replaces (or adds) its section of BENCHMARKS.md
  *   --no-wrappers                 # skip the SDK wrapper overhead section (bench/wrappers.ts)
  *
  * BENCHMARKS.md keeps everything below its notes marker (the hand-written reading of the figures).
@@ -25,6 +28,7 @@ import { barChart } from './chart.js';
 import { type DirectResult, type IngestResult, type IngestScenario, runDirectBench, runIngestBench } from './ingest.js';
 import { type LedgerBenchResult, runIngestFlushBench, runLedgerBench } from './ledger.js';
 import { fmt, loadAverages, machine, trackChild } from './lib.js';
+import { type PreflightBenchResult, preflightMarkdown, runPreflightBench } from './preflight.js';
 import { type PricingBenchResult, runPricingBench } from './pricing.js';
 import { SIMULATE_TARGET_SHARE, type SimulateBenchResult, runSimulateBench } from './simulate.js';
 
@@ -70,6 +74,8 @@ const alertOptions: AlertBenchOptions = {
 };
 
 const SIMULATE = { users: 1000, rate: 500, durationSec: quick ? 15 : 60 };
+const PREFLIGHT = { ratePerSec: 2000, durationSec: quick ? 5 : 30, users: 100, teams: 10 };
+const PREFLIGHT_HEADING = '## Pre-flight checks';
 const WRAPPER_ARGS = quick ? ['--calls', '50', '--rounds', '3'] : [];
 
 const TARGETS = {
@@ -473,6 +479,26 @@ if (argv.includes('--only-alerts')) {
   process.exit(0);
 }
 
+if (argv.includes('--only-preflight')) {
+  const r = await runPreflightBench(databaseUrl, redisUrl, PREFLIGHT, step);
+  const section = `${preflightMarkdown(r, `npx tsx bench/run.ts --only-preflight${quick ? ' --quick' : ''}`)}\n_This section was run alone on ${date()} UTC (machine: ${machine()}; load averages ${loadAverages().join(', ')})._\n`;
+  process.stdout.write(`${JSON.stringify(r, null, 2)}\n\n${section}`);
+  const mdPath = join(root, 'BENCHMARKS.md');
+  const current = existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : '';
+  if (!quick && current.includes(NOTES)) {
+    // Replaces its own section (up to the next one or the notes), or adds it just above the notes.
+    const notesAt = current.indexOf(NOTES);
+    const start = current.includes(PREFLIGHT_HEADING) ? current.indexOf(PREFLIGHT_HEADING) : notesAt;
+    const nextHeading = current.indexOf('\n## ', start + 1);
+    const end = start === notesAt ? notesAt : nextHeading !== -1 && nextHeading < notesAt ? nextHeading + 1 : notesAt;
+    writeFileSync(mdPath, `${current.slice(0, start)}${section}\n${current.slice(end)}`);
+    const jsonPath = join(root, 'bench/results/latest.json');
+    const latest = JSON.parse(readFileSync(jsonPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(jsonPath, `${JSON.stringify({ ...latest, preflight: r, preflightDate: date() }, null, 2)}\n`);
+  }
+  process.exit(0);
+}
+
 // The full run.
 const loadBefore = loadAverages();
 step(`start (load averages ${loadBefore.join(' ')})`);
@@ -491,6 +517,8 @@ step('alert latency');
 const alerts = await runAlertBench(databaseUrl, redisUrl, alertOptions);
 step('npm start + costguard simulate');
 const sim = await runSimulateBench(databaseUrl, redisUrl, SIMULATE);
+step('pre-flight checks');
+const preflight: PreflightBenchResult = await runPreflightBench(databaseUrl, redisUrl, PREFLIGHT, step);
 let wrappers: WrapperResult | null = null;
 if (!argv.includes('--no-wrappers')) {
   step('SDK wrapper overhead (bench/wrappers.ts)');
@@ -501,7 +529,7 @@ const finished = date();
 const minutes = (performance.now() - started) / 60_000;
 step(`done in ${minutes.toFixed(1)} min (load averages ${loadAfter.join(' ')})`);
 
-const results = { date: finished, machine: machine(), quick, command: `npm run bench${quick ? ' -- --quick' : ''}`, minutes, loadBefore, loadAfter, targets: TARGETS, pricing, ledger, ingest, direct, stepSweep: sweep, alerts, simulate: sim, wrappers };
+const results = { date: finished, machine: machine(), quick, command: `npm run bench${quick ? ' -- --quick' : ''}`, minutes, loadBefore, loadAfter, targets: TARGETS, pricing, ledger, ingest, direct, stepSweep: sweep, alerts, simulate: sim, preflight, wrappers };
 writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 if (ingest.length > 0) writeFileSync(join(root, 'bench/results/throughput.svg'), throughputChart(ingest, direct));
 writeAlertChart(alerts);
@@ -516,6 +544,7 @@ Durations are never asserted in tests; what matters here are the figures measure
 ${targetsMarkdown(ingest, direct, alerts, sim, sweep)}
 ${ingest.length > 0 ? `${ingestMarkdown(ingest, direct)}\n${sweep.length > 0 ? `${sweepMarkdown(ingest, sweep)}\n` : ''}` : ''}${alertMarkdown(alerts, 'bench/results/alert-latency.svg')}
 ${simulateMarkdown(sim)}
+${preflightMarkdown(preflight, `npm run bench${quick ? ' -- --quick' : ''}`)}
 ${pricingMarkdown(pricing)}
 ${ledgerMarkdown(ledger)}${wrappers ? `\n${wrappersMarkdown(wrappers)}` : ''}`;
 // Hand-written analysis below the NOTES marker survives regeneration.

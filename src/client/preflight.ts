@@ -19,6 +19,7 @@ import { holdId as makeHoldId, isHoldId, microUp, usdOf } from '../domain/leases
 import { modelTier, type ModelTier } from '../domain/model-tiers.js';
 import { Dec, isDecimalString } from '../domain/money.js';
 import type { PricingEngine } from '../domain/pricing.js';
+import { textProblem } from '../domain/text.js';
 import { MAX_TOKENS } from '../domain/tokens.js';
 import { type AuthorizeReply, type BucketView, type LeaseStore, createLeaseStore } from '../leases/store.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, budgetWorkflowId, leaseUpdate } from '../messages.js';
@@ -99,7 +100,6 @@ export class AuthorizeValidationError extends ValidationError {
 class LeaseUnavailable extends Error {}
 
 const SCOPE_ID_RE = /^[A-Za-z0-9._@+=:/-]{1,200}$/;
-const LABEL_RE = /^[^\u0000-\u001f\u007f]{1,200}$/;
 /** Tries of the reservation: first as asked, then after grants, then the final (soft) one. */
 const MAX_ROUNDS = 4;
 const ADVICE_TTL_SECONDS = 3600;
@@ -123,7 +123,8 @@ export function authorizeRequestProblems(input: unknown): FieldIssue[] {
   for (const key of ['provider', 'model', 'taskType', 'conversationId'] as const) {
     const v = r[key];
     if (v === undefined && key !== 'provider' && key !== 'model') continue;
-    if (typeof v !== 'string' || !LABEL_RE.test(v) || v.trim() !== v) issue(key, 'must be 1-200 characters without control characters or surrounding spaces');
+    const problem = typeof v !== 'string' ? 'must be a string' : (textProblem(v, { max: 200 }) ?? (v.trim() !== v ? 'must not start or end with spaces' : null));
+    if (problem) issue(key, problem);
   }
   if (r.complexity !== undefined && !(COMPLEXITIES as readonly unknown[]).includes(r.complexity)) issue('complexity', `must be one of ${COMPLEXITIES.join(', ')}`);
   for (const key of ['inputTokens', 'maxOutputTokens'] as const) {
@@ -164,6 +165,9 @@ export class Authorizer {
   private readonly opts: AuthorizerOptions;
   private readonly clock: () => number;
   private readonly node = randomBytes(4).readUInt32BE(0).toString(36);
+  /** Hold ids: a random prefix per process and a counter (unique, and not guessable from another process). */
+  private readonly idPrefix = randomBytes(9).toString('base64url');
+  private idSeq = 0;
   /** Lease requests waiting to be sent, by scope: what the checks waiting on them need. */
   private readonly refills = new Map<Scope, { needMicro: number; promise: Promise<void> }>();
   /**
@@ -193,7 +197,7 @@ export class Authorizer {
     const worstCase = req.costUsd ?? price(req.provider, req.model, req.inputTokens ?? 0, req.maxOutputTokens ?? 0);
     const unpriced = worstCase === null;
     const amount = microUp(worstCase ?? this.opts.unknownPriceUsd);
-    const id = makeHoldId(this.node, now, randomBytes(12).toString('base64url'));
+    const id = makeHoldId(this.node, now, `${this.idPrefix}${(this.idSeq++).toString(36)}`);
 
     let reply: AuthorizeReply;
     try {
@@ -373,7 +377,9 @@ export class Authorizer {
 
   private decided(result: AuthorizeResult, scopes: readonly Scope[]): AuthorizeResult {
     this.opts.onDecision?.(result.decision, result.reason);
-    this.store.countDecision(scopes, result.decision).catch(() => undefined);
+    // Admissions are counted by the reservation script itself (no extra round trip on the common
+    // path); downgrades and denials here.
+    if (result.decision !== 'allow' || result.holdId === null) this.store.countDecision(scopes, result.holdId === null ? result.decision : 'downgrade').catch(() => undefined);
     return result;
   }
 

@@ -51,9 +51,14 @@ export function microDown(usd: string | Dec): number {
   return v.gt(MAX_MICRO) ? MAX_MICRO : Math.max(0, v.toNumber());
 }
 
-/** µ$ -> USD decimal string. */
+/** µ$ (a safe integer) -> USD decimal string, exact ("1.5", "0.000001", "-0.25"). */
 export function usdOf(micro: number): string {
-  return new Dec(micro).div(MICRO).toFixed();
+  if (!Number.isSafeInteger(micro)) return new Dec(micro).div(MICRO).toFixed();
+  const sign = micro < 0 ? '-' : '';
+  const m = Math.abs(micro);
+  const whole = Math.floor(m / MICRO);
+  const fraction = String(m % MICRO).padStart(6, '0').replace(/0+$/, '');
+  return `${sign}${whole}${fraction ? `.${fraction}` : ''}`;
 }
 
 /** The Redis name of one budget's bucket for the period containing `ms`: scope, period spec, time zone and period start. */

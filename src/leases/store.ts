@@ -96,12 +96,14 @@ elseif fits then
   out[3] = tostring(exp)
   local names = {}
   for _, bv in ipairs(vals) do
-    local bk = p .. 'b:' .. bv[1]
-    bv[2][1] = tostring(redis.call('HINCRBY', bk, 'avail', -w))
-    bv[2][2] = tostring(redis.call('HINCRBY', bk, 'open', w))
+    -- Read above in this same script: one HSET instead of two HINCRBYs.
+    bv[2][1] = tostring(tonumber(bv[2][1]) - w)
+    bv[2][2] = tostring(tonumber(bv[2][2]) + w)
+    redis.call('HSET', p .. 'b:' .. bv[1], 'avail', bv[2][1], 'open', bv[2][2])
     names[#names + 1] = bv[1]
   end
   redis.call('HSET', KEYS[3], 'state', 'o', 'w', w, 'b', table.concat(names, '\\n'), 'exp', exp, 'at', now)
+  for i = 1, n do redis.call('HINCRBY', p .. 's:' .. ARGV[7 + i], 'd:admitted', 1) end
   redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]) + ${HOLD_RETENTION_MS})
   redis.call('ZADD', KEYS[2], exp, ARGV[3])
 end
@@ -404,8 +406,10 @@ export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
     },
     async decisions(scope) {
       const all = await redis.hgetall(`${p}s:${scope}`);
-      const out: Record<string, number> = {};
-      for (const [k, v] of Object.entries(all)) if (k.startsWith('d:')) out[k.slice(2)] = Number(v);
+      const n = (k: string) => Number(all[`d:${k}`] ?? 0);
+      // The script counts admissions (allow and downgrade alike); downgrades and denials are counted apart.
+      const out: Record<string, number> = { allow: Math.max(0, n('admitted') - n('downgrade')), downgrade: n('downgrade'), deny: n('deny') };
+      if (n('allow') > 0) out.allow! += n('allow'); // an admission without a reservation (fail open)
       return out;
     },
     async scopeLease(scope) {

@@ -110,7 +110,12 @@ describe('lease scripts', () => {
           } else {
             await new Promise((r) => setTimeout(r, o.ms));
             const now = Date.now();
-            for (const [id, exp] of expiring) if (exp <= now) (open.delete(id), expiring.delete(id), finished.add(id));
+            for (const [id, exp] of expiring) {
+              if (exp > now) continue;
+              open.delete(id);
+              expiring.delete(id);
+              finished.add(id);
+            }
             // Any script sweeps expired holds; the snapshot is the one that changes nothing else.
             await store.snapshot([]);
           }

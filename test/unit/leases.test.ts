@@ -15,7 +15,7 @@ describe('lease arithmetic', () => {
   });
 
   it('converts a budget in another currency at the configured rate', () => {
-    expect(budgetMicro({ amount: '92', currency: 'EUR' }, { USD: '1', EUR: '0.92', GBP: '0.79', JPY: '150' })).toBe(100_000_000);
+    expect(budgetMicro({ amount: '92', currency: 'EUR' }, { USD: '1', EUR: '0.92', GBP: '0.79', JPY: '150', CNY: '7.2' })).toBe(100_000_000);
   });
 
   it('grants up to a slice of the budget, at least what is asked, never beyond what the invariant leaves', () => {
