@@ -76,7 +76,7 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
       taskQueue: config.temporal.taskQueue,
       ingestShards: config.ingest.shards,
       logger,
-      preflight: { redis, pricing, keyPrefix: config.redis.keyPrefix, ...config.preflight, onDecision: (decision, reason) => metrics.recordPreflight(decision, reason ?? 'none') },
+      preflight: { redis, pricing, keyPrefix: config.redis.keyPrefix, ...config.preflight, advice: config.advice, onDecision: (decision, reason) => metrics.recordPreflight(decision, reason ?? 'none') },
     });
     const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics });
     let apiClosed: Promise<void> | undefined;

@@ -3,6 +3,7 @@
  * validated once at start-up by one zod schema and passed down as one object. Nothing else in the
  * code reads process.env. A bad value stops start-up with the key, the value and what was expected.
  */
+import { type AdviceSettings, adviceSettingsProblem, resolveAdviceSettings } from '../domain/advice.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -221,6 +222,14 @@ export const fileSchema = z
       // The original's TTLs stay unless the file names the same task type.
       .transform((c) => ({ ...c, ttlSeconds: { ...DEFAULTS.cache.ttlSeconds, ...c.ttlSeconds } }))
       .default(() => ({ ...DEFAULTS.cache, ttlSeconds: { ...DEFAULTS.cache.ttlSeconds }, shared: [] })),
+    /** Model advice (pre-flight downgrades, GET /v1/advice): tiers, the per-call rule, max_tokens caps; see src/domain/advice.ts. */
+    advice: z
+      .unknown()
+      .optional()
+      .superRefine((v, ctx) => {
+        const problem = adviceSettingsProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     metrics: z
       .object({
         userLabel: z.boolean({ error: 'expected true or false' }).default(DEFAULTS.metrics.userLabel),
@@ -302,6 +311,8 @@ export interface Config {
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
   /** Pre-flight checks (POST /v1/authorize): hold lifetimes, lease slices, the refill deadline. */
   preflight: PreflightConfig;
+  /** Model advice: tiers, per-call thresholds, max_tokens caps per task type, hysteresis. */
+  advice: AdviceSettings;
   /** The wrappers' response cache: TTL per task type, shared task types, what is worth storing. */
   cache: CacheConfig;
   alerts: AlertsConfig;
@@ -487,6 +498,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     budgetWorkflow: file.budgetWorkflow,
     ingest: file.ingest,
     preflight: file.preflight,
+    advice: resolveAdviceSettings(file.advice),
     cache: file.cache,
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
     reports: file.reports,

@@ -69,3 +69,22 @@ describe('budget changes with enforcement', () => {
     expect(!bad.ok && bad.issues.map((i) => i.path)).toEqual(['budgets.0.enforcement', 'budgets.0.failMode']);
   });
 });
+
+describe('configuration', () => {
+  it('takes preflight settings, hard budgets and advice, and names what is wrong', async () => {
+    const { parseConfigFile } = await import('../../src/config/index.js');
+    const file = parseConfigFile(
+      `budgets:
+  - { scope: user, period: day, amount: "5", thresholds: { warning: 0.8, critical: 0.95 }, enforcement: hard }
+preflight: { holdTtlMs: 30000, sliceFraction: 0.5 }
+advice: { maxTokensByTaskType: { summarization: 500 }, perCall: { economyBelowUsd: "0.02" } }
+`,
+      'test.yaml',
+    );
+    expect(file.budgets[0]).toMatchObject({ enforcement: 'hard' });
+    expect(file.preflight).toMatchObject({ holdTtlMs: 30000, sliceFraction: 0.5, maxHoldTtlMs: 600_000, unknownPriceUsd: '0.10' });
+    expect(() => parseConfigFile('preflight: { holdTtlMs: 700000 }\n', 'bad.yaml')).toThrow(/holdTtlMs <= maxHoldTtlMs/);
+    expect(() => parseConfigFile('advice: { hysteresis: 2 }\n', 'bad.yaml')).toThrow(/advice.hysteresis must be a number in \[0, 1\)/);
+    expect(() => parseConfigFile('budgets:\n  - { scope: user, period: day, amount: "5", thresholds: { warning: 0.8, critical: 0.95 }, enforcement: strict }\n', 'bad.yaml')).toThrow(/expected "hard" or "soft"/);
+  });
+});

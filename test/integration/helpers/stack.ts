@@ -205,7 +205,7 @@ export async function startApi(stack: Stack, apiKey: string, opts: { logger?: Lo
     taskQueue: stack.taskQueue,
     ingestShards: stack.config.ingest.shards,
     ...(opts.lingerMs !== undefined ? { lingerMs: opts.lingerMs } : {}),
-    preflight: { redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: stack.config.redis.keyPrefix, ...stack.config.preflight, onDecision: (d, r) => stack.metrics.recordPreflight(d, r ?? 'none') },
+    preflight: { redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: stack.config.redis.keyPrefix, ...stack.config.preflight, advice: stack.config.advice, onDecision: (d, r) => stack.metrics.recordPreflight(d, r ?? 'none') },
   });
   const app = buildApi({
     pool: stack.pool,
