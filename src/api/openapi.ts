@@ -508,6 +508,8 @@ export function openApiDocument(): Record<string, unknown> {
                 emergency: { type: 'number', exclusiveMinimum: 0, maximum: 10, description: 'Default 1 (100% of the budget).' },
               },
             },
+            enforcement: { enum: ['hard', 'soft'], default: 'soft', description: 'Pre-flight checks: hard denies a call whose worst case does not fit; soft admits it with downgrade advice (overshooting by at most one call).' },
+            failMode: { enum: ['open', 'closed'], description: 'When Redis or Temporal cannot answer a pre-flight check: closed denies, open admits unreserved. Default closed for hard, open for soft.' },
           },
         },
         BudgetChange: {
