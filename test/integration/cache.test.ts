@@ -272,6 +272,21 @@ describe('response cache', () => {
     expect(totals.avoided).toBe('1.287'); // 99 x 0.013
     expect(errors).toEqual([]);
   });
+
+  it('across processes (two caches, each with its own in-process map, one Redis): 2 x 50 concurrent misses make one upstream call', async () => {
+    const user = newUser('xproc');
+    const marker = `m-${user}`;
+    const other = createResponseCache({ redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: stack.config.redis.keyPrefix, pollMs: 10 });
+    const c1 = openai(user);
+    const c2 = openai(user, { cache: other });
+    const body = { model: 'cache-model', messages: [{ role: 'user' as const, content: `Across ${marker}` }] };
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? c1 : c2).chat.completions.create(body, reply({ headersDelayMs: 300 }))),
+    );
+    expect(new Set(answers.map((a) => a.id)).size).toBe(1);
+    expect(upstream(marker)).toBe(1);
+    expect(other.counts.wait_hit + cache.counts.wait_hit).toBeGreaterThanOrEqual(99);
+  });
 });
 
 describe('wrapper authorize option', () => {
