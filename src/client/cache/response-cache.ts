@@ -20,8 +20,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Counter, Registry } from 'prom-client';
-import { Counter as PromCounter } from 'prom-client';
 import { DEFAULTS as DEFAULT_CONFIG } from '../../config/defaults.js';
 import { Dec } from '../../domain/money.js';
 import type { PricingEngine } from '../../domain/pricing.js';
@@ -64,8 +62,8 @@ export interface ResponseCacheOptions {
   pollMs?: number;
   /** Answers larger than this are not stored. Default 1 MiB. */
   maxEntryBytes?: number;
-  /** Registers `costguard_response_cache_lookups_total{result}` here. */
-  registry?: Registry;
+  /** Called with each lookup's result, e.g. `(r) => metrics.recordCacheLookup(r)` (costguard_response_cache_lookups_total). Must not throw. */
+  onLookup?: (result: LookupResult) => void;
   clock?: () => number;
 }
 
@@ -97,7 +95,7 @@ export class ResponseCache {
   readonly maxEntryBytes: number;
   private readonly clock: () => number;
   private readonly flights = new Map<string, Promise<CacheEntry | null>>();
-  private readonly lookups: Counter<'result'> | undefined;
+  private readonly onLookup: ((result: LookupResult) => void) | undefined;
   /** Per process, for tests and the benchmark: lookups by result. */
   readonly counts: Record<LookupResult | 'stored' | 'not_stored', number> = { hit: 0, miss: 0, wait_hit: 0, wait_timeout: 0, error: 0, stored: 0, not_stored: 0 };
 
@@ -130,12 +128,8 @@ export class ResponseCache {
     this.pollMs = pollMs;
     this.maxEntryBytes = maxEntryBytes;
     this.clock = options.clock ?? Date.now;
-    if (options.registry) {
-      const name = 'costguard_response_cache_lookups_total';
-      this.lookups =
-        (options.registry.getSingleMetric(name) as Counter<'result'> | undefined) ??
-        new PromCounter({ name, help: 'Response cache lookups by result (hit, miss, wait_hit, wait_timeout, error).', labelNames: ['result'], registers: [options.registry] });
-    }
+    if (options.onLookup !== undefined && typeof options.onLookup !== 'function') fail('onLookup must be a function');
+    this.onLookup = options.onLookup;
   }
 
   /** The scope an entry of this task type belongs to: every tenant's, or one tenant's. */
@@ -149,7 +143,13 @@ export class ResponseCache {
 
   count(result: LookupResult | 'stored' | 'not_stored'): void {
     this.counts[result]++;
-    if (result !== 'stored' && result !== 'not_stored') this.lookups?.inc({ result });
+    if (result !== 'stored' && result !== 'not_stored' && this.onLookup) {
+      try {
+        this.onLookup(result);
+      } catch {
+        // a metrics callback must never fail a call
+      }
+    }
   }
 
   /** The stored entry, or null (a Redis failure is a miss). */
