@@ -12,7 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setScopeBudgets } from '../../src/client/budgets.js';
 import type { CostTracker } from '../../src/client/index.js';
 import { BudgetDeniedError, type ResponseCache, type WrapperOptions, createResponseCache, wrapAnthropic, wrapOpenAI } from '../../src/client/wrappers/index.js';
+import { generateStoredReport } from '../../activities/reports.js';
+import { reportPeriodAt } from '../../src/domain/report-period.js';
+import { createLogger } from '../../src/lib/logger.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
+import { parsePromText, sumOf } from '../prom-text.js';
 import { type FakeReply, type LlmServer, startLlmServer } from './helpers/llm-servers.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';
 
@@ -286,6 +290,35 @@ describe('response cache', () => {
     expect(new Set(answers.map((a) => a.id)).size).toBe(1);
     expect(upstream(marker)).toBe(1);
     expect(other.counts.wait_hit + cache.counts.wait_hit).toBeGreaterThanOrEqual(99);
+  });
+});
+
+describe('cost avoided downstream', () => {
+  it('the report says what the cache saved (JSON and HTML) apart from the cost and calls; Prometheus counts it apart from spend', async () => {
+    await tracker.flush();
+    const ledger = await eventually(
+      async () =>
+        (
+          await stack.pool.query<{ calls: string; hits: string; cost: string; avoided: string }>(
+            `SELECT count(*) FILTER (WHERE kind = 'call')::text AS calls, count(*) FILTER (WHERE kind = 'cache_hit')::text AS hits,
+                    sum(cost_usd)::text AS cost, sum(avoided_usd)::text AS avoided FROM usage_ledger`,
+          )
+        ).rows[0]!,
+      (r) => Number(r.hits) > 100,
+      30_000,
+      'the hits in the ledger',
+    );
+    const period = reportPeriodAt('daily', 'UTC', Date.now());
+    const { report, html } = await generateStoredReport({ pool: stack.pool, pricing: createPricingEngine(stack.config), config: stack.config, logger: createLogger('silent'), clock: Date.now }, period);
+    expect(report.savedByCache).toEqual({ usd: ledger.avoided, hits: Number(ledger.hits) });
+    expect(report.totals.calls).toBe(Number(ledger.calls));
+    expect(report.totals.costUsd).toBe(ledger.cost);
+    expect(html).toContain('Saved by the cache');
+    const prom = parsePromText(await stack.metrics.render());
+    expect(sumOf(prom, 'costguard_cost_avoided_usd_total')).toBeCloseTo(Number(ledger.avoided), 6);
+    expect(sumOf(prom, 'costguard_cache_hits_total')).toBe(Number(ledger.hits));
+    expect(sumOf(prom, 'llm_cost_usd_total')).toBeCloseTo(Number(ledger.cost), 6);
+    expect(sumOf(prom, 'llm_api_calls_total')).toBe(Number(ledger.calls));
   });
 });
 
