@@ -314,7 +314,8 @@ describe('cost avoided downstream', () => {
     expect(report.totals.calls).toBe(Number(ledger.calls));
     expect(report.totals.costUsd).toBe(ledger.cost);
     expect(html).toContain('Saved by the cache');
-    const prom = parsePromText(await stack.metrics.render());
+    // The worker counts a flush just after its commit: wait for the last one.
+    const prom = await eventually(async () => parsePromText(await stack.metrics.render()), (p) => sumOf(p, 'costguard_cache_hits_total') === Number(ledger.hits), 10_000, 'the metrics of the last flush');
     expect(sumOf(prom, 'costguard_cost_avoided_usd_total')).toBeCloseTo(Number(ledger.avoided), 6);
     expect(sumOf(prom, 'costguard_cache_hits_total')).toBe(Number(ledger.hits));
     expect(sumOf(prom, 'llm_cost_usd_total')).toBeCloseTo(Number(ledger.cost), 6);

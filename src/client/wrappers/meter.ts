@@ -776,8 +776,9 @@ function observeResponse(call: Call, response: Response, attemptSignal: AbortSig
   const providerRequestId = response.headers.get(call.meter.requestIdHeader) ?? undefined;
   const detail: FinishDetail = { providerRequestId };
   const contentType = response.headers.get('content-type') ?? '';
-  const sink = contentType.includes('text/event-stream') ? sseSink(call, obs, detail) : jsonSink(call, obs, detail);
   if (call.captured) call.capturedType = contentType || undefined;
+  if (!contentType.includes('text/event-stream')) return observeWholeBody(call, response, obs, detail, attemptSignal);
+  const sink = sseSink(call, obs, detail);
   if (attemptSignal) {
     const onAbort = () => finish(call, 'aborted', obs, detail);
     if (attemptSignal.aborted) onAbort();
@@ -789,6 +790,166 @@ function observeResponse(call: Call, response: Response, attemptSignal: AbortSig
     finish(call, aborted ? 'aborted' : 'error', obs, { ...detail, ...(aborted ? {} : { error: errorCode(err) ?? 'stream_error' }) });
   });
   return rebuildResponse(response, body);
+}
+
+/** What an observed JSON response needs to record its call when the SDK (or the caller) reads it. */
+interface WholeBody {
+  call: Call;
+  obs: Observation;
+  detail: FinishDetail;
+  attemptSignal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  /** The pass-through Response, once a caller asked for the raw body stream. */
+  piped: Response | undefined;
+}
+
+const WHOLE = Symbol('costguard.wholeBody');
+type Observed = Response & { [WHOLE]: WholeBody };
+const proto = Response.prototype;
+const bodyGetter = Object.getOwnPropertyDescriptor(proto, 'body')?.get;
+
+function wholeDone(w: WholeBody): void {
+  if (w.onAbort) w.attemptSignal!.removeEventListener('abort', w.onAbort);
+  w.onAbort = undefined;
+}
+
+function wholeFailed(w: WholeBody, err: unknown): void {
+  wholeDone(w);
+  const call = w.call;
+  const aborted = w.attemptSignal?.aborted === true || call.userSignal?.aborted === true || isAbortError(err);
+  finish(call, aborted ? 'aborted' : 'error', w.obs, { ...w.detail, ...(aborted ? {} : { error: errorCode(err) ?? 'stream_error' }) });
+  finalizeLead(call, false);
+}
+
+function wholeSettle(w: WholeBody, parsed: unknown, text: string | undefined, unreadable: boolean): void {
+  wholeDone(w);
+  const call = w.call;
+  if (unreadable) finish(call, 'error', w.obs, { ...w.detail, error: 'unreadable_response' });
+  else {
+    observeJson(call.api, parsed, w.obs);
+    finish(call, w.obs.error !== undefined ? 'error' : 'ok', w.obs, w.detail);
+  }
+  if (call.cacheLead) {
+    if (!unreadable) capture(call, encoder.encode(text ?? JSON.stringify(parsed)));
+    finalizeLead(call, !unreadable);
+  }
+}
+
+function wholePipe(r: Observed): Response {
+  const w = r[WHOLE];
+  if (!w.piped) {
+    const sink = jsonSink(w.call, w.obs, w.detail);
+    sink.onDone = () => wholeDone(w);
+    w.piped = rebuildResponse(r, passThrough(bodyGetter!.call(r) as ReadableStream<Uint8Array>, sink, w.call, (err) => wholeFailed(w, err)));
+  }
+  return w.piped;
+}
+
+/** Reads the whole body as text through the original reader, records the call, and returns `as(text)`. */
+function readWhole<T>(r: Observed, as: (text: string) => T): Promise<T> {
+  const w = r[WHOLE];
+  return proto.text.call(r).then(
+    (text) => {
+      let parsed: unknown;
+      let unreadable = false;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        unreadable = true;
+      }
+      wholeSettle(w, parsed, text, unreadable);
+      return as(text);
+    },
+    (err: unknown) => {
+      wholeFailed(w, err);
+      throw err;
+    },
+  );
+}
+
+/**
+ * The prototype of an observed JSON response (swapped in, so the SDK and the caller keep an
+ * `instanceof Response` with every other member native). Its body readers record the call as they
+ * return; once the call is recorded, or when the raw stream was asked for, they read as usual.
+ */
+const observedProto: object = Object.create(proto, {
+  json: {
+    value(this: Observed): Promise<unknown> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.json();
+      if (w.call.recorded) return proto.json.call(this);
+      // The SDK's path: one read, one parse (the SDK's own), observed.
+      return proto.json.call(this).then(
+        (v) => {
+          wholeSettle(w, v, undefined, false);
+          return v;
+        },
+        (err: unknown) => {
+          if (err instanceof SyntaxError) wholeSettle(w, undefined, undefined, true);
+          else wholeFailed(w, err);
+          throw err;
+        },
+      );
+    },
+  },
+  text: {
+    value(this: Observed): Promise<string> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.text();
+      if (w.call.recorded) return proto.text.call(this);
+      return readWhole(this, (t) => t);
+    },
+  },
+  arrayBuffer: {
+    value(this: Observed): Promise<ArrayBuffer> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.arrayBuffer();
+      if (w.call.recorded) return proto.arrayBuffer.call(this);
+      return readWhole(this, (t) => {
+        const b = encoder.encode(t);
+        return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+      });
+    },
+  },
+  blob: {
+    value(this: Observed): Promise<Blob> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.blob();
+      if (w.call.recorded) return proto.blob.call(this);
+      return readWhole(this, (t) => new Blob([t], { type: this.headers.get('content-type') ?? '' }));
+    },
+  },
+  body: {
+    get(this: Observed): ReadableStream<Uint8Array> | null {
+      const w = this[WHOLE];
+      if (!w.piped && w.call.recorded) return bodyGetter!.call(this) as ReadableStream<Uint8Array> | null;
+      return wholePipe(this).body;
+    },
+  },
+});
+
+/**
+ * A JSON (not streamed) response: the SDK reads it whole (`response.json()`), so instead of a
+ * pass-through body and a second Response (two web streams and a Response per call, much of the
+ * wrapper's cost), the SDK gets the fetch's own Response with its body readers observed (the value
+ * the SDK parses is read for usage as it is returned: no second parse). A caller who reads the raw
+ * body (`asResponse().body`) gets the pass-through stream of the streamed path, created on access.
+ */
+function observeWholeBody(call: Call, response: Response, obs: Observation, detail: FinishDetail, attemptSignal: AbortSignal | undefined): Response {
+  if (!bodyGetter || Object.getPrototypeOf(response) !== proto) {
+    // Not the platform's Response (a custom fetch's): the pass-through path.
+    const sink = jsonSink(call, obs, detail);
+    return rebuildResponse(response, passThrough(response.body!, sink, call, (err) => finish(call, 'error', obs, { ...detail, error: errorCode(err) ?? 'stream_error' })));
+  }
+  const w: WholeBody = { call, obs, detail, attemptSignal, onAbort: undefined, piped: undefined };
+  if (attemptSignal) {
+    w.onAbort = () => finish(call, 'aborted', obs, detail);
+    if (attemptSignal.aborted) w.onAbort();
+    else attemptSignal.addEventListener('abort', w.onAbort, { once: true });
+  }
+  (response as Observed)[WHOLE] = w;
+  Object.setPrototypeOf(response, observedProto);
+  return response;
 }
 
 interface Sink {
