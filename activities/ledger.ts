@@ -26,7 +26,7 @@ import { type UsageEvent, parseUsageEvent } from '../src/domain/usage.js';
 import { type DeadLetterInput, recordDeadLetters } from '../src/db/dead-letters.js';
 import { type PersistBatchInput, type PricedEvent, type UserDayTotal, persistBatchOnce, persistFlushIsolating } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
-import type { CostGuardMetrics, FlushOutcome } from '../src/metrics/index.js';
+import type { CostGuardMetrics, CountedEventSample, FlushOutcome } from '../src/metrics/index.js';
 import type { RealtimeView } from './realtime.js';
 
 /** A batch as services send it: raw events (validated here) under a batch id chosen by the sender. */
@@ -242,13 +242,20 @@ export function createFlushRecorder(deps: LedgerActivityDeps) {
     // this call inserted count; the batch's sizes and duplicates count with its first attempt.
     if (deps.metrics && (firstTime || fresh.length > 0)) {
       const persistedAtMs = deps.clock();
+      // A cache hit's would-be cost (the ledger stores it as avoided_usd, with cost 0).
+      const avoidedOf = new Map(priced.flatMap((p) => (p.event.cacheHit ? [[p.event.requestId, p.price.costUsd] as const] : [])));
       deps.metrics.recordFlush({
         batch: firstTime ? { received: batch.events.length, rejected: rejected.length, duplicates: result.duplicates } : null,
         persistedAtMs,
         counted: fresh.map((c) => {
           const e = byId.get(c.requestId)!;
           const { costUsd, unpriced, occurredAt } = c;
-          return { provider: e.provider, model: e.model, userId: e.userId, costUsd, unpriced, occurredAt, inputTokens: e.usage.inputTokens, outputTokens: e.usage.outputTokens };
+          const sample: CountedEventSample = { provider: e.provider, model: e.model, userId: e.userId, costUsd, unpriced, occurredAt, inputTokens: e.usage.inputTokens, outputTokens: e.usage.outputTokens };
+          if (e.cacheHit) {
+            sample.cacheHit = true;
+            sample.avoidedUsd = avoidedOf.get(c.requestId) ?? '0';
+          }
+          return sample;
         }),
       });
     }

@@ -96,6 +96,7 @@ export async function generateStoredReport(deps: ReportActivityDeps, period: Rep
       topUsers: aggregates.topUsers,
       byBucket: aggregates.byBucket,
       byHourOfDay: aggregates.byHourOfDay,
+      cache: aggregates.cache,
       budgets,
       incidents,
       generatedAt: new Date(deps.clock()).toISOString(),

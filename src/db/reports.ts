@@ -52,7 +52,11 @@ function group(key: string, r: SumRow): UsageGroup {
 /** What the report reads from the ledger: the report's data without its period labels. */
 export type LedgerAggregates = Omit<ReportData, 'period' | 'previous' | 'budgets' | 'generatedAt' | 'incidents'> & { previous: { costUsd: string; calls: number } };
 
-const RANGE = 'occurred_at >= $1 AND occurred_at < $2';
+/**
+ * Calls only: a response-cache hit (kind cache_hit, cost 0) is not a call, and its tokens were not
+ * processed; hits are read apart, as the cost the cache saved (`cache`).
+ */
+const RANGE = "occurred_at >= $1 AND occurred_at < $2 AND kind = 'call'";
 
 /**
  * Everything a report reads from the ledger, in one read-only REPEATABLE READ transaction so that
@@ -119,8 +123,14 @@ export async function readLedgerAggregates(
       `SELECT coalesce(sum(cost_usd), 0)::text AS cost_usd, count(*)::text AS calls FROM usage_ledger WHERE ${RANGE}`,
       [new Date(previous.startMs), new Date(previous.endMs)],
     );
+    const hits = await client.query<{ hits: string; avoided: string }>(
+      `SELECT count(*)::text AS hits, coalesce(sum(avoided_usd), 0)::text AS avoided FROM usage_ledger
+        WHERE occurred_at >= $1 AND occurred_at < $2 AND kind = 'cache_hit'`,
+      range,
+    );
     await client.query('COMMIT');
     return {
+      cache: { hits: Number(hits.rows[0]!.hits), avoidedUsd: normalizeAmount(hits.rows[0]!.avoided) },
       totals,
       byProvider,
       byModel,

@@ -116,6 +116,8 @@ export function renderReportHtml(r: Report): string {
     [`Change vs ${r.previous.period}`, `${signed(r.change.costPct)} cost (${usd(r.previous.costUsd)} before), ${signed(r.change.callsPct)} calls`],
   ];
   if (r.totals.unpricedCalls > 0) headline.push(['Unpriced calls', String(r.totals.unpricedCalls)]);
+  // Cost avoided, shown apart: it is in neither the total cost nor the calls.
+  if ((r.savedByCache?.hits ?? 0) > 0) headline.push(['Saved by the cache', `${usd(r.savedByCache.usd)} (${r.savedByCache.hits} requests answered from it)`]);
   const sections: string[] = [];
   sections.push(
     `<table class="headline" style="border-collapse:collapse;font-size:14px">${headline

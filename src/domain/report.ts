@@ -57,6 +57,8 @@ export interface ReportData {
   budgets: { scope: string; period: string; amountUsd: string }[];
   incidents: OpenIncident[];
   generatedAt: string;
+  /** Requests the response cache answered in the period and what they would have cost (absent: none recorded). */
+  cache?: { hits: number; avoidedUsd: string } | undefined;
 }
 
 export interface OpenIncident {
@@ -136,6 +138,11 @@ export interface Report {
   budgets: { scope: string; period: string; amountUsd: string; spentUsd: string; usagePct: number }[];
   incidents: OpenIncident[];
   recommendations: Recommendation[];
+  /**
+   * Saved by the response cache: requests it answered (not in `totals.calls`) and what they would
+   * have cost at the period's prices. Cost avoided, never spend: it is in no other figure.
+   */
+  savedByCache: { usd: string; hits: number };
 }
 
 /** Something that prices a call: the PricingEngine (kept structural so tests can pass a table). */
@@ -326,6 +333,7 @@ export function buildReport(data: ReportData, pricer: Pricer): Report {
     })),
     incidents: data.incidents,
     recommendations: recommend(data, pricer),
+    savedByCache: { usd: normalizeAmount(data.cache?.avoidedUsd ?? '0'), hits: data.cache?.hits ?? 0 },
   };
 }
 
@@ -348,6 +356,7 @@ export function reportSummary(r: Report): string {
     `${fmtUsd(r.totals.costUsd)} over ${r.totals.calls} calls (average ${fmtUsd(r.totals.avgCostPerCallUsd)} per call), ${r.totals.totalTokens} tokens.`,
     `Change against the previous ${span}: ${signed(r.change.costPct)} in cost, ${signed(r.change.callsPct)} in calls.`,
   ];
+  if ((r.savedByCache?.hits ?? 0) > 0) parts.push(`Saved by the cache: ${fmtUsd(r.savedByCache.usd)} (${r.savedByCache.hits} requests answered from it, not in the calls or the cost).`);
   const top = r.byProvider[0];
   if (top) parts.push(`Top provider: ${top.key} (${top.sharePct}%).`);
   if (r.incidents.length > 0) parts.push(`${r.incidents.length} open incident(s).`);
@@ -364,6 +373,7 @@ export function reportFields(r: Report): { label: string; value: string }[] {
     { label: 'Tokens', value: String(r.totals.totalTokens) },
     { label: `Change vs ${r.previous.period}`, value: `${signed(r.change.costPct)} cost, ${signed(r.change.callsPct)} calls` },
   ];
+  if ((r.savedByCache?.hits ?? 0) > 0) fields.push({ label: 'Saved by the cache', value: `${fmtUsd(r.savedByCache.usd)} (${r.savedByCache.hits} hits)` });
   for (const b of r.budgets) fields.push({ label: `Budget ${b.scope} ${b.period}`, value: `${b.usagePct}% of ${fmtUsd(b.amountUsd, 2)}` });
   if (r.incidents.length > 0) fields.push({ label: 'Open incidents', value: String(r.incidents.length) });
   return fields;

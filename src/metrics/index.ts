@@ -48,6 +48,10 @@ export interface CountedEventSample {
   inputTokens: number;
   outputTokens: number;
   occurredAt: string;
+  /** Answered by the response cache: counted as cost avoided (never as cost, a call or processed tokens). */
+  cacheHit?: boolean;
+  /** A cache hit's would-be cost, exact decimal string (the ledger's avoided_usd). */
+  avoidedUsd?: string;
 }
 
 /** What one ledger flush did, reported by the attempt that inserted events or stored the batch first. */
@@ -82,6 +86,8 @@ export interface CostGuardMetrics {
    * (`persistBatchOnce(...).firstTime`): a retried or re-sent batch must add nothing.
    */
   recordFlush(sample: FlushSample): void;
+  /** Counts one response cache lookup in this process (hit, miss, wait_hit, wait_timeout, error). */
+  recordCacheLookup(result: string): void;
   /** Observes one attempt of the ledger activity, whatever its outcome. */
   observeFlushDuration(seconds: number, outcome: FlushOutcome): void;
   /**
@@ -155,6 +161,24 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     name: 'llm_api_calls_total',
     help: 'LLM calls newly recorded in the ledger (each idempotency key once), priced or not.',
     labelNames: eventLabels,
+    registers,
+  });
+  const avoided = new Counter({
+    name: 'costguard_cost_avoided_usd_total',
+    help: 'Cost avoided by the response cache: what the cache hits newly recorded in the ledger would have cost, USD. Not spend.',
+    labelNames: eventLabels,
+    registers,
+  });
+  const cacheHits = new Counter({
+    name: 'costguard_cache_hits_total',
+    help: 'Requests answered by the response cache, newly recorded in the ledger (not in llm_api_calls_total).',
+    labelNames: eventLabels,
+    registers,
+  });
+  const cacheLookups = new Counter({
+    name: 'costguard_response_cache_lookups_total',
+    help: 'Response cache lookups in this process by result: hit, miss, wait_hit (a concurrent miss served by the one upstream call), wait_timeout, error.',
+    labelNames: ['result'],
     registers,
   });
   const tokens = new Histogram({
@@ -324,11 +348,21 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
       }
       // Sum each label set's cost exactly first, so the float sees one addition per batch and series.
       const perSeries = new Map<string, { labels: Record<string, string>; cost: Dec; calls: number }>();
+      const perHitSeries = new Map<string, { labels: Record<string, string>; avoided: Dec; hits: number }>();
       for (const e of sample.counted) {
         const provider = providers.value(e.provider);
         const model = models.value(e.model);
         const labels: Record<string, string> = userLabel ? { provider, model, user_id: users.value(e.userId) } : { provider, model };
         const key = JSON.stringify(labels);
+        if (e.cacheHit) {
+          // Cost avoided, not spend: no cost, no API call, no processed tokens.
+          const hit = perHitSeries.get(key) ?? { labels, avoided: new Dec(0), hits: 0 };
+          hit.avoided = hit.avoided.plus(e.avoidedUsd ?? '0');
+          hit.hits += 1;
+          perHitSeries.set(key, hit);
+          lag.observe(Math.max(0, (sample.persistedAtMs - Date.parse(e.occurredAt)) / 1000));
+          continue;
+        }
         const series = perSeries.get(key) ?? { labels, cost: new Dec(0), calls: 0 };
         series.cost = series.cost.plus(e.costUsd);
         series.calls += 1;
@@ -342,6 +376,14 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
         cost.inc(labels, c.toNumber());
         calls.inc(labels, n);
       }
+      for (const { labels, avoided: a, hits: n } of perHitSeries.values()) {
+        avoided.inc(labels, a.toNumber());
+        cacheHits.inc(labels, n);
+      }
+    },
+
+    recordCacheLookup(result) {
+      cacheLookups.inc({ result });
     },
 
     observeFlushDuration(seconds, outcome) {

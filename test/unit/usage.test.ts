@@ -317,6 +317,7 @@ describe('parseUsageEvent: the hand-written fast path agrees with the schema', (
     tags: record,
     usage,
     metadata: record,
+    cacheHit: fc.oneof(fc.boolean(), junk),
     extra: junk,
   };
   // A well-formed event with one or two fields replaced by a borderline or bad value, or removed.
@@ -362,6 +363,7 @@ describe('parseUsageEvent: the hand-written fast path agrees with the schema', (
       project: labels(200),
       tags: records,
       metadata: records,
+      cacheHit: [true, false, 'true', 1, null],
       usage: [
         {},
         { inputTokens: MAX_TOKENS },

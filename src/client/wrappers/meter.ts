@@ -35,10 +35,43 @@ import { type CallStatus, type CostAttribution, type CostContext, currentCostCon
 import { applyPromptGuard, type PromptGuardChange, type PromptGuardOptions, validatePromptGuard } from './prompt-guard.js';
 import { type Api, estimateTokens, newObservation, type Observation, observeJson, observeSseEvent, promptChars, requestedModel } from './protocols.js';
 import { SseParser } from './sse.js';
+import { cacheKeyHash } from '../cache/canonical.js';
+import { type CacheEntry, type ResponseCache, ResponseCache as ResponseCacheClass, isNormalFinish } from '../cache/response-cache.js';
+import type { AuthorizeRequest, AuthorizeResult } from '../preflight.js';
+import type { Complexity } from '../../domain/advice.js';
+
+/**
+ * Thrown by a wrapped call made with the `authorize` option when the pre-flight check denies it:
+ * the call was not sent. `decision` is the check's full answer (reason, scopes and what remains).
+ */
+export class BudgetDeniedError extends Error {
+  override readonly name = 'BudgetDeniedError';
+  constructor(readonly decision: AuthorizeResult) {
+    const scope = decision.scopes.find((s) => s.enforcement === 'hard' && Number(s.remainingUsd) <= 0) ?? decision.scopes[0];
+    super(
+      `Cost Guard denied the call before it was sent (${decision.reason ?? 'denied'}): worst case ${decision.worstCaseUsd ?? 'unknown'} USD` +
+        (scope ? `, ${scope.scope} has ${scope.remainingUsd} USD left of its ${scope.period} budget of ${scope.budgetUsd} USD` : ''),
+    );
+  }
+}
+
+/** The wrapper's `authorize` option in full. */
+export interface AuthorizeOptions {
+  /** Task complexity for the check's model advice. */
+  complexity?: Complexity;
+  /** The hold's lifetime (default: the tracker's configured one); renewed every third of it while the call runs. */
+  ttlSeconds?: number;
+  /** The output limit assumed for the worst case when the request sets none. Default 4096. */
+  defaultMaxOutputTokens?: number;
+}
 
 /** The part of CostTracker the wrappers use. */
 export interface UsageRecorder {
   record(event: UsageEventInput): Promise<unknown>;
+  /** Pre-flight checks (CostTracker with `preflight` configured): needed by the `authorize` option. */
+  authorize?(request: AuthorizeRequest): Promise<AuthorizeResult>;
+  renewHold?(holdId: string, ttlSeconds?: number): Promise<{ ok: true; expiresAt: string } | { ok: false; state: string }>;
+  releaseHold?(holdId: string): Promise<string>;
 }
 
 /** Whether to ask OpenAI Chat Completions streams for their usage (`stream_options.include_usage`). */
@@ -83,6 +116,20 @@ export interface WrapperOptions extends CostAttribution {
   onRecord?: (event: UsageEventInput) => void;
   /** Clock for durations. Default `performance.now`. */
   now?: () => number;
+  /**
+   * The response cache (src/client/cache): identical requests within a task type's TTL are answered
+   * from Redis, recorded as cost avoided (never spend). Off without it.
+   */
+  cache?: ResponseCache;
+  /** Whose cache entries a call may read and write (default: the call's user id); shared task types ignore it. */
+  tenant?: string;
+  /**
+   * Pre-flight check before each call (`tracker.authorize`): reserves the call's worst case (prompt
+   * estimate plus its output limit) on its budgets; a denial throws BudgetDeniedError and nothing is
+   * sent. The hold is renewed every third of its lifetime while the call runs, settled by the call's
+   * usage event, and released when the call fails with nothing billable.
+   */
+  authorize?: boolean | AuthorizeOptions;
 }
 
 /** One wrapped client's settings and state. */
@@ -102,6 +149,9 @@ export interface Meter {
   logger: Pick<Logger, 'warn'> | undefined;
   onRecord: ((event: UsageEventInput) => void) | undefined;
   now: () => number;
+  cache: ResponseCache | undefined;
+  tenant: string | undefined;
+  authorize: AuthorizeOptions | undefined;
 }
 
 /** The key under which a call's record travels with the SDK's request. */
@@ -128,6 +178,23 @@ export interface Call {
   recorded: boolean;
   /** Unlinks the call's signal from the caller's and the context's (once recorded). */
   releaseSignal?: (() => void) | undefined;
+  /** The response cache's key for this call (set when the cache applies). */
+  cacheHash?: string | undefined;
+  /** This call went upstream for its key: stores the answer and hands it to the waiters when it finishes. */
+  cacheLead?: ((entry: CacheEntry | null) => void) | undefined;
+  /** The bytes handed to the SDK, kept while leading (to store them). */
+  captured?: Uint8Array[] | undefined;
+  capturedBytes?: number | undefined;
+  capturedType?: string | undefined;
+  /** What the leader's recording saw (kept until its body ends, then stored or not). */
+  leadResult?: { obs: Observation; usage: TokenUsage; model: string; detail: FinishDetail } | undefined;
+  /** Answered by the cache. */
+  cacheHit?: boolean | undefined;
+  /** The pre-flight hold this call runs under, its renewal timer and how often it was renewed. */
+  holdId?: string | undefined;
+  holdTtlMs?: number | undefined;
+  holdTimer?: ReturnType<typeof setInterval> | undefined;
+  holdRenewals?: number | undefined;
 }
 
 interface ResolvedAttribution {
@@ -167,7 +234,38 @@ export function createMeter(sdk: 'openai' | 'anthropic', options: WrapperOptions
     logger: options.logger ?? (options.tracker as { logger?: Pick<Logger, 'warn'> }).logger,
     onRecord: options.onRecord,
     now: options.now ?? (() => performance.now()),
+    cache: checkCache(options.cache),
+    tenant: checkTenant(options.tenant),
+    authorize: checkAuthorize(options),
   };
+}
+
+function checkCache(cache: unknown): ResponseCache | undefined {
+  if (cache === undefined) return undefined;
+  if (!(cache instanceof ResponseCacheClass)) throw new TypeError('wrapper option cache must be a ResponseCache (createResponseCache({ redis, pricing, ... }))');
+  return cache;
+}
+
+function checkTenant(tenant: unknown): string | undefined {
+  if (tenant === undefined) return undefined;
+  if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 200) throw new TypeError(`wrapper option tenant must be a string of 1-200 characters, got ${JSON.stringify(tenant)}`);
+  return tenant;
+}
+
+function checkAuthorize(options: WrapperOptions): AuthorizeOptions | undefined {
+  const a = options.authorize;
+  if (a === undefined || a === false) return undefined;
+  const t = options.tracker;
+  if (typeof t.authorize !== 'function' || typeof t.renewHold !== 'function' || typeof t.releaseHold !== 'function') {
+    throw new TypeError('wrapper option authorize needs a CostTracker with pre-flight checks (authorize, renewHold, releaseHold)');
+  }
+  if (a === true) return {};
+  if (typeof a !== 'object' || a === null) throw new TypeError(`wrapper option authorize must be true or { complexity?, ttlSeconds?, defaultMaxOutputTokens? }, got ${String(a)}`);
+  if (a.ttlSeconds !== undefined && (!Number.isInteger(a.ttlSeconds) || a.ttlSeconds < 1)) throw new TypeError(`wrapper option authorize.ttlSeconds must be a whole number of seconds >= 1, got ${String(a.ttlSeconds)}`);
+  if (a.defaultMaxOutputTokens !== undefined && (!Number.isInteger(a.defaultMaxOutputTokens) || a.defaultMaxOutputTokens < 1)) {
+    throw new TypeError(`wrapper option authorize.defaultMaxOutputTokens must be a whole number >= 1, got ${String(a.defaultMaxOutputTokens)}`);
+  }
+  return { ...a };
 }
 
 /** Which metered API an SDK request is, from its method and path; undefined for every other endpoint. */
@@ -289,6 +387,16 @@ export function prepareCall(meter: Meter, options: unknown, ctx: CostContext | u
       }
     }
     call.body = body;
+    if (meter.cache && isObj(body) && body.background !== true) {
+      const taskType = call.attribution.taskType;
+      call.cacheHash = cacheKeyHash({
+        provider: meter.provider,
+        api,
+        body,
+        scope: meter.cache.scopeOf(taskType, meter.tenant ?? call.attribution.userId),
+        headers: answerHeaders(options.headers),
+      });
+    }
     const { signal, release } = linkSignals(options.signal as AbortSignal | null | undefined, ctx?.signal);
     call.userSignal = signal;
     call.releaseSignal = release;
@@ -296,11 +404,110 @@ export function prepareCall(meter: Meter, options: unknown, ctx: CostContext | u
     const out: Obj = { ...options, fetchOptions: { ...(options.fetchOptions as object | undefined), [CALL]: call }, [CALL]: call };
     if (body !== options.body) out.body = body;
     if (signal) out.signal = signal;
+    if (meter.authorize) return authorizeCall(call, out);
     return out;
   } catch (err) {
     report(meter, err, undefined);
     return options;
   }
+}
+
+/** Request headers that change the answer (beta features), lower-cased, for the cache key. */
+function answerHeaders(headers: unknown): Record<string, string> | undefined {
+  if (!isObj(headers)) return undefined;
+  let out: Record<string, string> | undefined;
+  for (const k of Object.keys(headers)) {
+    const name = k.toLowerCase();
+    const v = headers[k];
+    if (name.endsWith('-beta') && (typeof v === 'string' || typeof v === 'number')) (out ??= {})[name] = String(v);
+  }
+  return out;
+}
+
+/** The worst case's output limit: the request's own, else the configured default. */
+function maxOutputOf(body: unknown, fallback: number): number {
+  if (!isObj(body)) return fallback;
+  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+    const v = body[k];
+    if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
+  }
+  return fallback;
+}
+
+/** The pre-flight check of a call (the `authorize` option): the options to send, or BudgetDeniedError. */
+async function authorizeCall(call: Call, out: Obj): Promise<Obj> {
+  const meter = call.meter;
+  const a = meter.authorize!;
+  const attr = call.attribution;
+  const request: AuthorizeRequest = {
+    userId: attr.userId,
+    provider: meter.provider,
+    model: requestedModel(call.body) ?? 'unknown',
+    taskType: attr.taskType,
+    inputTokens: estimateTokens(promptChars(call.body)),
+    maxOutputTokens: maxOutputOf(call.body, a.defaultMaxOutputTokens ?? 4096),
+  };
+  if (attr.team !== undefined) request.teamId = attr.team;
+  if (attr.project !== undefined) request.projectId = attr.project;
+  if (a.complexity !== undefined) request.complexity = a.complexity;
+  if (a.ttlSeconds !== undefined) request.ttlSeconds = a.ttlSeconds;
+  let result: AuthorizeResult;
+  try {
+    result = await meter.tracker.authorize!(request);
+  } catch (err) {
+    call.recorded = true; // never sent: nothing to record
+    call.releaseSignal?.();
+    throw err;
+  }
+  if (result.decision === 'deny') {
+    call.recorded = true;
+    call.releaseSignal?.();
+    if (result.holdId) void meter.tracker.releaseHold!(result.holdId).catch((err: unknown) => report(meter, err, undefined));
+    throw new BudgetDeniedError(result);
+  }
+  if (result.holdId) {
+    call.holdId = result.holdId;
+    call.holdTtlMs = result.expiresAt ? Math.max(1000, Date.parse(result.expiresAt) - Date.now()) : (a.ttlSeconds ?? 60) * 1000;
+    call.holdRenewals = 0;
+    // A call the SDK gives up before sending (the caller aborted): its hold goes back at once.
+    call.userSignal?.addEventListener('abort', () => {
+      if (call.attempts === 0) {
+        call.recorded = true;
+        endHold(call, false);
+      }
+    }, { once: true });
+  }
+  return out;
+}
+
+/** Renews the call's hold every third of its lifetime while the call runs (from its first attempt). */
+function startHoldRenewal(call: Call): void {
+  if (!call.holdId || call.holdTimer || call.recorded) return;
+  const meter = call.meter;
+  const ttlMs = call.holdTtlMs ?? 60_000;
+  const ttlSeconds = meter.authorize?.ttlSeconds ?? Math.max(1, Math.round(ttlMs / 1000));
+  call.holdTimer = setInterval(() => {
+    const id = call.holdId;
+    if (!id || call.recorded) return;
+    meter.tracker.renewHold!(id, ttlSeconds).then(
+      (r) => {
+        if (r.ok) call.holdRenewals = (call.holdRenewals ?? 0) + 1;
+        else if (call.holdTimer) clearInterval(call.holdTimer);
+      },
+      (err: unknown) => report(meter, err, undefined),
+    );
+  }, Math.max(250, Math.floor(ttlMs / 3)));
+  call.holdTimer.unref?.();
+}
+
+/** Stops renewing; `settled`: the usage event carries the hold, else it is released. */
+function endHold(call: Call, settled: boolean): void {
+  if (call.holdTimer) clearInterval(call.holdTimer);
+  call.holdTimer = undefined;
+  const id = call.holdId;
+  if (!id || settled) return;
+  call.holdId = undefined;
+  void call.meter.tracker.releaseHold!(id).catch((err: unknown) => report(call.meter, err, undefined));
 }
 
 /** A call that reached the transport without going through `prepareCall` (e.g. a future SDK path): recorded from what the wire shows. */
@@ -334,6 +541,13 @@ export function callFromOptions(meter: Meter, options: unknown, clientMaxRetries
 /** Sends an attempt (`send`, with an optional replacement body) and watches it. Never adds an error of its own. */
 export async function observeAttempt(call: Call, attemptSignal: AbortSignal | null | undefined, send: (body?: string) => Promise<Response>, sentBody?: unknown): Promise<Response> {
   call.attempts++;
+  if (call.attempts === 1) {
+    if (call.cacheHash !== undefined && call.meter.cache) {
+      const hit = await cacheLookup(call);
+      if (hit) return hit;
+    }
+    startHoldRenewal(call);
+  }
   let response: Response;
   try {
     response = await send();
@@ -366,6 +580,104 @@ export async function observeAttempt(call: Call, attemptSignal: AbortSignal | nu
   } catch (err) {
     report(call.meter, err, undefined);
     return response;
+  }
+}
+
+/**
+ * The cache's answer for a call, as the Response the SDK reads (recorded as a hit), or undefined:
+ * then the call goes upstream, as the leader of its key (its answer is stored) or on its own.
+ */
+async function cacheLookup(call: Call): Promise<Response | undefined> {
+  const cache = call.meter.cache!;
+  const hash = call.cacheHash!;
+  let entry: CacheEntry | null = null;
+  try {
+    entry = await cache.get(hash);
+  } catch (err) {
+    cache.count('error');
+    report(call.meter, err, undefined);
+    return undefined;
+  }
+  if (entry) {
+    cache.count('hit');
+  } else {
+    cache.count('miss');
+    try {
+      const next = await cache.onMiss(hash);
+      if (next.kind === 'hit') entry = next.entry;
+      else if (next.kind === 'lead') {
+        call.cacheLead = next.complete;
+        call.captured = [];
+      }
+    } catch (err) {
+      report(call.meter, err, undefined);
+    }
+  }
+  if (!entry || entry.api !== call.api || entry.stream !== call.stream) return undefined;
+  recordHit(call, entry);
+  const headers: Record<string, string> = { 'content-type': entry.contentType, 'x-costguard-cache': 'hit' };
+  if (entry.providerRequestId) headers[call.meter.requestIdHeader] = entry.providerRequestId;
+  return new Response(entry.body, { status: 200, headers });
+}
+
+/** Keeps the bytes handed to the SDK while leading; an answer too large to store stops being kept. */
+function capture(call: Call, bytes: Uint8Array): void {
+  const kept = call.captured;
+  if (!kept) return;
+  call.capturedBytes = (call.capturedBytes ?? 0) + bytes.length;
+  if (call.capturedBytes > call.meter.cache!.maxEntryBytes) call.captured = undefined;
+  else kept.push(bytes);
+}
+
+/**
+ * The leader's body is over: `ended` normally (all bytes kept) or not (cancelled, failed). Only now
+ * is the answer complete (the call may have been recorded earlier, when its usage passed).
+ */
+function finalizeLead(call: Call, ended: boolean): void {
+  if (!call.cacheLead) return;
+  const r = call.leadResult;
+  call.leadResult = undefined;
+  if (ended && r) completeLead(call, 'ok', r.obs, r.usage, r.model, r.detail);
+  else completeLead(call, 'error', undefined, undefined, '', {});
+}
+
+/** A leader's answer: stored when it finished normally with the provider's usage and costs enough; handed to the waiters. */
+function completeLead(call: Call, status: CallStatus, obs: Observation | undefined, usage: TokenUsage | undefined, model: string, detail: FinishDetail): void {
+  const lead = call.cacheLead;
+  if (!lead) return;
+  call.cacheLead = undefined;
+  const captured = call.captured;
+  call.captured = undefined;
+  const cache = call.meter.cache!;
+  if (status !== 'ok' || !obs || obs.usage === undefined || !usage || obs.error !== undefined || !isNormalFinish(obs.finish) || !captured || captured.length === 0) {
+    cache.count('not_stored');
+    lead(null);
+    return;
+  }
+  try {
+    const price = cache.pricing.price({ provider: call.meter.provider, model, occurredAtMs: call.occurredAtMs, usage });
+    const entry: CacheEntry = {
+      v: 1,
+      api: call.api,
+      stream: call.stream,
+      contentType: call.capturedType ?? (call.stream ? 'text/event-stream' : 'application/json'),
+      body: captured.length === 1 ? utf8Decoder.decode(captured[0]) : Buffer.concat(captured).toString('utf8'),
+      usage,
+      model,
+      costUsd: price.costUsd,
+      storedAtMs: Date.now(),
+    };
+    if (detail.providerRequestId !== undefined) entry.providerRequestId = detail.providerRequestId;
+    if (!price.priced || cache.minCost.greaterThan(price.costUsd)) {
+      cache.count('not_stored');
+      lead(null);
+      return;
+    }
+    lead(entry); // waiters in this process get it now, whatever Redis does
+    cache.store(call.cacheHash!, call.attribution.taskType, entry).catch((err: unknown) => report(call.meter, err, undefined));
+  } catch (err) {
+    lead(null);
+    report(call.meter, err, undefined);
   }
 }
 
@@ -464,18 +776,180 @@ function observeResponse(call: Call, response: Response, attemptSignal: AbortSig
   const providerRequestId = response.headers.get(call.meter.requestIdHeader) ?? undefined;
   const detail: FinishDetail = { providerRequestId };
   const contentType = response.headers.get('content-type') ?? '';
-  const sink = contentType.includes('text/event-stream') ? sseSink(call, obs, detail) : jsonSink(call, obs, detail);
+  if (call.captured) call.capturedType = contentType || undefined;
+  if (!contentType.includes('text/event-stream')) return observeWholeBody(call, response, obs, detail, attemptSignal);
+  const sink = sseSink(call, obs, detail);
   if (attemptSignal) {
     const onAbort = () => finish(call, 'aborted', obs, detail);
     if (attemptSignal.aborted) onAbort();
     else attemptSignal.addEventListener('abort', onAbort, { once: true });
     sink.onDone = () => attemptSignal.removeEventListener('abort', onAbort);
   }
-  const body = passThrough(source, sink, (err) => {
+  const body = passThrough(source, sink, call, (err) => {
     const aborted = attemptSignal?.aborted === true || call.userSignal?.aborted === true || isAbortError(err);
     finish(call, aborted ? 'aborted' : 'error', obs, { ...detail, ...(aborted ? {} : { error: errorCode(err) ?? 'stream_error' }) });
   });
   return rebuildResponse(response, body);
+}
+
+/** What an observed JSON response needs to record its call when the SDK (or the caller) reads it. */
+interface WholeBody {
+  call: Call;
+  obs: Observation;
+  detail: FinishDetail;
+  attemptSignal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  /** The pass-through Response, once a caller asked for the raw body stream. */
+  piped: Response | undefined;
+}
+
+const WHOLE = Symbol('costguard.wholeBody');
+type Observed = Response & { [WHOLE]: WholeBody };
+const proto = Response.prototype;
+const bodyGetter = Object.getOwnPropertyDescriptor(proto, 'body')?.get;
+
+function wholeDone(w: WholeBody): void {
+  if (w.onAbort) w.attemptSignal!.removeEventListener('abort', w.onAbort);
+  w.onAbort = undefined;
+}
+
+function wholeFailed(w: WholeBody, err: unknown): void {
+  wholeDone(w);
+  const call = w.call;
+  const aborted = w.attemptSignal?.aborted === true || call.userSignal?.aborted === true || isAbortError(err);
+  finish(call, aborted ? 'aborted' : 'error', w.obs, { ...w.detail, ...(aborted ? {} : { error: errorCode(err) ?? 'stream_error' }) });
+  finalizeLead(call, false);
+}
+
+function wholeSettle(w: WholeBody, parsed: unknown, text: string | undefined, unreadable: boolean): void {
+  wholeDone(w);
+  const call = w.call;
+  if (unreadable) finish(call, 'error', w.obs, { ...w.detail, error: 'unreadable_response' });
+  else {
+    observeJson(call.api, parsed, w.obs);
+    finish(call, w.obs.error !== undefined ? 'error' : 'ok', w.obs, w.detail);
+  }
+  if (call.cacheLead) {
+    if (!unreadable) capture(call, encoder.encode(text ?? JSON.stringify(parsed)));
+    finalizeLead(call, !unreadable);
+  }
+}
+
+function wholePipe(r: Observed): Response {
+  const w = r[WHOLE];
+  if (!w.piped) {
+    const sink = jsonSink(w.call, w.obs, w.detail);
+    sink.onDone = () => wholeDone(w);
+    w.piped = rebuildResponse(r, passThrough(bodyGetter!.call(r) as ReadableStream<Uint8Array>, sink, w.call, (err) => wholeFailed(w, err)));
+  }
+  return w.piped;
+}
+
+/** Reads the whole body as text through the original reader, records the call, and returns `as(text)`. */
+function readWhole<T>(r: Observed, as: (text: string) => T): Promise<T> {
+  const w = r[WHOLE];
+  return proto.text.call(r).then(
+    (text) => {
+      let parsed: unknown;
+      let unreadable = false;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        unreadable = true;
+      }
+      wholeSettle(w, parsed, text, unreadable);
+      return as(text);
+    },
+    (err: unknown) => {
+      wholeFailed(w, err);
+      throw err;
+    },
+  );
+}
+
+/**
+ * The prototype of an observed JSON response (swapped in, so the SDK and the caller keep an
+ * `instanceof Response` with every other member native). Its body readers record the call as they
+ * return; once the call is recorded, or when the raw stream was asked for, they read as usual.
+ */
+const observedProto: object = Object.create(proto, {
+  json: {
+    value(this: Observed): Promise<unknown> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.json();
+      if (w.call.recorded) return proto.json.call(this);
+      // The SDK's path: one read, one parse (the SDK's own), observed.
+      return proto.json.call(this).then(
+        (v) => {
+          wholeSettle(w, v, undefined, false);
+          return v;
+        },
+        (err: unknown) => {
+          if (err instanceof SyntaxError) wholeSettle(w, undefined, undefined, true);
+          else wholeFailed(w, err);
+          throw err;
+        },
+      );
+    },
+  },
+  text: {
+    value(this: Observed): Promise<string> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.text();
+      if (w.call.recorded) return proto.text.call(this);
+      return readWhole(this, (t) => t);
+    },
+  },
+  arrayBuffer: {
+    value(this: Observed): Promise<ArrayBuffer> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.arrayBuffer();
+      if (w.call.recorded) return proto.arrayBuffer.call(this);
+      return readWhole(this, (t) => {
+        const b = encoder.encode(t);
+        return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+      });
+    },
+  },
+  blob: {
+    value(this: Observed): Promise<Blob> {
+      const w = this[WHOLE];
+      if (w.piped) return w.piped.blob();
+      if (w.call.recorded) return proto.blob.call(this);
+      return readWhole(this, (t) => new Blob([t], { type: this.headers.get('content-type') ?? '' }));
+    },
+  },
+  body: {
+    get(this: Observed): ReadableStream<Uint8Array> | null {
+      const w = this[WHOLE];
+      if (!w.piped && w.call.recorded) return bodyGetter!.call(this) as ReadableStream<Uint8Array> | null;
+      return wholePipe(this).body;
+    },
+  },
+});
+
+/**
+ * A JSON (not streamed) response: the SDK reads it whole (`response.json()`), so instead of a
+ * pass-through body and a second Response (two web streams and a Response per call, much of the
+ * wrapper's cost), the SDK gets the fetch's own Response with its body readers observed (the value
+ * the SDK parses is read for usage as it is returned: no second parse). A caller who reads the raw
+ * body (`asResponse().body`) gets the pass-through stream of the streamed path, created on access.
+ */
+function observeWholeBody(call: Call, response: Response, obs: Observation, detail: FinishDetail, attemptSignal: AbortSignal | undefined): Response {
+  if (!bodyGetter || Object.getPrototypeOf(response) !== proto) {
+    // Not the platform's Response (a custom fetch's): the pass-through path.
+    const sink = jsonSink(call, obs, detail);
+    return rebuildResponse(response, passThrough(response.body!, sink, call, (err) => finish(call, 'error', obs, { ...detail, error: errorCode(err) ?? 'stream_error' })));
+  }
+  const w: WholeBody = { call, obs, detail, attemptSignal, onAbort: undefined, piped: undefined };
+  if (attemptSignal) {
+    w.onAbort = () => finish(call, 'aborted', obs, detail);
+    if (attemptSignal.aborted) w.onAbort();
+    else attemptSignal.addEventListener('abort', w.onAbort, { once: true });
+  }
+  (response as Observed)[WHOLE] = w;
+  Object.setPrototypeOf(response, observedProto);
+  return response;
 }
 
 interface Sink {
@@ -489,7 +963,7 @@ interface Sink {
 }
 
 /** A body that hands on the source's bytes as they are read (nothing read ahead) and tells the sink. */
-function passThrough(source: ReadableStream<Uint8Array>, sink: Sink, failed: (err: unknown) => void): ReadableStream<Uint8Array> {
+function passThrough(source: ReadableStream<Uint8Array>, sink: Sink, call: Call, failed: (err: unknown) => void): ReadableStream<Uint8Array> {
   const reader = source.getReader();
   let observing = true;
   const safely = <T>(fn: () => T, fallback: T): T => {
@@ -511,18 +985,24 @@ function passThrough(source: ReadableStream<Uint8Array>, sink: Sink, failed: (er
           } catch (err) {
             safely(() => failed(err), undefined);
             safely(() => sink.onDone?.(), undefined);
+            finalizeLead(call, false);
             controller.error(err);
             return;
           }
           if (r.done) {
             const tail = safely(() => sink.end(), undefined);
             safely(() => sink.onDone?.(), undefined);
-            if (tail && tail.length > 0) controller.enqueue(tail);
+            if (tail && tail.length > 0) {
+              capture(call, tail);
+              controller.enqueue(tail);
+            }
+            finalizeLead(call, true);
             controller.close();
             return;
           }
           const out = observing ? safely(() => sink.chunk(r.value), r.value) : r.value;
           if (out && out.length > 0) {
+            capture(call, out);
             controller.enqueue(out);
             return;
           }
@@ -531,6 +1011,7 @@ function passThrough(source: ReadableStream<Uint8Array>, sink: Sink, failed: (er
       cancel(reason) {
         safely(() => sink.cancel(), undefined);
         safely(() => sink.onDone?.(), undefined);
+        finalizeLead(call, false);
         return reader.cancel(reason);
       },
     },
@@ -700,6 +1181,47 @@ function cleanText(s: string): string {
 function skip(call: Call): void {
   call.recorded = true;
   call.releaseSignal?.();
+  endHold(call, false);
+  if (call.cacheLead) completeLead(call, 'error', undefined, undefined, '', {});
+}
+
+/** Records a call the cache answered: the stored answer's usage, as cost avoided (`cacheHit`), never spend. */
+function recordHit(call: Call, entry: CacheEntry): void {
+  if (call.recorded) return;
+  call.recorded = true;
+  call.cacheHit = true;
+  call.releaseSignal?.();
+  const meter = call.meter;
+  let event: UsageEventInput | undefined;
+  try {
+    const metadata: Record<string, unknown> = {
+      api: call.api,
+      stream: call.stream,
+      status: 'ok',
+      durationMs: Math.max(0, Math.round(meter.now() - call.startedAt)),
+      estimated: false,
+      cacheHit: true,
+      cachedAt: new Date(entry.storedAtMs).toISOString(),
+    };
+    if (entry.providerRequestId !== undefined) metadata.providerRequestId = cleanText(entry.providerRequestId);
+    const a = call.attribution;
+    event = { occurredAt: new Date(call.occurredAtMs), provider: meter.provider, model: entry.model, userId: a.userId, taskType: a.taskType, usage: entry.usage, metadata, estimated: false, cacheHit: true };
+    if (a.tags !== undefined) event.tags = a.tags;
+    if (a.team !== undefined) event.team = a.team;
+    if (a.project !== undefined) event.project = a.project;
+    // A hold taken for this call settles at 0 with the hit (cost avoided is not spend).
+    endHold(call, true);
+    if (call.holdId !== undefined) event.holdId = call.holdId;
+    const recorded = event;
+    try {
+      meter.onRecord?.(recorded);
+    } catch (err) {
+      report(meter, err, recorded);
+    }
+    send(meter, recorded);
+  } catch (err) {
+    report(meter, err, event);
+  }
 }
 
 /** Records the call (once). Never throws. */
@@ -738,6 +1260,7 @@ function finish(call: Call, status: CallStatus, obs: Observation | undefined, de
     if (error !== undefined) metadata.error = cleanText(error);
     if (call.injectedStreamUsage) metadata.streamUsageRequested = true;
     if (call.guard !== undefined) metadata.promptGuard = call.guard;
+    if (call.holdRenewals) metadata.holdRenewals = call.holdRenewals;
     const a = call.attribution;
     event = {
       occurredAt: new Date(call.occurredAtMs),
@@ -753,6 +1276,14 @@ function finish(call: Call, status: CallStatus, obs: Observation | undefined, de
     if (a.tags !== undefined) event.tags = a.tags;
     if (a.team !== undefined) event.team = a.team;
     if (a.project !== undefined) event.project = a.project;
+    // The hold: settled by this event when something billable happened, else given back.
+    const billable = !detail.zeroUsage;
+    endHold(call, billable);
+    if (billable && call.holdId !== undefined) event.holdId = call.holdId;
+    if (call.cacheLead) {
+      if (status === 'ok' && obs !== undefined && obs.usage !== undefined) call.leadResult = { obs, usage, model, detail };
+      else completeLead(call, status, undefined, undefined, model, detail);
+    }
     const recorded = event;
     try {
       meter.onRecord?.(recorded);

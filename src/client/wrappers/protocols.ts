@@ -39,6 +39,19 @@ export interface Observation {
   terminal: boolean;
   /** Anthropic: the usage of `message_start`, updated by each `message_delta` (its counts are cumulative). */
   anthropicUsage: Record<string, unknown> | undefined;
+  /**
+   * How the answer finished: the finish/stop reason (`stop`, `length`, `end_turn`, `max_tokens`...,
+   * a Responses status `completed`/`incomplete`); with several choices, the first abnormal one wins.
+   * The response cache stores only normal finishes.
+   */
+  finish: string | undefined;
+}
+
+const NORMAL_FINISHES = new Set(['stop', 'end_turn', 'tool_calls', 'tool_use', 'function_call', 'stop_sequence', 'completed']);
+
+function noteFinish(obs: Observation, reason: unknown): void {
+  if (typeof reason !== 'string' || reason.length === 0) return;
+  if (obs.finish === undefined || (NORMAL_FINISHES.has(obs.finish) && !NORMAL_FINISHES.has(reason))) obs.finish = reason;
 }
 
 export function newObservation(): Observation {
@@ -52,6 +65,7 @@ export function newObservation(): Observation {
     error: undefined,
     terminal: false,
     anthropicUsage: undefined,
+    finish: undefined,
   };
 }
 
@@ -85,7 +99,9 @@ export function observeJson(api: Api, body: unknown, obs: Observation): void {
       if (isObj(body.usage)) obs.usage = fromOpenAIUsage(body.usage);
       if (Array.isArray(body.choices)) {
         for (const c of body.choices) {
-          if (!isObj(c) || !isObj(c.message)) continue;
+          if (!isObj(c)) continue;
+          noteFinish(obs, c.finish_reason);
+          if (!isObj(c.message)) continue;
           obs.deliveredChars += messageTextChars(c.message);
         }
       }
@@ -94,11 +110,13 @@ export function observeJson(api: Api, body: unknown, obs: Observation): void {
     case 'responses': {
       if (isObj(body.usage)) obs.usage = fromOpenAIUsage(body.usage);
       if (body.status === 'failed') obs.error = errorName(body.error, 'response.failed');
+      noteFinish(obs, body.status);
       if (Array.isArray(body.output)) for (const item of body.output) obs.deliveredChars += outputItemChars(item);
       break;
     }
     case 'messages': {
       if (isObj(body.usage)) obs.usage = fromAnthropicUsage(body.usage);
+      noteFinish(obs, body.stop_reason);
       if (Array.isArray(body.content)) for (const block of body.content) obs.deliveredChars += anthropicBlockChars(block);
       break;
     }
@@ -177,7 +195,9 @@ function observeChatChunk(ev: SseEvent, obs: Observation, injectedUsage: boolean
   const choices = o.choices;
   if (Array.isArray(choices)) {
     for (const c of choices) {
-      if (!isObj(c) || !isObj(c.delta)) continue;
+      if (!isObj(c)) continue;
+      noteFinish(obs, c.finish_reason);
+      if (!isObj(c.delta)) continue;
       obs.deliveredChars += messageTextChars(c.delta);
     }
   }
@@ -208,6 +228,7 @@ function observeResponsesEvent(type: string, o: Obj, obs: Observation): void {
         obs.model = str(r.model) ?? obs.model;
         obs.responseId ??= str(r.id);
         if (isObj(r.usage)) obs.usage = fromOpenAIUsage(r.usage);
+        noteFinish(obs, type === 'response.completed' ? 'completed' : type === 'response.incomplete' ? 'incomplete' : 'failed');
         if (type === 'response.failed') obs.error = errorName(r.error, 'response.failed');
       } else if (type === 'response.failed') {
         obs.error = 'response.failed';
@@ -250,6 +271,7 @@ function observeAnthropicEvent(type: string, o: Obj, obs: Observation): void {
       return;
     }
     case 'message_delta': {
+      if (isObj(o.delta)) noteFinish(obs, o.delta.stop_reason);
       if (!isObj(o.usage)) return;
       // The counts in message_delta are cumulative and final; fields it leaves out (or null) keep message_start's.
       const merged: Obj = { ...obs.anthropicUsage };
