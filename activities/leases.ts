@@ -37,6 +37,8 @@ export interface LeaseGrantResult {
   lostHoldMs: number;
   untilMs: number;
   grantedMicro: number;
+  /** The scope's pre-flight decisions so far (allow, downgrade, deny), as Redis counts them. */
+  decisions: Record<string, number>;
   buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetMicro: number; spentMicro: number; calls: number; grantedMicro: number; availableMicro: number; openMicro: number; endMs: number }>;
 }
 
@@ -105,6 +107,7 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
         lostHoldMs: deps.config.preflight.maxHoldTtlMs + LOST_MARGIN_MS,
         untilMs,
         grantedMicro: buckets.reduce((sum, b) => sum + b.grant, 0),
+        decisions: await store.decisions(input.scope).catch(() => ({})),
         buckets: buckets.map((b, i) => ({
           name: b.name,
           period: b.period,

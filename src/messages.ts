@@ -142,6 +142,8 @@ export interface CarriedState {
   leases?: LeaseRecord;
   /** The buckets of the last grant, for the status. */
   leaseBuckets?: LeaseStatus['buckets'];
+  /** Decisions as of the last grant. */
+  leaseDecisions?: Record<string, number>;
 }
 
 /** A request for lease: what waiting pre-flight checks need (µ$ per budget of the scope). */
@@ -158,6 +160,8 @@ export interface LeaseStatus {
   /** Held back for holds Redis lost, until `lostUntil` (null when none). */
   lostReserveUsd: string;
   lostUntil: string | null;
+  /** Pre-flight decisions on this scope (allow, downgrade, deny) as of the last grant; GET /v1/budgets/:scope has them live. */
+  decisions?: Record<string, number>;
   buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetUsd: string; spentUsd: string; availableUsd: string; openUsd: string }>;
 }
 

@@ -156,6 +156,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
   // at a time, each from a fresh read of Redis and the ledger.
   let leases: LeaseRecord = input.carried?.leases ?? EMPTY_LEASE_RECORD;
   let leaseBuckets: LeaseStatus['buckets'] = input.carried?.leaseBuckets ?? [];
+  let leaseDecisions: Record<string, number> = input.carried?.leaseDecisions ?? {};
   let granting = false;
   let leasesChanged = false;
   const leaseStatus = (): LeaseStatus => {
@@ -167,6 +168,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       lastGrantAt: leases.lastGrantAtMs === null ? null : new Date(leases.lastGrantAtMs).toISOString(),
       lostReserveUsd: usdOf(Object.values(lost).reduce((a, b) => a + b, 0)),
       lostUntil: Object.keys(lost).length > 0 ? new Date(leases.lostUntilMs).toISOString() : null,
+      decisions: leaseDecisions,
       buckets: leaseBuckets,
     };
   };
@@ -203,6 +205,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
         availableUsd: usdOf(b.availableMicro),
         openUsd: usdOf(b.openMicro),
       }));
+      leaseDecisions = r.decisions ?? {};
       leasesChanged = true;
       return leaseStatus();
     } finally {
@@ -400,7 +403,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
       // Never from inside a handler: wait for running handlers, flush what they queued, then go.
       await condition(allHandlersFinished);
       if (!state.hasPending()) {
-        await continueAsNew<typeof budgetWorkflow>({ scope, carried: { ...state.carry(), ...alerts.carry(), ...(leases.grants > 0 ? { leases, leaseBuckets } : {}) } });
+        await continueAsNew<typeof budgetWorkflow>({ scope, carried: { ...state.carry(), ...alerts.carry(), ...(leases.grants > 0 ? { leases, leaseBuckets, leaseDecisions } : {}) } });
       }
     }
   }

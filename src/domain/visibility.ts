@@ -100,6 +100,8 @@ export function renderBudgetMarkdown(status: BudgetStatus): string {
     lines.push('', `**Pre-flight leases** (${l.grants} grants, ${formatMoney(l.grantedUsd, 'USD', 4)} granted; last ${l.lastGrantAt ?? 'never'}):`);
     lines.push('', '| budget | enforcement | spent (ledger) | held | lease available |', '|---|---|---:|---:|---:|');
     for (const b of l.buckets) lines.push(`| ${b.period} of ${formatMoney(b.budgetUsd, 'USD', 2)} | ${b.enforcement} | ${formatMoney(b.spentUsd, 'USD', 4)} | ${formatMoney(b.openUsd, 'USD', 4)} | ${formatMoney(b.availableUsd, 'USD', 4)} |`);
+    const d = l.decisions ?? {};
+    if (Object.keys(d).length > 0) lines.push('', `Decisions (as of the last grant): allow ${d.allow ?? 0}, downgrade ${d.downgrade ?? 0}, deny ${d.deny ?? 0}.`);
     if (l.lostUntil) lines.push('', `Redis lost its state: ${formatMoney(l.lostReserveUsd, 'USD', 4)} held in reserve for lost holds until ${l.lostUntil}.`);
   }
   const c = status.counters;

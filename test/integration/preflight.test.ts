@@ -176,6 +176,8 @@ describe('pre-flight checks', () => {
     const status = await stack.client.workflow.getHandle(budgetWorkflowId('user:basic')).query(statusQuery);
     expect(status.leases?.grants).toBeGreaterThan(0);
     expect(status.leases?.buckets[0]).toMatchObject({ enforcement: 'hard', budgetUsd: '0.05' });
+    // As of the last grant (the shrink): the two admitted checks.
+    expect(status.leases?.decisions).toMatchObject({ allow: 2 });
   });
 
   it('over HTTP: POST /v1/authorize, the hold routes, GET /v1/advice and the budget status', async () => {
