@@ -253,6 +253,10 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
   const alertsOn = patched('alerts-v1');
   const local = patched('local-activities-v1');
   const byPercent = patched('visibility-by-percent-v1');
+  // Since `no-poll-without-budgets-v1`, a ledger-sourced scope with no budget does not re-read the
+  // ledger every few seconds (pre-flight checks start a workflow for every team and project they
+  // name, most of which have no budget): it waits for a budget change or a lease request.
+  const quietWithoutBudgets = patched('no-poll-without-budgets-v1');
   const reads = local ? localSettings : settingsActivities;
   const settings = await reads.loadScopeSettings(scope);
   const alertSettings = alertsOn ? settings.alerts : undefined;
@@ -332,7 +336,7 @@ export async function budgetWorkflow(input: BudgetWorkflowInput): Promise<void> 
 
   for (;;) {
     const now = Date.now();
-    const nextPoll = state.source === 'ledger' ? lastPoll + settings.pollIntervalMs : Infinity;
+    const nextPoll = state.source === 'ledger' && !(quietWithoutBudgets && state.budgets.length === 0) ? lastPoll + settings.pollIntervalMs : Infinity;
     const nextAlertCheck = alertSettings ? alerts.nextCheckMs(alertSettings) : Infinity;
     const deadline = Math.min(state.nextRolloverMs(), nextPoll, nextAlertCheck, visibilityDueMs);
     const work = () => state.hasPending() || budgetsChanged || totalsChanged || leasesChanged || workflowInfo().continueAsNewSuggested;

@@ -255,6 +255,19 @@ describe('pre-flight checks', () => {
     }
   });
 
+  it('a team without a budget costs its workflow nothing while idle (no ledger polling)', async () => {
+    const d = await tracker.authorize({ userId: 'multi-a', teamId: 'quiet-team', provider: 'test', model: 'race-model', costUsd: '0.01' });
+    expect(d.decision).toBe('allow');
+    await tracker.releaseHold(d.holdId!);
+    const handle = stack.client.workflow.getHandle(budgetWorkflowId('team:quiet-team'));
+    const length = async () => (await handle.describe()).historyLength;
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = await length();
+    // budgetWorkflow.ledgerPollMs is 2 s: a polling workflow would add events in 5 s.
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(await length()).toBe(before);
+  });
+
   it('soft budget: overshoot at most one worst case, and advice on every check past 90%', async () => {
     await setBudget('user:soft', '1', 'soft');
     const results: AuthorizeResult[] = [];
