@@ -277,6 +277,23 @@ describe('response cache', () => {
     expect(errors).toEqual([]);
   });
 
+  it('a concurrent miss waiting for the upstream call gives up on its caller\'s abort (before the leader answers)', async () => {
+    const user = newUser('abortwait');
+    const client = openai(user);
+    const body = { model: 'cache-model', messages: [{ role: 'user' as const, content: `Abort wait m-${user}` }] };
+    const order: string[] = [];
+    const leader = client.chat.completions.create(body, reply({ headersDelayMs: 1500 })).then(() => order.push('leader'));
+    await new Promise((r) => setTimeout(r, 50));
+    const controller = new AbortController();
+    const waiter = client.chat.completions.create(body, { signal: controller.signal }).then(
+      () => order.push('waiter answered'),
+      (err: unknown) => order.push(`waiter ${err instanceof OpenAI.APIUserAbortError ? 'aborted' : String(err)}`),
+    );
+    setTimeout(() => controller.abort(), 100);
+    await Promise.all([leader, waiter]);
+    expect(order).toEqual(['waiter aborted', 'leader']);
+  });
+
   it('across processes (two caches, each with its own in-process map, one Redis): 2 x 50 concurrent misses make one upstream call', async () => {
     const user = newUser('xproc');
     const marker = `m-${user}`;
@@ -296,17 +313,22 @@ describe('response cache', () => {
 describe('cost avoided downstream', () => {
   it('the report says what the cache saved (JSON and HTML) apart from the cost and calls; Prometheus counts it apart from spend', async () => {
     await tracker.flush();
-    const ledger = await eventually(
-      async () =>
-        (
-          await stack.pool.query<{ calls: string; hits: string; cost: string; avoided: string }>(
-            `SELECT count(*) FILTER (WHERE kind = 'call')::text AS calls, count(*) FILTER (WHERE kind = 'cache_hit')::text AS hits,
-                    sum(cost_usd)::text AS cost, sum(avoided_usd)::text AS avoided FROM usage_ledger`,
-          )
-        ).rows[0]!,
-      (r) => Number(r.hits) > 100,
+    const readLedger = async () =>
+      (
+        await stack.pool.query<{ calls: string; hits: string; cost: string; avoided: string }>(
+          `SELECT count(*) FILTER (WHERE kind = 'call')::text AS calls, count(*) FILTER (WHERE kind = 'cache_hit')::text AS hits,
+                  sum(cost_usd)::text AS cost, sum(avoided_usd)::text AS avoided FROM usage_ledger`,
+        )
+      ).rows[0]!;
+    // The worker counts a flush just after its commit: wait until the ledger and the metrics agree on the hits.
+    const { ledger, prom } = await eventually(
+      async () => {
+        const l = await readLedger();
+        return { ledger: l, prom: parsePromText(await stack.metrics.render()), again: await readLedger() };
+      },
+      (x) => Number(x.ledger.hits) > 100 && x.ledger.hits === x.again.hits && sumOf(x.prom, 'costguard_cache_hits_total') === Number(x.ledger.hits),
       30_000,
-      'the hits in the ledger',
+      'the ledger and the metrics of the last flush',
     );
     const period = reportPeriodAt('daily', 'UTC', Date.now());
     const { report, html } = await generateStoredReport({ pool: stack.pool, pricing: createPricingEngine(stack.config), config: stack.config, logger: createLogger('silent'), clock: Date.now }, period);
@@ -314,8 +336,6 @@ describe('cost avoided downstream', () => {
     expect(report.totals.calls).toBe(Number(ledger.calls));
     expect(report.totals.costUsd).toBe(ledger.cost);
     expect(html).toContain('Saved by the cache');
-    // The worker counts a flush just after its commit: wait for the last one.
-    const prom = await eventually(async () => parsePromText(await stack.metrics.render()), (p) => sumOf(p, 'costguard_cache_hits_total') === Number(ledger.hits), 10_000, 'the metrics of the last flush');
     expect(sumOf(prom, 'costguard_cost_avoided_usd_total')).toBeCloseTo(Number(ledger.avoided), 6);
     expect(sumOf(prom, 'costguard_cache_hits_total')).toBe(Number(ledger.hits));
     expect(sumOf(prom, 'llm_cost_usd_total')).toBeCloseTo(Number(ledger.cost), 6);

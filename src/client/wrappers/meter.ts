@@ -36,7 +36,7 @@ import { applyPromptGuard, type PromptGuardChange, type PromptGuardOptions, vali
 import { type Api, estimateTokens, newObservation, type Observation, observeJson, observeSseEvent, promptChars, requestedModel } from './protocols.js';
 import { SseParser } from './sse.js';
 import { cacheKeyHash } from '../cache/canonical.js';
-import { type CacheEntry, type ResponseCache, ResponseCache as ResponseCacheClass, isNormalFinish } from '../cache/response-cache.js';
+import { type CacheEntry, type MissOutcome, type ResponseCache, ResponseCache as ResponseCacheClass, isNormalFinish } from '../cache/response-cache.js';
 import type { AuthorizeRequest, AuthorizeResult } from '../preflight.js';
 import type { Complexity } from '../../domain/advice.js';
 
@@ -603,7 +603,7 @@ async function cacheLookup(call: Call): Promise<Response | undefined> {
   } else {
     cache.count('miss');
     try {
-      const next = await cache.onMiss(hash);
+      const next = await untilAborted(cache.onMiss(hash), call.userSignal);
       if (next.kind === 'hit') entry = next.entry;
       else if (next.kind === 'lead') {
         call.cacheLead = next.complete;
@@ -618,6 +618,38 @@ async function cacheLookup(call: Call): Promise<Response | undefined> {
   const headers: Record<string, string> = { 'content-type': entry.contentType, 'x-costguard-cache': 'hit' };
   if (entry.providerRequestId) headers[call.meter.requestIdHeader] = entry.providerRequestId;
   return new Response(entry.body, { status: 200, headers });
+}
+
+/**
+ * A concurrent miss waits for the one upstream call, but not past its caller's abort: then it goes
+ * on (the SDK sees the abort at once). A lead won after the abort is handed back at once.
+ */
+function untilAborted(p: Promise<MissOutcome>, signal: AbortSignal | undefined): Promise<MissOutcome> {
+  if (!signal) return p;
+  if (signal.aborted) {
+    void p.then((o) => o.kind === 'lead' && o.complete(null));
+    return Promise.resolve({ kind: 'upstream' });
+  }
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      settled = true;
+      resolve({ kind: 'upstream' });
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (o) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) {
+          if (o.kind === 'lead') o.complete(null);
+        } else resolve(o);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!settled) reject(err);
+      },
+    );
+  });
 }
 
 /** Keeps the bytes handed to the SDK while leading; an answer too large to store stops being kept. */
