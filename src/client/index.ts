@@ -13,10 +13,13 @@ export {
   type CostTrackerClient,
   type CostTrackerOptions,
   type CostTrackerStats,
+  type PreflightStatus,
   type RecordReceipt,
 } from './cost-tracker.js';
 export { BudgetChangeRejectedError, assertScope, fromTemporalError, queryBudgetStatus, setScopeBudgets } from './budgets.js';
 export { connectTemporal } from './connect.js';
+export { Authorizer, AuthorizeValidationError, authorizeRequestProblems, scopesOf, type AuthorizeRequest, type AuthorizeResult, type Decision, type DecisionReason, type ScopeRemaining } from './preflight.js';
+export { type Advice, type AdviceSettings, type Complexity, DEFAULT_ADVICE_SETTINGS, adviseModel } from '../domain/advice.js';
 export { fromAnthropicUsage, fromOpenAIUsage, type TokenUsage, type UsageEventInput } from '../domain/usage.js';
 export {
   CostContext,
@@ -30,8 +33,13 @@ export {
   type RecordedCall,
 } from './context.js';
 export {
+  BudgetDeniedError,
   ORIGINAL_MAX_TOKENS,
+  ResponseCache,
   applyPromptGuard,
+  createResponseCache,
+  type AuthorizeOptions,
+  type ResponseCacheOptions,
   isWrappedAnthropic,
   isWrappedOpenAI,
   wrapAnthropic,

@@ -367,6 +367,22 @@ describe('wrapper authorize option', () => {
     expect(upstream(`deny m-${user}`)).toBe(0);
   });
 
+  it('denied but cached: a call the cache can answer is served from it (a hit costs nothing); others are denied', async () => {
+    const user = newUser('deny-cached');
+    await setBudget(user, '10');
+    const client = openai(user, { authorize: true, userId: user } as Partial<WrapperOptions>);
+    const ask = (text: string) => client.chat.completions.create({ model: 'cache-model', max_tokens: 1000, messages: [{ role: 'user', content: text }] });
+    await ask(`cached m-${user}`);
+    expect(upstream(`cached m-${user}`)).toBe(1);
+    await setBudget(user, '0.01');
+    const again = await ask(`cached m-${user}`);
+    expect(again.choices[0]!.message.content).toBeTruthy();
+    expect(upstream(`cached m-${user}`)).toBe(1);
+    const err = await ask(`new m-${user}`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetDeniedError);
+    expect(upstream(`new m-${user}`)).toBe(0);
+  });
+
   it('allowed: the hold settles with the usage event; a failed call releases it', async () => {
     const user = newUser('allow');
     await setBudget(user, '10');

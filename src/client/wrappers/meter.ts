@@ -460,9 +460,13 @@ async function authorizeCall(call: Call, out: Obj): Promise<Obj> {
     throw err;
   }
   if (result.decision === 'deny') {
+    if (result.holdId) void meter.tracker.releaseHold!(result.holdId).catch((err: unknown) => report(meter, err, undefined));
+    // A call the cache can answer costs nothing: it goes ahead without a hold (and is served as a
+    // hit). Looked up only on a denial, so the common path pays nothing for it. Should the entry
+    // expire in between, the call goes upstream unreserved (a window of one Redis round trip).
+    if (call.cacheHash && meter.cache && (await meter.cache.get(call.cacheHash).catch(() => null))) return out;
     call.recorded = true;
     call.releaseSignal?.();
-    if (result.holdId) void meter.tracker.releaseHold!(result.holdId).catch((err: unknown) => report(meter, err, undefined));
     throw new BudgetDeniedError(result);
   }
   if (result.holdId) {
