@@ -17,7 +17,8 @@
  *                                 # section; full size, it also replaces (or adds) its section of BENCHMARKS.md
  *   --no-wrappers                 # skip the SDK wrapper overhead section (bench/wrappers.ts)
  *   --no-cache                    # skip the response cache hit latency section (bench/cache.ts)
- *   npx tsx bench/run.ts --only-cache   # only bench/cache.ts: prints, and replaces (or adds) its section
+ *   npx tsx bench/run.ts --only-cache      # only bench/cache.ts: prints, and replaces (or adds) its section
+ *   npx tsx bench/run.ts --only-wrappers   # only bench/wrappers.ts: the same
  *
  * BENCHMARKS.md keeps everything below its notes marker (the hand-written reading of the figures).
  */
@@ -517,6 +518,17 @@ if (argv.includes('--only-preflight')) {
   if (!quick) {
     replaceSection(PREFLIGHT_HEADING, section);
     mergeLatest({ preflight: r, preflightDate: date() });
+  }
+  process.exit(0);
+}
+
+if (argv.includes('--only-wrappers')) {
+  const w = await runWrappers();
+  const section = `${wrappersMarkdown(w)}\n_This section was run alone on ${date()} UTC (machine: ${machine()}; load averages ${loadAverages().join(', ')})._\n`;
+  process.stdout.write(section);
+  if (!quick && w.ok) {
+    replaceSection('## SDK wrapper overhead', section);
+    mergeLatest({ wrappers: w, wrappersDate: date() });
   }
   process.exit(0);
 }
