@@ -170,6 +170,8 @@ export class Authorizer {
   private idSeq = 0;
   /** Lease requests waiting to be sent, by scope: what the checks waiting on them need. */
   private readonly refills = new Map<Scope, { needMicro: number; promise: Promise<void> }>();
+  /** The lease request in flight per scope. */
+  private readonly sending = new Map<Scope, Promise<void>>();
   /**
    * Scopes whose last lease request granted nothing (the budget is spent or held), until when: their
    * checks go straight to the final round instead of asking the workflow again (a storm of denied
@@ -292,9 +294,12 @@ export class Authorizer {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const final = round === MAX_ROUNDS - 1;
       reply = await this.store.authorize({ scopes, amountMicro: amount, holdId: id, ttlMs, final, unpriced });
-      if (reply.kind === 'ok' || reply.kind === 'hard') return reply;
+      if (reply.kind === 'ok' || reply.kind === 'hard') {
+        this.learnFailModes(reply.buckets, scopes);
+        return reply;
+      }
       if (reply.kind === 'short') {
-        for (const b of reply.buckets) this.failModes.set(b.scope, b.failMode);
+        this.learnFailModes(reply.buckets, scopes);
         if (final) return reply;
         const short = [...new Set(reply.buckets.filter((b) => b.available < amount).map((b) => b.scope))];
         const now = this.clock();
@@ -328,10 +333,15 @@ export class Authorizer {
       return waiting.promise;
     }
     const entry = { needMicro, promise: Promise.resolve() };
+    const previous = this.sending.get(scope);
     entry.promise = (async () => {
+      // One request in flight per scope (a workflow takes at most 10 updates at once): the next
+      // waits for it, gathering the needs of every check that arrives meanwhile.
+      if (previous) await previous.catch(() => undefined);
       // Let the checks arriving in the same turn add their need to this request.
       await new Promise((r) => setImmediate(r));
       this.refills.delete(scope);
+      this.sending.set(scope, entry.promise);
       const input: BudgetWorkflowInput = { scope };
       const op = new WithStartWorkflowOperation(BUDGET_WORKFLOW_TYPE, {
         workflowId: budgetWorkflowId(scope),
@@ -345,16 +355,24 @@ export class Authorizer {
         timer = setTimeout(() => reject(new LeaseUnavailable(`the budget workflow for ${scope} did not grant a lease within ${this.opts.refillTimeoutMs} ms`)), this.opts.refillTimeoutMs);
       });
       try {
-        const status = await Promise.race([this.opts.temporal.workflow.executeUpdateWithStart(leaseUpdate, { args: [{ needMicro: Math.min(entry.needMicro, Number.MAX_SAFE_INTEGER) }], startWorkflowOperation: op }), deadline]);
-        for (const b of status.buckets) this.failModes.set(scope, b.enforcement === 'hard' ? 'closed' : this.failModes.get(scope) ?? 'open');
+        await Promise.race([this.opts.temporal.workflow.executeUpdateWithStart(leaseUpdate, { args: [{ needMicro: Math.min(entry.needMicro, Number.MAX_SAFE_INTEGER) }], startWorkflowOperation: op }), deadline]);
       } catch (err) {
         throw err instanceof LeaseUnavailable ? err : new LeaseUnavailable(`the budget workflow for ${scope} could not grant a lease: ${(err as Error).message}`);
       } finally {
         clearTimeout(timer);
+        if (this.sending.get(scope) === entry.promise) this.sending.delete(scope);
       }
     })();
     this.refills.set(scope, entry);
     return entry.promise;
+  }
+
+  /** A scope fails open only when every one of its budgets does (a scope without budgets has nothing to enforce). */
+  private learnFailModes(buckets: readonly BucketView[], scopes: readonly Scope[]): void {
+    const modes = new Map<Scope, 'open' | 'closed'>(scopes.map((s) => [s, 'open']));
+    for (const b of buckets) modes.set(b.scope, modes.get(b.scope) === 'closed' || b.failMode === 'closed' ? 'closed' : 'open');
+    for (const [scope, mode] of modes) if (this.failModes.get(scope) !== mode) this.failModes.set(scope, mode);
+    if (this.failModes.size > 100_000) this.failModes.clear();
   }
 
   /** Redis or Temporal could not answer: a scope known to fail open admits unreserved, anything else denies. */

@@ -374,6 +374,14 @@ describe('pre-flight checks', () => {
 
   it('Redis flushed and restarted under load: a hard scope refuses for at most 5 s, then answers correctly', async () => {
     await setBudget('user:flush', '10', 'hard');
+    await setScopeBudgets(stack.client, {
+      scope: 'user:flush-open',
+      taskQueue: stack.taskQueue,
+      change: { budgets: [{ period: 'day', amount: '10', thresholds: THRESHOLDS, enforcement: 'soft', failMode: 'open' }] },
+      defaultTimezone: 'UTC',
+    });
+    const learn = await tracker.authorize({ userId: 'flush-open', provider: 'test', model: 'race-model', costUsd: '0.01' });
+    await tracker.releaseHold(learn.holdId!);
     let stop = false;
     const log: { at: number; decision: string; reason: string | null }[] = [];
     const load = (async () => {
@@ -392,7 +400,11 @@ describe('pre-flight checks', () => {
     const flushedAt = Date.now();
     await stack.redis.flushall();
     await stopRedis();
-    await new Promise((r) => setTimeout(r, 500));
+    // While Redis is away: a fail-open budget admits without a reservation, a hard one refuses.
+    const open = await tracker.authorize({ userId: 'flush-open', provider: 'test', model: 'race-model', costUsd: '0.01' });
+    expect(open).toMatchObject({ decision: 'allow', reason: 'unavailable', holdId: null, enforced: false });
+    const closed = await tracker.authorize({ userId: 'flush', provider: 'test', model: 'race-model', costUsd: '0.01' });
+    expect(closed).toMatchObject({ decision: 'deny', reason: 'unavailable', enforced: false });
     await startRedis();
     const restartedAt = Date.now();
     await eventually(async () => log.filter((l) => l.at > restartedAt && l.decision === 'allow').length, (n) => n >= 20, 30_000, 'allowed again after the restart');
