@@ -34,7 +34,7 @@ export interface StartRoles {
  */
 export async function startAll(config: Config, roles: StartRoles = { worker: true, api: true }): Promise<void> {
   if (!roles.worker && !roles.api) throw new ConfigError('nothing to run: --no-worker and --no-api together leave nothing to start');
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
   pool.on('error', (err) => logger.error({ err }, 'idle PostgreSQL client error'));
   const redis = new Redis(config.redis.url, { lazyConnect: true, maxRetriesPerRequest: 3 });

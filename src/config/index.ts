@@ -276,6 +276,8 @@ export const envSchema = z.object({
       return keys;
     }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty` (human-readable), `json` (one object a line) or `auto`: pretty when stdout is a terminal. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { error: 'expected auto, json or pretty' }).default('auto'),
   COSTGUARD_CONFIG: z.string().optional(),
   COSTGUARD_DATA_DIR: z.string().default('.data'),
 });
@@ -290,6 +292,7 @@ export interface Config {
   temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string };
   api: ApiConfig;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  logFormat: z.infer<typeof envSchema>['LOG_FORMAT'];
   dataDir: string;
   configFile: string | null;
   timezone: string;
@@ -476,6 +479,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rateLimit: { ...file.api.rateLimit },
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     dataDir: e.COSTGUARD_DATA_DIR,
     configFile: e.COSTGUARD_CONFIG ?? null,
     timezone: file.timezone,
