@@ -237,9 +237,11 @@ ensure_temporal() {
   temporal_healthy || die "Temporal at $TEMPORAL_ADDRESS is not healthy after ${TEMPORAL_READY_TIMEOUT}s${log_file:+ (see $log_file)}"
 
   if [[ -n "$temporal_pid" ]]; then
-    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI http://127.0.0.1:$ui_port"
+    export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:$ui_port}" # for the app's start banner
+    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI $TEMPORAL_UI_URL"
   elif have curl && curl -fsS -o /dev/null --max-time 3 "http://$host:$ui_port/" 2>/dev/null; then
-    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI http://$host:$ui_port"
+    export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://$host:$ui_port}"
+    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI $TEMPORAL_UI_URL"
   else
     log "Temporal is ready: gRPC $TEMPORAL_ADDRESS (the Web UI is wherever that server serves it; the dev server default is http://$host:$ui_port)"
   fi

@@ -246,6 +246,12 @@ export const fileSchema = z
     });
   });
 
+/** The Temporal Web UI of a dev server at `address`: same host, the gRPC port + 1000 (7233 -> 8233). */
+export function defaultTemporalUiUrl(address: string): string {
+  const i = address.lastIndexOf(':');
+  return `http://${address.slice(0, i)}:${Number(address.slice(i + 1)) + 1000}`;
+}
+
 const port = z.coerce.number({ error: 'expected a port number' }).int('expected a whole port number').min(1).max(65535);
 
 export const envSchema = z.object({
@@ -257,6 +263,8 @@ export const envSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
   /** Alert workflows and their deliveries; default `<TEMPORAL_TASK_QUEUE>-alerts`. */
   TEMPORAL_ALERT_TASK_QUEUE: z.string().min(1).optional(),
+  /** The Temporal Web UI, shown by `costguard start`; default the dev server's (gRPC port + 1000). npm start sets it. */
+  TEMPORAL_UI_URL: z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http(s) URL like http://127.0.0.1:8233').optional(),
   API_HOST: z.string().min(1).default(DEFAULTS.apiHost),
   API_PORT: port.default(DEFAULTS.apiPort),
   METRICS_HOST: z.string().min(1).default(DEFAULTS.metricsHost),
@@ -289,7 +297,7 @@ export interface Config {
    * `taskQueue` runs the budget and report workflows; `alertTaskQueue` the alert workflows and their
    * deliveries, on a worker of their own, so ingestion load never holds a notification up.
    */
-  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string };
+  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string; uiUrl: string };
   api: ApiConfig;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   logFormat: z.infer<typeof envSchema>['LOG_FORMAT'];
@@ -469,6 +477,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       alertTaskQueue: e.TEMPORAL_ALERT_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-alerts`,
+      uiUrl: e.TEMPORAL_UI_URL ?? defaultTemporalUiUrl(e.TEMPORAL_ADDRESS),
     },
     api: {
       host: e.API_HOST,
