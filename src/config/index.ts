@@ -158,7 +158,14 @@ export const fileSchema = z
     currency: currency.default(DEFAULTS.currency),
     exchangeRates: exchangeRates.default(() => ({ ...DEFAULT_EXCHANGE_RATES })),
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
-    pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
+    pricing: z
+      .object({
+        /** `catalog`: genai-prices (current list prices); `original`: the original specification's table first (src/pricing/original-table.ts). */
+        table: z.enum(['catalog', 'original'], { error: 'expected "catalog" or "original"' }).default('catalog'),
+        overrides: z.array(priceOverrideSchema).default([]),
+      })
+      .strict()
+      .default({ table: 'catalog', overrides: [] }),
     channels: channelsSchema,
     alerts: alertsSchema,
     reports: z
@@ -307,7 +314,7 @@ export interface Config {
   currency: z.infer<typeof currency>;
   exchangeRates: ExchangeRates;
   budgets: BudgetRule[];
-  pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
+  pricing: { table: 'catalog' | 'original'; overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
