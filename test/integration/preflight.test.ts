@@ -88,7 +88,7 @@ async function setBudget(scope: string, amount: string, enforcement: 'hard' | 's
     scope,
     taskQueue: stack.taskQueue,
     change: { budgets: [{ period, amount, thresholds: THRESHOLDS, enforcement }] },
-    defaultTimezone: 'UTC',
+    defaultTimezone: 'UTC', pool: stack.pool, config: stack.config,
   });
 }
 
