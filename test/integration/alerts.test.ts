@@ -202,7 +202,12 @@ describe('forecast, spike and unpriced usage', () => {
     await send('spiky', 12); // $0.80 in the last hour
     const [m] = await eventually(async () => hookMessagesOf(rx, key), (x) => x.length >= 1, 20_000, 'spike on the webhook');
     expect(m).toMatchObject({ kind: 'opened', level: 'warning' });
-    expect(m!.title).toBe('Spending spike on user:spiky: 0.8000 USD in the last 60 minutes');
+    expect(m!.title).toBe('Spending spike on user:spiky: 0.8000 USD in the last 60 minutes, 8.0x the baseline');
+    // The multiplier and the window's top model and task type (a user scope names no top user).
+    const body = m as unknown as { summary: string; fields: { label: string; value: string }[] };
+    expect(body.summary).toMatch(/8\.0x the baseline \(more than 3x the usual 0\.1000 USD .*Top contributors: model flat-1 \(0\.8000 USD, 100%\); task type \S+ \(0\.8000 USD, 100%\)\.$/);
+    expect(body.fields).toContainEqual({ label: 'Top model', value: 'flat-1 (0.8000 USD, 100%)' });
+    expect(body.fields.map((f) => f.label)).not.toContain('Top user');
   });
 
   it('unpriced usage raises one alert naming the provider and model, whoever sends it', async () => {
