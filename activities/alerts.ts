@@ -70,6 +70,30 @@ async function nonRetryableIfPoisoned<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The largest contributor by cost of each kind (model, user, task type) to the spend of the window
+ * [now - windowMinutes, now), for a scope's ledger rows (`column` = `id`, or every row for the system).
+ * Ties go to the name that sorts first, so the answer is stable.
+ */
+async function readTopContributors(pool: Pool, windowMinutes: number, column: string | null, id: string, nowMs: number): Promise<NonNullable<SpendWindows['top']>> {
+  const { rows } = await pool.query<{ dim: 'model' | 'user' | 'taskType'; key: string; cost: string }>(
+    `WITH w AS (
+       SELECT model, user_id, task_type, cost_usd FROM usage_ledger
+       WHERE occurred_at >= $1::timestamptz - $2::int * interval '1 minute' AND occurred_at < $1::timestamptz
+         AND cost_usd > 0 AND ($3::text IS NULL OR ${column ? `${column} = $3` : 'true'})
+     ), g AS (
+       SELECT CASE WHEN GROUPING(model) = 0 THEN 'model' WHEN GROUPING(user_id) = 0 THEN 'user' ELSE 'taskType' END AS dim,
+              coalesce(model, user_id, task_type) AS key, sum(cost_usd) AS cost
+       FROM w GROUP BY GROUPING SETS ((model), (user_id), (task_type))
+     )
+     SELECT DISTINCT ON (dim) dim, key, cost::text AS cost FROM g ORDER BY dim, cost DESC, key`,
+    [new Date(nowMs).toISOString(), windowMinutes, column ? id : null],
+  );
+  const top: NonNullable<SpendWindows['top']> = {};
+  for (const r of rows) top[r.dim] = { key: r.key === '' ? '(none)' : r.key, costUsd: normalizeAmount(r.cost) };
+  return top;
+}
+
 export const createAlertActivities = (deps: AlertActivityDeps) => ({
   /**
    * Opens the condition's incident (or tells the running one the new level): signal-with-start on
@@ -153,7 +177,9 @@ export const createAlertActivities = (deps: AlertActivityDeps) => ({
 
   /**
    * Spend of `scope` in the last `windowMinutes`, and in the same window on each of the previous
-   * `baselineDays` days on which the scope already had usage (from the hour rollups' first row).
+   * `baselineDays` days on which the scope already had usage (from the hour rollups' first row);
+   * when the window spent anything, its top model, user and task type by cost (one more read of the
+   * window's ledger rows, grouped three ways).
    */
   async readSpendWindows(input: { scope: string; windowMinutes: number; baselineDays: number }): Promise<SpendWindows> {
     const now = deps.clock();
@@ -181,6 +207,7 @@ export const createAlertActivities = (deps: AlertActivityDeps) => ({
       // A day counts only if the scope already existed before that day's window ended.
       if (firstMs < now - d * 86_400_000) baselineUsd.push(byDay.get(d) ?? '0');
     }
-    return { windowUsd: byDay.get(0) ?? '0', baselineUsd };
+    const windowUsd = byDay.get(0) ?? '0';
+    return { windowUsd, baselineUsd, ...(windowUsd === '0' ? {} : { top: await readTopContributors(deps.pool, input.windowMinutes, column, id, now) }) };
   },
 });

@@ -42,7 +42,7 @@ export async function runPreflightBench(baseUrl: string, redisUrl: string, opts:
     const budgets = (amount: string) => ({ budgets: [{ period: 'day', amount, thresholds: { warning: 0.8, critical: 0.95 }, enforcement: 'hard' }] });
     const scopes = ['system', ...Array.from({ length: opts.users }, (_, i) => `user:u${i}`), ...Array.from({ length: opts.teams }, (_, i) => `team:t${i}`)];
     for (const scope of scopes) {
-      await setScopeBudgets(stack.client, { scope, taskQueue: stack.taskQueue, change: budgets(scope === 'system' ? '1000000' : '100000'), defaultTimezone: 'UTC' });
+      await setScopeBudgets(stack.client, { scope, taskQueue: stack.taskQueue, change: budgets(scope === 'system' ? '1000000' : '100000'), defaultTimezone: 'UTC', pool: stack.pool, config: stack.config });
     }
     let leaseRequests = 0;
     const authorizer = new Authorizer({

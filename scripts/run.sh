@@ -22,6 +22,7 @@
 #                           --sqlite-pragma (default "journal_mode=wal synchronous=normal";
 #                           "" = SQLite's own defaults, a rollback journal and synchronous=FULL)
 #   COSTGUARD_SKIP_BUILD=1  use the dist/ already built instead of running `npm run build`
+#   LOG_FORMAT              pretty | json | auto (default: pretty when stdout is a terminal, else JSON)
 
 # --- 1. Our own watchdog: die with the parent ------------------------------------------------------
 # npm runs us as `sh -c 'bash scripts/run.sh'`. `kill <npm pid>` makes npm forward SIGTERM to that sh
@@ -34,6 +35,10 @@ if [[ -z "${COSTGUARD_RUN_PDEATHSIG:-}" ]] && command -v setpriv >/dev/null 2>&1
   exec setpriv --pdeathsig HUP -- "$BASH" "${BASH_SOURCE[0]}" "$@"
 fi
 unset COSTGUARD_RUN_PDEATHSIG
+
+# Logs: human-readable (pino-pretty) when our stdout is a terminal. Decided here, before the relays
+# below turn stdout into a pipe that the app could not tell from `npm start | tee log` (JSON then).
+if [[ -z "${LOG_FORMAT:-}" && -t 1 ]]; then export LOG_FORMAT=pretty; fi
 
 # --- 2. Output relays ------------------------------------------------------------------------------
 # Before anything else writes: our stdout and stderr become pipes into `tee -p /dev/null` processes
@@ -232,9 +237,11 @@ ensure_temporal() {
   temporal_healthy || die "Temporal at $TEMPORAL_ADDRESS is not healthy after ${TEMPORAL_READY_TIMEOUT}s${log_file:+ (see $log_file)}"
 
   if [[ -n "$temporal_pid" ]]; then
-    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI http://127.0.0.1:$ui_port"
+    export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:$ui_port}" # for the app's start banner
+    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI $TEMPORAL_UI_URL"
   elif have curl && curl -fsS -o /dev/null --max-time 3 "http://$host:$ui_port/" 2>/dev/null; then
-    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI http://$host:$ui_port"
+    export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://$host:$ui_port}"
+    log "Temporal is ready: gRPC $TEMPORAL_ADDRESS, Web UI $TEMPORAL_UI_URL"
   else
     log "Temporal is ready: gRPC $TEMPORAL_ADDRESS (the Web UI is wherever that server serves it; the dev server default is http://$host:$ui_port)"
   fi

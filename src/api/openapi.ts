@@ -219,7 +219,11 @@ export function openApiDocument(): Record<string, unknown> {
         },
         put: {
           operationId: 'setBudgets',
-          summary: 'Replace a scope\'s budgets (starts its budget workflow if needed)',
+          summary: 'Change a scope\'s budgets, merged by period (starts its budget workflow if needed)',
+          description:
+            'A budget whose `period` the scope already has keeps every field the change omits (thresholds merge key by key; `null` removes ' +
+            '`enforcement`, `failMode`, `thresholds.info` or `thresholds.emergency`). A new period needs `amount` and `thresholds` (the 400 names ' +
+            'each missing one). Periods the change does not list are removed.',
           ...keyed('admin'),
           requestBody: { required: true, content: json(ref('BudgetChange')) },
           responses: {
@@ -516,7 +520,27 @@ export function openApiDocument(): Record<string, unknown> {
           type: 'object',
           additionalProperties: false,
           required: ['budgets'],
-          properties: { budgets: { type: 'array', maxItems: 8, items: ref('Budget'), description: 'The scope\'s complete list; at most one per period.' } },
+          properties: {
+            budgets: {
+              type: 'array',
+              maxItems: 8,
+              description: 'The scope\'s complete list of periods, at most one budget per period; each item is a `Budget` in which only `period` is required when the scope already has that period.',
+              items: {
+                type: 'object',
+                required: ['period'],
+                properties: {
+                  period: { type: 'string' },
+                  amount: { type: 'string' },
+                  currency: { enum: [...SUPPORTED_CURRENCIES] },
+                  timezone: { type: 'string' },
+                  thresholds: { type: 'object', description: 'Merged key by key into the current thresholds; `info` and `emergency` may be `null` (removed).' },
+                  enforcement: { enum: ['hard', 'soft', null] },
+                  failMode: { enum: ['open', 'closed', null] },
+                },
+                additionalProperties: false,
+              },
+            },
+          },
         },
         BreakdownEntry: { type: 'object', properties: { key: { type: 'string' }, costUsd: { type: 'string' }, calls: { type: 'integer' } } },
         BudgetPeriodStatus: {

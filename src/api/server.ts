@@ -413,6 +413,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       taskQueue: deps.config.temporal.taskQueue,
       change: request.body,
       defaultTimezone: deps.config.timezone,
+      pool: deps.pool,
+      config: deps.config,
     });
   });
 

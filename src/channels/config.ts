@@ -64,9 +64,28 @@ const slackChannel = z
     type: z.literal('slack'),
     /** An incoming webhook URL: it is the credential, so it is never logged or echoed. */
     webhookUrl: httpUrl('a Slack incoming webhook URL'),
+    /**
+     * The original specification's Slack options, sent as the payload's `channel`, `username`,
+     * `icon_emoji` / `icon_url`. Legacy incoming webhooks honour them; a Slack app's webhook posts to
+     * the channel it was installed for and ignores them.
+     */
+    channel: z
+      .string()
+      .regex(/^(#[a-z0-9][a-z0-9._-]{0,79}|@[A-Za-z0-9][A-Za-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,20})$/, 'expected a Slack channel: "#name" (lower case, digits, ".", "_", "-", at most 80), "@user" or a channel id like "C0123456789"')
+      .optional(),
+    username: z
+      .string()
+      .trim()
+      .min(1, 'expected a display name of 1 to 80 characters')
+      .max(80, 'expected a display name of 1 to 80 characters')
+      .refine((s) => !Array.from(s).some((c) => { const n = c.codePointAt(0)!; return n < 0x20 || (n >= 0x7f && n <= 0x9f); }), { message: 'expected no control characters' })
+      .optional(),
+    iconEmoji: z.string().regex(/^:[a-z0-9_+'-]{1,100}:$/, 'expected an emoji name between colons, like ":moneybag:"').optional(),
+    iconUrl: httpUrl('an icon image URL').optional(),
     timeoutMs,
   })
-  .strict();
+  .strict()
+  .refine((c) => c.iconEmoji === undefined || c.iconUrl === undefined, { message: 'expected iconEmoji or iconUrl, not both', path: ['iconUrl'] });
 
 const twilioChannel = z
   .object({

@@ -1,6 +1,7 @@
 /**
  * Slack incoming webhooks: a Block Kit message (header; then, beside a bar coloured by level, the
- * summary, the fields and how to acknowledge) with a plain `text` fallback for notifications.
+ * summary, the fields and how to acknowledge) with a plain `text` fallback for notifications, and
+ * the channel's optional `channel`, `username` and icon overrides.
  */
 import type { Notification } from '../domain/notification.js';
 import type { SlackChannelConfig } from './config.js';
@@ -18,7 +19,15 @@ export interface SlackMessage {
   text: string;
   blocks: SlackBlock[];
   attachments: { color: string; blocks: SlackBlock[] }[];
+  /** The channel's overrides (config `channel`, `username`, `iconEmoji`, `iconUrl`), when set. */
+  channel?: string;
+  username?: string;
+  icon_emoji?: string;
+  icon_url?: string;
 }
+
+/** The payload fields a Slack channel's configuration overrides. */
+export type SlackOverrides = Pick<SlackChannelConfig, 'channel' | 'username' | 'iconEmoji' | 'iconUrl'>;
 
 /** Slack's documented limits: header text 150, section text 3000, 10 fields of 2000 each. */
 const HEADER_MAX = 150;
@@ -31,7 +40,7 @@ export function escapeMrkdwn(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-export function renderSlackMessage(n: Notification): SlackMessage {
+export function renderSlackMessage(n: Notification, overrides: SlackOverrides = {}): SlackMessage {
   const details: SlackBlock[] = [{ type: 'section', text: { type: 'mrkdwn', text: truncate(escapeMrkdwn(n.summary), SECTION_MAX) } }];
   for (let i = 0; i < n.fields.length; i += FIELDS_PER_SECTION) {
     details.push({
@@ -50,6 +59,10 @@ export function renderSlackMessage(n: Notification): SlackMessage {
     text: levelTitle(n),
     blocks: [{ type: 'header', text: { type: 'plain_text', text: truncate(levelTitle(n), HEADER_MAX), emoji: true } }],
     attachments: [{ color: LEVEL_COLOURS[n.level], blocks: details }],
+    ...(overrides.channel !== undefined ? { channel: overrides.channel } : {}),
+    ...(overrides.username !== undefined ? { username: overrides.username } : {}),
+    ...(overrides.iconEmoji !== undefined ? { icon_emoji: overrides.iconEmoji } : {}),
+    ...(overrides.iconUrl !== undefined ? { icon_url: overrides.iconUrl } : {}),
   };
 }
 
@@ -57,7 +70,7 @@ export async function sendSlack(channel: SlackChannelConfig, n: Notification, ct
   const res = await post(
     'Slack webhook',
     channel.webhookUrl,
-    { headers: { 'content-type': 'application/json' }, body: JSON.stringify(renderSlackMessage(n)) },
+    { headers: { 'content-type': 'application/json' }, body: JSON.stringify(renderSlackMessage(n, channel)) },
     ctx.timeoutMs,
   );
   return { responseStatus: res.status };

@@ -64,7 +64,7 @@ export async function runDeadLetterReplay(config: Config, ids: readonly string[]
   if (!opts.all && ids.length === 0) throw new ValidationError([{ path: 'id', message: 'name the dead letters to replay (ids from `costguard deadletter list`), or pass --all' }]);
   const wanted = opts.all ? undefined : parseIds(ids);
   const { client, connection } = await connectTemporal(config);
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, undefined, config.logFormat);
   const tracker = new CostTracker({ client, taskQueue: config.temporal.taskQueue, ingestShards: config.ingest.shards, logger, backfill: true });
   try {
     return await withPool(config, async (pool) => {

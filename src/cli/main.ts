@@ -75,7 +75,7 @@ program
   .action(async (opts: { json?: boolean }) => {
     try {
       const cfg = config();
-      const logger = createLogger(cfg.logLevel);
+      const logger = createLogger(cfg.logLevel, undefined, cfg.logFormat);
       const { applied } = await migrate(cfg.databaseUrl, logger);
       print(Boolean(opts.json), { applied }, applied.length ? `applied: ${applied.join(', ')}` : 'database schema is up to date');
     } catch (err) {

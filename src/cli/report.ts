@@ -46,7 +46,7 @@ export async function runReportCommand(config: Config, kind: ReportKind, opts: R
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 4 });
   try {
     if (opts.generate) {
-      const logger = createLogger(config.logLevel);
+      const logger = createLogger(config.logLevel, undefined, config.logFormat);
       const { report } = await generateStoredReport({ pool, pricing: createPricingEngine(config), config, logger, clock: () => now }, period);
       return { report, generated: true };
     }

@@ -279,7 +279,7 @@ function progressReporter(stream: NodeJS.WriteStream): ProgressReporter {
 export async function runSimulateCommand(config: Config, opts: SimulateOptions): Promise<SimulationSummary> {
   const plan = parseSimulateOptions(opts, Date.now() % 2_147_483_647);
   const { client, connection } = await connectTemporal(config);
-  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, undefined, config.logFormat);
   const tracker = new CostTracker({ client, taskQueue: config.temporal.taskQueue, ingestShards: config.ingest.shards, logger });
   const controller = new AbortController();
   const reporter = progressReporter(process.stderr);

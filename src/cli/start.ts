@@ -6,6 +6,7 @@ import { resolveApiKeys } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import { CostTracker } from '../client/index.js';
 import { createLogger } from '../lib/logger.js';
+import { startBanner } from './banner.js';
 import { createMetrics } from '../metrics/index.js';
 import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
 import { createPricingEngine } from '../pricing/index.js';
@@ -34,7 +35,7 @@ export interface StartRoles {
  */
 export async function startAll(config: Config, roles: StartRoles = { worker: true, api: true }): Promise<void> {
   if (!roles.worker && !roles.api) throw new ConfigError('nothing to run: --no-worker and --no-api together leave nothing to start');
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 10 });
   pool.on('error', (err) => logger.error({ err }, 'idle PostgreSQL client error'));
   // Reconnects at most 500 ms apart (ioredis backs off to 2 s by default): after a Redis restart,
@@ -67,7 +68,8 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
     });
   }
   let closeApi: () => Promise<void> = async () => undefined;
-  const lines = ['Cost Guard is running.'];
+  let apiBase: string | undefined;
+  let keyFileShown: string | null = null;
   if (roles.api) {
     const { keys, keyFile } = resolveApiKeys(config.api.keys, config.dataDir);
     // API: usage goes to the budget workflows through a CostTracker on the Temporal client above.
@@ -87,20 +89,17 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
         await tracker.close();
       })().catch((err: unknown) => logger.error({ err }, 'error while closing the API')));
     await api.listen({ host: config.api.host, port: config.api.port });
-    const base = `http://${config.api.host}:${config.api.port}`;
-    lines.push(
-      `  API:         ${base}  (health: ${base}/healthz, Prometheus: ${base}/metrics)`,
-      `  API key:     ${keyFile ? `in ${keyFile} (send it as the x-api-key header)` : 'from API_KEYS'}`,
-    );
+    apiBase = `http://${config.api.host}:${config.api.port}`;
+    keyFileShown = keyFile ?? null;
   }
-  if (running) lines.push(`  Worker:      task queues ${config.temporal.taskQueue} (budgets, reports) and ${config.temporal.alertTaskQueue} (alerts)`);
-  if (metricsServer) lines.push(`  Metrics:     ${metricsServer.url}`);
-  lines.push(
-    `  Temporal:    ${config.temporal.address}, namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`,
-    'Press Ctrl-C to stop.',
-    '',
+  process.stdout.write(
+    startBanner({
+      ...(apiBase ? { apiBase, keyFile: keyFileShown } : {}),
+      ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
+      ...(running ? { worker: { taskQueue: config.temporal.taskQueue, alertTaskQueue: config.temporal.alertTaskQueue } } : {}),
+      temporal: { address: config.temporal.address, namespace: config.temporal.namespace, uiUrl: config.temporal.uiUrl },
+    }),
   );
-  process.stdout.write(lines.join('\n'));
 
   let stopping = false;
   let stopped!: () => void;

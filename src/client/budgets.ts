@@ -14,7 +14,7 @@ import {
 import type { Pool } from 'pg';
 import type { Config } from '../config/index.js';
 import { loadBudgets, readScopeTotals } from '../db/scope-totals.js';
-import { type Scope, isScope, validateBudgetChange } from '../domain/budget.js';
+import { type Scope, isScope, mergeBudgetChange } from '../domain/budget.js';
 import { BudgetState } from '../domain/budget-state.js';
 import { type CostGuardError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetStatus, type BudgetWorkflowInput, budgetWorkflowId, setBudgetUpdate, statusQuery } from '../messages.js';
@@ -123,16 +123,21 @@ export async function queryBudgetStatus(client: Client, scope: Scope): Promise<B
 }
 
 /**
- * Replaces a scope's budgets through the workflow's setBudget update, starting the workflow if it
+ * Changes a scope's budgets through the workflow's setBudget update, starting the workflow if it
  * does not exist (update-with-start): one call, and the caller learns whether the change was
- * accepted. The change is validated here first (each bad field named) and sent normalised: the
- * default time zone filled in from the server's configuration, the currency from its default.
+ * accepted. The change is MERGED into the scope's current budgets by period (`mergeBudgetChange`:
+ * omitted fields are kept, new periods need amount and thresholds, periods not listed are removed),
+ * validated (each bad field named) and sent as the complete, normalised list, which the workflow's
+ * update stores as given. The current budgets are the ones last set for the scope
+ * (`budget_configs`), else the configuration's for it. Two changes to one scope at the same moment
+ * each merge with what they read; the later one's list wins.
  */
 export async function setScopeBudgets(
   client: Client,
-  opts: { scope: Scope; taskQueue: string; change: unknown; defaultTimezone: string },
+  opts: { scope: Scope; taskQueue: string; change: unknown; defaultTimezone: string; pool: Pool; config: Config },
 ): Promise<BudgetStatus> {
-  const checked = validateBudgetChange(opts.change, opts.defaultTimezone);
+  const current = (await loadBudgets(opts.pool, opts.config, [opts.scope])).get(opts.scope) ?? [];
+  const checked = mergeBudgetChange(current, opts.change, opts.defaultTimezone);
   if (!checked.ok) throw new ValidationError(checked.issues, 'invalid budget change');
   const input: BudgetWorkflowInput = { scope: opts.scope };
   const startWorkflowOperation = new WithStartWorkflowOperation(BUDGET_WORKFLOW_TYPE, {

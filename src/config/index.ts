@@ -159,7 +159,14 @@ export const fileSchema = z
     currency: currency.default(DEFAULTS.currency),
     exchangeRates: exchangeRates.default(() => ({ ...DEFAULT_EXCHANGE_RATES })),
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
-    pricing: z.object({ overrides: z.array(priceOverrideSchema).default([]) }).strict().default({ overrides: [] }),
+    pricing: z
+      .object({
+        /** `catalog`: genai-prices (current list prices); `original`: the original specification's table first (src/pricing/original-table.ts). */
+        table: z.enum(['catalog', 'original'], { error: 'expected "catalog" or "original"' }).default('catalog'),
+        overrides: z.array(priceOverrideSchema).default([]),
+      })
+      .strict()
+      .default({ table: 'catalog', overrides: [] }),
     channels: channelsSchema,
     alerts: alertsSchema,
     reports: z
@@ -255,6 +262,12 @@ export const fileSchema = z
     });
   });
 
+/** The Temporal Web UI of a dev server at `address`: same host, the gRPC port + 1000 (7233 -> 8233). */
+export function defaultTemporalUiUrl(address: string): string {
+  const i = address.lastIndexOf(':');
+  return `http://${address.slice(0, i)}:${Number(address.slice(i + 1)) + 1000}`;
+}
+
 const port = z.coerce.number({ error: 'expected a port number' }).int('expected a whole port number').min(1).max(65535);
 
 export const envSchema = z.object({
@@ -266,6 +279,8 @@ export const envSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
   /** Alert workflows and their deliveries; default `<TEMPORAL_TASK_QUEUE>-alerts`. */
   TEMPORAL_ALERT_TASK_QUEUE: z.string().min(1).optional(),
+  /** The Temporal Web UI, shown by `costguard start`; default the dev server's (gRPC port + 1000). npm start sets it. */
+  TEMPORAL_UI_URL: z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http(s) URL like http://127.0.0.1:8233').optional(),
   API_HOST: z.string().min(1).default(DEFAULTS.apiHost),
   API_PORT: port.default(DEFAULTS.apiPort),
   METRICS_HOST: z.string().min(1).default(DEFAULTS.metricsHost),
@@ -285,6 +300,8 @@ export const envSchema = z.object({
       return keys;
     }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty` (human-readable), `json` (one object a line) or `auto`: pretty when stdout is a terminal. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { error: 'expected auto, json or pretty' }).default('auto'),
   COSTGUARD_CONFIG: z.string().optional(),
   COSTGUARD_DATA_DIR: z.string().default('.data'),
 });
@@ -296,16 +313,17 @@ export interface Config {
    * `taskQueue` runs the budget and report workflows; `alertTaskQueue` the alert workflows and their
    * deliveries, on a worker of their own, so ingestion load never holds a notification up.
    */
-  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string };
+  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string; uiUrl: string };
   api: ApiConfig;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  logFormat: z.infer<typeof envSchema>['LOG_FORMAT'];
   dataDir: string;
   configFile: string | null;
   timezone: string;
   currency: z.infer<typeof currency>;
   exchangeRates: ExchangeRates;
   budgets: BudgetRule[];
-  pricing: { overrides: z.infer<typeof priceOverrideSchema>[] };
+  pricing: { table: 'catalog' | 'original'; overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
@@ -477,6 +495,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       alertTaskQueue: e.TEMPORAL_ALERT_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-alerts`,
+      uiUrl: e.TEMPORAL_UI_URL ?? defaultTemporalUiUrl(e.TEMPORAL_ADDRESS),
     },
     api: {
       host: e.API_HOST,
@@ -487,6 +506,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rateLimit: { ...file.api.rateLimit },
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     dataDir: e.COSTGUARD_DATA_DIR,
     configFile: e.COSTGUARD_CONFIG ?? null,
     timezone: file.timezone,

@@ -57,12 +57,34 @@ function budgetFields(scope: string, b: BudgetPeriodStatus): AlertCondition['fie
 }
 
 /**
- * Threshold rule: the budget's level from its actual spend. `ok` is no condition; the level
- * (info, warning, critical, emergency at >= 100%) follows the budget's thresholds.
+ * Where `nowMs` is in the budget's period, in its natural unit: `day 12 of 30` for periods of two
+ * days or more, `hour 15 of 24` for two hours or more, else `minute 3 of 10`; for periods under two
+ * minutes, the share elapsed (`40% of the period`).
  */
-export function thresholdCondition(scope: string, b: BudgetPeriodStatus): AlertCondition | null {
+export function periodProgress(b: Pick<BudgetPeriodStatus, 'periodStart' | 'periodEnd'>, nowMs: number): string {
+  const start = Date.parse(b.periodStart);
+  const length = Date.parse(b.periodEnd) - start;
+  const elapsed = Math.min(Math.max(nowMs - start, 0), Math.max(length - 1, 0));
+  for (const [unit, ms] of [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000]] as const) {
+    if (length >= 2 * ms) return `${unit} ${Math.floor(elapsed / ms) + 1} of ${Math.round(length / ms)}`;
+  }
+  return `${Math.floor((elapsed / Math.max(length, 1)) * 100)}% of the period`;
+}
+
+/**
+ * Threshold rule: the budget's level from its actual spend. `ok` is no condition; the level
+ * (info, warning, critical, emergency at >= 100%) follows the budget's thresholds. Given the time
+ * (`nowMs`), the summary and fields also say where the period is (`day 12 of 30`) and, when the forecast
+ * settings allow a projection (enough of the period elapsed, enough calls), the projected spend at
+ * the end of the period.
+ */
+export function thresholdCondition(scope: string, b: BudgetPeriodStatus, nowMs?: number, forecast?: AlertRuleSettings['forecast']): AlertCondition | null {
   if (b.level === 'ok') return null;
   const level = b.level;
+  const progress = nowMs === undefined ? null : periodProgress(b, nowMs);
+  const projected = nowMs !== undefined && forecast ? forecastSpend(b, nowMs, forecast).projectedUsd : null;
+  const when = progress ? ` (${progress})` : '';
+  const outlook = projected === null ? '' : ` At this period's rate so far it will reach about ${usd(projected)} by the end of the period.`;
   return {
     key: `${scope}|${b.period}|${b.periodKey}|threshold`,
     rule: 'threshold',
@@ -70,10 +92,14 @@ export function thresholdCondition(scope: string, b: BudgetPeriodStatus): AlertC
     level,
     title: `${budgetName(scope, b)} at ${pct(b.usageRatio)}`,
     summary:
-      level === 'emergency'
-        ? `${scope} has spent ${usd(b.spentUsd)}, over its ${b.period} budget of ${formatMoney(b.amountUsd, 'USD', 2)}.`
-        : `${scope} has spent ${usd(b.spentUsd)} of its ${b.period} budget of ${formatMoney(b.amountUsd, 'USD', 2)} (${pct(b.usageRatio)}); ${usd(b.remainingUsd)} remains until ${b.periodEnd}.`,
-    fields: budgetFields(scope, b),
+      (level === 'emergency'
+        ? `${scope} has spent ${usd(b.spentUsd)}, over its ${b.period} budget of ${formatMoney(b.amountUsd, 'USD', 2)}${when}.`
+        : `${scope} has spent ${usd(b.spentUsd)} of its ${b.period} budget of ${formatMoney(b.amountUsd, 'USD', 2)} (${pct(b.usageRatio)}); ${usd(b.remainingUsd)} remains until ${b.periodEnd}${when}.`) + outlook,
+    fields: [
+      ...budgetFields(scope, b),
+      ...(progress ? [{ label: 'Progress', value: progress }] : []),
+      ...(projected !== null ? [{ label: 'Projected', value: `${usd(projected)} by ${b.periodEnd}` }] : []),
+    ],
     periodEndMs: Date.parse(b.periodEnd),
     budgetPeriod: b.period,
     periodKey: b.periodKey,
@@ -141,6 +167,17 @@ export interface SpendWindows {
   windowUsd: string;
   /** Spend in the same window 1, 2, ... baselineDays days earlier; only days the scope had history. */
   baselineUsd: string[];
+  /**
+   * The largest contributors to the window's spend, by cost (absent in results recorded before
+   * they were read, and for a window with no spend).
+   */
+  top?: { model?: SpendContributor; user?: SpendContributor; taskType?: SpendContributor };
+}
+
+/** One contributor to a window's spend: its name and what it spent in the window. */
+export interface SpendContributor {
+  key: string;
+  costUsd: string;
 }
 
 export interface SpikeResult {
@@ -177,23 +214,48 @@ function dayKey(nowMs: number): { key: string; endMs: number } {
   return { key: new Date(start).toISOString().slice(0, 10), endMs: start + 86_400_000 };
 }
 
+/** `3.4x`: the window's spend over the usual, cut (not rounded) to one decimal; null when usual is 0. */
+export function spikeMultiplier(windowUsd: string, usualUsd: string): string | null {
+  const usual = parseAmount(usualUsd);
+  if (usual.isZero()) return null;
+  return `${parseAmount(windowUsd).dividedBy(usual).toDecimalPlaces(1, Dec.ROUND_DOWN).toFixed(1)}x`;
+}
+
 export function spikeCondition(scope: string, w: SpendWindows, nowMs: number, opts: AlertRuleSettings['spike']): AlertCondition | null {
   if (!opts.enabled) return null;
   const s = detectSpike(w, opts);
   if (!s.spiking) return null;
   const day = dayKey(nowMs);
+  const multiplier = spikeMultiplier(w.windowUsd, s.usualUsd!);
+  const share = (c: SpendContributor) => {
+    const total = parseAmount(w.windowUsd);
+    return total.isZero() ? '' : `, ${parseAmount(c.costUsd).dividedBy(total).times(100).toDecimalPlaces(0, Dec.ROUND_DOWN).toFixed(0)}%`;
+  };
+  const contributors: { label: string; c: SpendContributor }[] = [];
+  if (w.top?.model) contributors.push({ label: 'Top model', c: w.top.model });
+  // A user scope's top user is the user itself: not worth a line.
+  if (w.top?.user && !scope.startsWith('user:')) contributors.push({ label: 'Top user', c: w.top.user });
+  if (w.top?.taskType) contributors.push({ label: 'Top task type', c: w.top.taskType });
+  const named = contributors.map(({ label, c }) => `${label.slice(4)} ${c.key} (${usd(c.costUsd)}${share(c)})`);
   return {
     key: `${scope}|spike|${day.key}|spike`,
     rule: 'spike',
     scope,
     level: 'warning',
-    title: `Spending spike on ${scope}: ${usd(w.windowUsd)} in the last ${opts.windowMinutes} minutes`,
-    summary: `${scope} spent ${usd(w.windowUsd)} in the last ${opts.windowMinutes} minutes, more than ${opts.factor}x the usual ${usd(s.usualUsd!)} for this time of day (mean of the previous ${w.baselineUsd.length} days).`,
+    title: `Spending spike on ${scope}: ${usd(w.windowUsd)} in the last ${opts.windowMinutes} minutes${multiplier ? `, ${multiplier} the baseline` : ''}`,
+    summary:
+      `${scope} spent ${usd(w.windowUsd)} in the last ${opts.windowMinutes} minutes, ` +
+      (multiplier
+        ? `${multiplier} the baseline (more than ${opts.factor}x the usual ${usd(s.usualUsd!)} for this time of day, mean of the previous ${w.baselineUsd.length} days).`
+        : `with no spend at this time of day on the previous ${w.baselineUsd.length} days (above the ${usd(opts.floorUsd)} floor).`) +
+      (named.length > 0 ? ` Top contributors: ${named.join('; ')}.` : ''),
     fields: [
       { label: 'Scope', value: scope },
       { label: `Last ${opts.windowMinutes} min`, value: usd(w.windowUsd) },
       { label: 'Usual', value: usd(s.usualUsd!) },
+      { label: 'Multiplier', value: multiplier ? `${multiplier} the baseline` : 'no baseline spend' },
       { label: 'Limit', value: usd(s.limitUsd!) },
+      ...contributors.map(({ label, c }) => ({ label, value: `${c.key} (${usd(c.costUsd)}${share(c)})` })),
     ],
     periodEndMs: day.endMs,
     budgetPeriod: null,
@@ -282,7 +344,7 @@ export function deadLetterCondition(count: number, nowMs: number): AlertConditio
 export function budgetConditions(status: BudgetStatus, nowMs: number, settings: AlertRuleSettings): AlertCondition[] {
   const out: AlertCondition[] = [];
   for (const b of status.budgets) {
-    const t = thresholdCondition(status.scope, b);
+    const t = thresholdCondition(status.scope, b, nowMs, settings.forecast);
     if (t) out.push(t);
     const f = forecastCondition(status.scope, b, nowMs, settings.forecast);
     if (f) out.push(f);

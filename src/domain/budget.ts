@@ -177,3 +177,66 @@ export function validateBudgetChange(input: unknown, defaultTimezone: string): {
   });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, value: budgets };
 }
+
+/** Optional fields a change may remove by sending `null` (back to their defaults). */
+const NULLABLE_FIELDS = ['enforcement', 'failMode'] as const;
+const NULLABLE_THRESHOLDS = ['info', 'emergency'] as const;
+
+function withoutNulls(raw: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out = { ...raw };
+  for (const k of keys) if (out[k] === null) delete out[k];
+  return out;
+}
+
+/**
+ * What `PUT /v1/budgets/:scope` does with a change: a MERGE into the scope's current budgets, by
+ * period.
+ *
+ * - A budget in the change whose `period` matches a current budget keeps every field the change
+ *   omits (amount, currency, timezone, enforcement, failMode); `thresholds` merge key by key
+ *   (`{ "warning": 0.7 }` keeps critical, info and emergency). `null` removes an optional field:
+ *   `enforcement`, `failMode`, `thresholds.info`, `thresholds.emergency`.
+ * - A budget whose period is new needs `amount` and `thresholds` (warning and critical); the 400
+ *   names each one missing. currency and timezone default as before (USD, `defaultTimezone`).
+ * - Periods of current budgets that the change does not list are REMOVED: the list is the scope's
+ *   complete set of periods (`{ "budgets": [] }` removes them all).
+ *
+ * The merged list is then validated like any change (`validateBudgetChange`), so every bad field is
+ * named with its index in the change (`budgets.1.thresholds.critical`).
+ */
+export function mergeBudgetChange(
+  current: readonly Budget[],
+  input: unknown,
+  defaultTimezone: string,
+): { ok: true; value: Budget[] } | { ok: false; issues: FieldIssue[] } {
+  if (!isRecord(input) || !Array.isArray(input.budgets)) return validateBudgetChange(input, defaultTimezone);
+  const missing: FieldIssue[] = [];
+  const merged = input.budgets.map((raw: unknown, i) => {
+    if (!isRecord(raw)) return raw;
+    const given = withoutNulls(raw, NULLABLE_FIELDS);
+    const existing = typeof raw.period === 'string' ? current.find((b) => b.period === raw.period) : undefined;
+    if (isRecord(given.thresholds)) given.thresholds = withoutNulls(given.thresholds, NULLABLE_THRESHOLDS);
+    if (!existing) {
+      const period = typeof raw.period === 'string' ? raw.period : null;
+      for (const field of ['amount', 'thresholds'] as const) {
+        if (raw[field] === undefined && period !== null && isPeriodSpec(period)) {
+          missing.push({ path: `budgets.${i}.${field}`, message: `required for a new period (the scope has no "${period}" budget to keep it from)` });
+        }
+      }
+      return given;
+    }
+    const out: Record<string, unknown> = { ...existing, ...given };
+    for (const k of NULLABLE_FIELDS) if (raw[k] === null) delete out[k];
+    if (isRecord(raw.thresholds)) {
+      const t: Record<string, unknown> = { ...existing.thresholds, ...(given.thresholds as Record<string, unknown>) };
+      for (const k of NULLABLE_THRESHOLDS) if (raw.thresholds[k] === null) delete t[k];
+      out.thresholds = t;
+    }
+    return out;
+  });
+  const checked = validateBudgetChange({ ...input, budgets: merged }, defaultTimezone);
+  if (missing.length === 0) return checked;
+  const named = new Set(missing.map((m) => m.path));
+  const others = checked.ok ? [] : checked.issues.filter((i) => ![...named].some((p) => i.path === p || i.path.startsWith(`${p}.`)));
+  return { ok: false, issues: [...missing, ...others] };
+}

@@ -48,6 +48,8 @@ export interface PriceOverride {
   cacheWritePer1k?: string | undefined;
   cacheWrite1hPer1k?: string | undefined;
   reasoningPer1k?: string | undefined;
+  /** What the ledger records as the price's catalog version (default `config`; `original-spec` for the original table). */
+  catalogVersion?: string | undefined;
 }
 
 export type CostComponent = 'input' | 'cacheRead' | 'cacheWrite' | 'cacheWrite1h' | 'output' | 'reasoning' | 'request';
@@ -85,6 +87,7 @@ interface CompiledOverride {
   effectiveFromMs: number;
   effectiveFrom: string | null;
   table: PriceTable;
+  catalogVersion: string;
 }
 
 type Resolution =
@@ -139,6 +142,7 @@ function compileOverride(o: PriceOverride): CompiledOverride {
     effectiveFromMs,
     effectiveFrom: o.effectiveFrom ?? null,
     table,
+    catalogVersion: o.catalogVersion ?? 'config',
   };
 }
 
@@ -195,7 +199,7 @@ export class PricingEngine {
         provider: override.provider,
         model: override.model,
         effectiveFrom: override.effectiveFrom,
-        catalogVersion: 'config',
+        catalogVersion: override.catalogVersion,
         constraint: null,
         tierStart: null,
       });

@@ -134,7 +134,7 @@ describe('threshold alerts', () => {
       scope: 'user:t1',
       taskQueue: stack.taskQueue,
       change: { budgets: [{ period: 'day', amount: '1000', thresholds: { warning: 0.8, critical: 0.95 } }] },
-      defaultTimezone: 'UTC',
+      defaultTimezone: 'UTC', pool: stack.pool, config: stack.config,
     });
     await eventually(async () => hookMessagesOf(rx, key()), (m) => m.at(-1)?.kind === 'resolved', 30_000, 'resolved notice');
     await eventually(async () => rx.mail.received.length, () => rx.mail.received.some((m) => m.parsed.subject?.startsWith('[EMERGENCY] Resolved: Daily budget of user:t1')), 10_000, 'resolved e-mail');
@@ -155,7 +155,7 @@ describe('period rollover', () => {
   it('resolves the open incident when its period ends and re-arms the thresholds for the next period', async () => {
     const scope = 'user:roll';
     // A 20-second budget of $0.50 ($0.05 per event): 8 events are 80%.
-    await setScopeBudgets(stack.client, { scope, taskQueue: stack.taskQueue, change: { budgets: [{ period: '20s', amount: '0.50', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC' });
+    await setScopeBudgets(stack.client, { scope, taskQueue: stack.taskQueue, change: { budgets: [{ period: '20s', amount: '0.50', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC', pool: stack.pool, config: stack.config });
     // Start right after a period begins, so the whole test fits in one period.
     await sleep(20_000 - (Date.now() % 20_000) + 200);
     const first = Math.floor(Date.now() / 20_000);
@@ -177,7 +177,7 @@ describe('period rollover', () => {
 describe('forecast, spike and unpriced usage', () => {
   it('forecast: a warning marked as a forecast when the period-to-date rate projects over the budget', async () => {
     const scope = 'user:fc';
-    await setScopeBudgets(stack.client, { scope, taskQueue: stack.taskQueue, change: { budgets: [{ period: '1m', amount: '1', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC' });
+    await setScopeBudgets(stack.client, { scope, taskQueue: stack.taskQueue, change: { budgets: [{ period: '1m', amount: '1', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC', pool: stack.pool, config: stack.config });
     // 30% into a 1-minute period, spend 50% of the budget: the projection is about 160%.
     const into = Date.now() % 60_000;
     await sleep(into < 18_000 ? 18_000 - into : 60_000 - into + 18_000);
@@ -193,7 +193,7 @@ describe('forecast, spike and unpriced usage', () => {
     // History: yesterday, in the same hour, $0.10 (written through the real ledger activity).
     const ledger = createLedgerActivities({ pool: stack.pool, pricing: createPricingEngine(stack.config), timezone: 'UTC', clock: Date.now, logger: createLogger('silent') });
     await ledger.recordUsageBatch({ batchId: 'spiky-history', events: flatEvents('spiky', 2, { occurredAt: new Date(Date.now() - 86_400_000 - 30 * 60_000).toISOString() }) });
-    await setScopeBudgets(stack.client, { scope: 'user:spiky', taskQueue: stack.taskQueue, change: { budgets: [{ period: 'day', amount: '1000', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC' });
+    await setScopeBudgets(stack.client, { scope: 'user:spiky', taskQueue: stack.taskQueue, change: { budgets: [{ period: 'day', amount: '1000', thresholds: { warning: 0.8, critical: 0.95 } }] }, defaultTimezone: 'UTC', pool: stack.pool, config: stack.config });
     await send('spiky', 4); // $0.20: above 3 x $0.10 but below the $0.50 floor
     await eventually(() => status('user:spiky'), (s) => s.counters.eventsCounted === 4, 20_000, 'counted');
     await sleep(1500);
@@ -202,7 +202,12 @@ describe('forecast, spike and unpriced usage', () => {
     await send('spiky', 12); // $0.80 in the last hour
     const [m] = await eventually(async () => hookMessagesOf(rx, key), (x) => x.length >= 1, 20_000, 'spike on the webhook');
     expect(m).toMatchObject({ kind: 'opened', level: 'warning' });
-    expect(m!.title).toBe('Spending spike on user:spiky: 0.8000 USD in the last 60 minutes');
+    expect(m!.title).toBe('Spending spike on user:spiky: 0.8000 USD in the last 60 minutes, 8.0x the baseline');
+    // The multiplier and the window's top model and task type (a user scope names no top user).
+    const body = m as unknown as { summary: string; fields: { label: string; value: string }[] };
+    expect(body.summary).toMatch(/8\.0x the baseline \(more than 3x the usual 0\.1000 USD .*Top contributors: model flat-1 \(0\.8000 USD, 100%\); task type \S+ \(0\.8000 USD, 100%\)\.$/);
+    expect(body.fields).toContainEqual({ label: 'Top model', value: 'flat-1 (0.8000 USD, 100%)' });
+    expect(body.fields.map((f) => f.label)).not.toContain('Top user');
   });
 
   it('unpriced usage raises one alert naming the provider and model, whoever sends it', async () => {

@@ -249,6 +249,49 @@ describe('PUT /v1/budgets/:scope', () => {
   });
 });
 
+describe('PUT /v1/budgets/:scope merges by period', () => {
+  const put = (payload: Record<string, unknown>) => app.inject({ method: 'PUT', url: '/v1/budgets/user:api-merge', headers: auth, payload });
+  const stored = async () => (await stack.pool.query<{ budgets: unknown[] }>('SELECT budgets FROM budget_configs WHERE scope = $1', ['user:api-merge'])).rows[0]?.budgets;
+
+  it('keeps omitted fields of a period that exists, names missing fields of a new one, removes periods left out', async () => {
+    const first = await put({
+      budgets: [
+        { period: 'day', amount: '25', currency: 'EUR', thresholds: { info: 0.5, warning: 0.8, critical: 0.9 }, enforcement: 'hard', failMode: 'open' },
+        { period: 'month', amount: '300', thresholds: { warning: 0.8, critical: 0.95 } },
+      ],
+    });
+    expect(first.statusCode, first.body).toBe(200);
+
+    // Only the day's amount: its thresholds, currency, enforcement and failMode are kept.
+    const second = await put({ budgets: [{ period: 'day', amount: '40' }, { period: 'month' }] });
+    expect(second.statusCode, second.body).toBe(200);
+    expect((second.json() as BudgetStatus).budgets).toMatchObject([
+      { period: 'day', amount: '40', currency: 'EUR', thresholds: { info: 0.5, warning: 0.8, critical: 0.9 } },
+      { period: 'month', amount: '300', currency: 'USD', thresholds: { warning: 0.8, critical: 0.95 } },
+    ]);
+    expect(await stored()).toEqual([
+      { period: 'day', amount: '40', currency: 'EUR', timezone: stack.config.timezone, thresholds: { info: 0.5, warning: 0.8, critical: 0.9 }, enforcement: 'hard', failMode: 'open' },
+      { period: 'month', amount: '300', currency: 'USD', timezone: stack.config.timezone, thresholds: { warning: 0.8, critical: 0.95 } },
+    ]);
+
+    // A new period without its required fields: 400 naming both, nothing changed.
+    const bad = await put({ budgets: [{ period: 'day' }, { period: '7d', currency: 'GBP' }] });
+    expect(bad.statusCode).toBe(400);
+    expect((bad.json() as { issues: { path: string; message: string }[] }).issues).toEqual([
+      { path: 'budgets.1.amount', message: 'required for a new period (the scope has no "7d" budget to keep it from)' },
+      { path: 'budgets.1.thresholds', message: 'required for a new period (the scope has no "7d" budget to keep it from)' },
+    ]);
+
+    // The month is left out: removed; the day keeps everything.
+    const third = await put({ budgets: [{ period: 'day' }] });
+    expect(third.statusCode, third.body).toBe(200);
+    expect((third.json() as BudgetStatus).budgets.map((b) => `${b.period} ${b.amount}`)).toEqual(['day 40']);
+    expect(await stored()).toEqual([
+      { period: 'day', amount: '40', currency: 'EUR', timezone: stack.config.timezone, thresholds: { info: 0.5, warning: 0.8, critical: 0.9 }, enforcement: 'hard', failMode: 'open' },
+    ]);
+  });
+});
+
 describe('GET /v1/openapi.json', () => {
   it('is an OpenAPI 3 document listing every route', async () => {
     const res = await app.inject({ method: 'GET', url: '/v1/openapi.json', headers: auth });

@@ -349,7 +349,7 @@ describe('wrapper authorize option', () => {
       scope: `user:${userId}`,
       taskQueue: stack.taskQueue,
       change: { budgets: [{ period: 'day', amount, thresholds: { warning: 0.8, critical: 0.95 }, enforcement: 'hard' }] },
-      defaultTimezone: 'UTC',
+      defaultTimezone: 'UTC', pool: stack.pool, config: stack.config,
     });
   }
   const noCache = (userId: string, authorize: WrapperOptions['authorize']) => ({ cache: undefined, authorize, userId }) as Partial<WrapperOptions>;

@@ -73,6 +73,8 @@ beforeAll(async () => {
     to: [ops@costguard.test]
   slack: { type: slack, webhookUrl: "\${SLACK_WEBHOOK_URL}" }
   slack-bad-url: { type: slack, webhookUrl: "\${SLACK_WEBHOOK_URL}\${WRONG}" }
+  slack-custom: { type: slack, webhookUrl: "\${SLACK_WEBHOOK_URL}", channel: "#cost-alerts", username: "Cost Guard", iconEmoji: ":moneybag:" }
+  slack-icon-url: { type: slack, webhookUrl: "\${SLACK_WEBHOOK_URL}", channel: "@dana", iconUrl: "https://example.com/costguard.png" }
   sms:
     type: twilio
     accountSid: ${TWILIO_SID}
@@ -236,6 +238,21 @@ describe('each channel delivers once, in its protocol', () => {
     expect(await row(n, 'slack')).toMatchObject({ status: 'sent', attempts: 1, response_status: 200 });
   });
 
+  it('slack: the channel, username and icon overrides are in the payload the webhook accepts', async () => {
+    const before = slack.received.length;
+    const n = notification({ level: 'critical' });
+    expect(await deliver('slack-custom', n)).toMatchObject({ status: 'sent', attempts: 1 });
+    const msg = (await slack.waitFor(before + 1))[before]!;
+    expect(msg).toMatchObject({ channel: '#cost-alerts', username: 'Cost Guard', icon_emoji: ':moneybag:', text: `[CRITICAL] ${n.title}` });
+    expect(msg.icon_url).toBeUndefined();
+    const n2 = notification({ level: 'warning' });
+    expect(await deliver('slack-icon-url', n2)).toMatchObject({ status: 'sent', attempts: 1 });
+    const msg2 = (await slack.waitFor(before + 2))[before + 1]!;
+    expect(msg2).toMatchObject({ channel: '@dana', icon_url: 'https://example.com/costguard.png' });
+    expect(msg2.username).toBeUndefined();
+    expect(slack.rejected).toEqual([]);
+  });
+
   it('twilio: one form POST per number, basic auth, short text with the ack hint', async () => {
     const n = notification();
     expect(await deliver('sms', n)).toMatchObject({ status: 'sent', attempts: 1 });
@@ -381,7 +398,7 @@ describe('permanent failures stop after one attempt as ChannelConfigError', () =
     const failure = await failureOf('pager', n);
     expect(failure.type).toBe('ChannelConfigError');
     expect(failure.message).toBe(
-      'Channel "pager" is not configured: expected it under `channels:` in the config file (configured: mail, mail-bad-password, slack, slack-bad-url, sms, sms-bad-token, push, hook, hook-impatient)',
+      'Channel "pager" is not configured: expected it under `channels:` in the config file (configured: mail, mail-bad-password, slack, slack-bad-url, slack-custom, slack-icon-url, sms, sms-bad-token, push, hook, hook-impatient)',
     );
     expect(await row(n, 'pager')).toBeUndefined();
   });

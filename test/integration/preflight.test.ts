@@ -92,6 +92,8 @@ async function setBudget(scope: string, amount: string, enforcement: 'hard' | 's
     taskQueue: stack.taskQueue,
     change: { budgets: [{ period, amount, thresholds: THRESHOLDS, enforcement }] },
     defaultTimezone: 'UTC',
+    pool: stack.pool,
+    config: stack.config,
   });
 }
 
@@ -379,6 +381,8 @@ describe('pre-flight checks', () => {
       taskQueue: stack.taskQueue,
       change: { budgets: [{ period: 'day', amount: '10', thresholds: THRESHOLDS, enforcement: 'soft', failMode: 'open' }] },
       defaultTimezone: 'UTC',
+      pool: stack.pool,
+      config: stack.config,
     });
     const learn = await tracker.authorize({ userId: 'flush-open', provider: 'test', model: 'race-model', costUsd: '0.01' });
     await tracker.releaseHold(learn.holdId!);

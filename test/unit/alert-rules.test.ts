@@ -6,7 +6,9 @@ import {
   diffConditions,
   forecastCondition,
   forecastSpend,
+  periodProgress,
   spikeCondition,
+  spikeMultiplier,
   thresholdCondition,
   unpricedCondition,
 } from '../../src/domain/alert-rules.js';
@@ -86,6 +88,41 @@ describe('threshold rule', () => {
   });
 });
 
+describe('threshold messages: where the period is and the projected end-of-period spend', () => {
+  it('says "hour X of Y" for a day, "day X of Y" for a month, minutes and shares for short periods', () => {
+    expect(periodProgress(day('1'), at('2026-11-28T14:30:00Z'))).toBe('hour 15 of 24');
+    expect(periodProgress({ periodStart: '2026-11-01T00:00:00.000Z', periodEnd: '2026-12-01T00:00:00.000Z' }, at('2026-11-12T08:00:00Z'))).toBe('day 12 of 30');
+    expect(periodProgress({ periodStart: '2026-11-01T00:00:00.000Z', periodEnd: '2026-11-01T00:10:00.000Z' }, at('2026-11-01T00:02:30Z'))).toBe('minute 3 of 10');
+    expect(periodProgress({ periodStart: '2026-11-01T00:00:00.000Z', periodEnd: '2026-11-01T00:00:30.000Z' }, at('2026-11-01T00:00:12Z'))).toBe('40% of the period');
+    // The last instant of a period is still in it.
+    expect(periodProgress(day('1'), at(DAY_END) - 1)).toBe('hour 24 of 24');
+  });
+
+  it('the summary and fields give the progress and, once a projection is allowed, the projected spend', () => {
+    const c = thresholdCondition('user:alice', day('9'), at('2026-11-28T18:00:00Z'), settings.forecast)!;
+    expect(c.title).toBe('Daily budget of user:alice at 90.0%');
+    expect(c.summary).toBe(
+      'user:alice has spent 9.0000 USD of its day budget of 10.00 USD (90.0%); 1.0000 USD remains until 2026-11-29T00:00:00.000Z (hour 19 of 24). ' +
+        'At this period\'s rate so far it will reach about 12.0000 USD by the end of the period.',
+    );
+    expect(c.fields).toContainEqual({ label: 'Progress', value: 'hour 19 of 24' });
+    expect(c.fields).toContainEqual({ label: 'Projected', value: '12.0000 USD by 2026-11-29T00:00:00.000Z' });
+  });
+
+  it('no projection too early in the period or from too few calls; the progress is still given', () => {
+    const early = thresholdCondition('user:alice', day('9'), at('2026-11-28T01:00:00Z'), settings.forecast)!;
+    expect(early.summary).toContain('(hour 2 of 24).');
+    expect(early.summary).not.toContain('will reach');
+    expect(early.fields.map((f) => f.label)).not.toContain('Projected');
+    expect(thresholdCondition('user:alice', day('9', 3), at('2026-11-28T18:00:00Z'), settings.forecast)!.fields.map((f) => f.label)).not.toContain('Projected');
+  });
+
+  it('budgetConditions passes the time and the forecast settings', () => {
+    const [t] = budgetConditions(status(day('12')), at('2026-11-28T12:00:00Z'), settings);
+    expect(t!.summary).toBe('user:alice has spent 12.0000 USD, over its day budget of 10.00 USD (hour 13 of 24). At this period\'s rate so far it will reach about 24.0000 USD by the end of the period.');
+  });
+});
+
 describe('forecast rule', () => {
   const f = settings.forecast;
 
@@ -159,6 +196,37 @@ describe('spike rule', () => {
     const c = spikeCondition('system', { windowUsd: '12', baselineUsd: week }, at('2026-11-28T15:00:00Z'), s)!;
     expect(c).toMatchObject({ rule: 'spike', level: 'warning', key: 'system|spike|2026-11-28|spike' });
     expect(c.summary).toContain('more than 3x the usual 3.0000 USD');
+    expect(c.title).toBe('Spending spike on system: 12.0000 USD in the last 60 minutes, 4.0x the baseline');
+  });
+
+  it('names the multiplier and the top model, user and task type of the window', () => {
+    const w = {
+      windowUsd: '10.2',
+      baselineUsd: ['3', '3'],
+      top: { model: { key: 'gpt-4', costUsd: '7.5' }, user: { key: 'alice', costUsd: '5.1' }, taskType: { key: 'analysis', costUsd: '9' } },
+    };
+    const c = spikeCondition('team:infra', w, at('2026-11-28T15:00:00Z'), s)!;
+    expect(c.title).toBe('Spending spike on team:infra: 10.2000 USD in the last 60 minutes, 3.4x the baseline');
+    expect(c.summary).toBe(
+      'team:infra spent 10.2000 USD in the last 60 minutes, 3.4x the baseline (more than 3x the usual 3.0000 USD for this time of day, mean of the previous 2 days). ' +
+        'Top contributors: model gpt-4 (7.5000 USD, 73%); user alice (5.1000 USD, 50%); task type analysis (9.0000 USD, 88%).',
+    );
+    expect(c.fields).toEqual(expect.arrayContaining([
+      { label: 'Multiplier', value: '3.4x the baseline' },
+      { label: 'Top model', value: 'gpt-4 (7.5000 USD, 73%)' },
+      { label: 'Top user', value: 'alice (5.1000 USD, 50%)' },
+      { label: 'Top task type', value: 'analysis (9.0000 USD, 88%)' },
+    ]));
+    // A user scope's top user is itself: left out.
+    expect(spikeCondition('user:alice', w, at('2026-11-28T15:00:00Z'), s)!.fields.map((f) => f.label)).not.toContain('Top user');
+  });
+
+  it('a window read before contributors were recorded (replayed history) still makes a message; no baseline spend says so', () => {
+    const c = spikeCondition('system', { windowUsd: '5', baselineUsd: ['0'] }, at('2026-11-28T15:00:00Z'), s)!;
+    expect(c.title).toBe('Spending spike on system: 5.0000 USD in the last 60 minutes');
+    expect(c.summary).toBe('system spent 5.0000 USD in the last 60 minutes, with no spend at this time of day on the previous 1 days (above the 1.0000 USD floor).');
+    expect(spikeMultiplier('10', '3')).toBe('3.3x');
+    expect(spikeMultiplier('1', '0')).toBeNull();
   });
 });
 

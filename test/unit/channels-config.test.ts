@@ -22,6 +22,13 @@ function errorOf(yaml: string, env: Record<string, string> = {}): string {
 const channels = (yaml: string, env: Record<string, string> = {}) => parseConfigFile(`channels:\n${yaml}`, 'test.yaml', env).channels;
 
 describe('channels: valid configurations', () => {
+  it('slack channel, username and icon overrides are kept as given', () => {
+    const parsed = channels(`  s: { type: slack, webhookUrl: "${SLACK_URL}", channel: "#cost-alerts", username: "Cost Guard", iconEmoji: ":moneybag:" }\n  t: { type: slack, webhookUrl: "${SLACK_URL}", channel: "C0123456789", iconUrl: "https://example.com/i.png" }\n`);
+    expect(parsed.s).toEqual({ type: 'slack', webhookUrl: SLACK_URL, channel: '#cost-alerts', username: 'Cost Guard', iconEmoji: ':moneybag:', timeoutMs: 10_000 });
+    expect(parsed.t).toMatchObject({ channel: 'C0123456789', iconUrl: 'https://example.com/i.png' });
+  });
+
+
   it('parses one channel of each type, with the defaults filled in', () => {
     const parsed = channels(
       `
@@ -97,9 +104,22 @@ describe('channels: invalid configurations name the key and never echo a secret'
   });
 
   it('an unknown key', () => {
-    const message = errorOf(`channels:\n  s: { type: slack, webhookUrl: "${SLACK_URL}", channel: "#ops" }\n`);
-    expect(message).toContain('channels.s: unknown key(s) channel');
+    const message = errorOf(`channels:\n  s: { type: slack, webhookUrl: "${SLACK_URL}", room: "#ops" }\n`);
+    expect(message).toContain('channels.s: unknown key(s) room');
     expect(message).not.toContain('s3cr3tWebhookPathValue');
+  });
+
+  it('slack overrides: each bad one named, never the webhook URL', () => {
+    const bad = (fields: string) => errorOf(`channels:\n  s: { type: slack, webhookUrl: "${SLACK_URL}", ${fields} }\n`);
+    expect(bad('channel: "ops"')).toContain('channels.s.channel = "ops": expected a Slack channel: "#name"');
+    expect(bad('channel: "#Ops Team"')).toContain('channels.s.channel');
+    expect(bad('username: ""')).toContain('channels.s.username');
+    expect(bad('iconEmoji: "moneybag"')).toContain('channels.s.iconEmoji = "moneybag": expected an emoji name between colons');
+    expect(bad('iconUrl: "ftp://x/y.png"')).toContain('channels.s.iconUrl');
+    const both = bad('iconEmoji: ":moneybag:", iconUrl: "https://example.com/i.png"');
+    expect(both).toContain('channels.s.iconUrl');
+    expect(both).toContain('expected iconEmoji or iconUrl, not both');
+    expect(both).not.toContain('s3cr3tWebhookPathValue');
   });
 
   it('an unknown type', () => {

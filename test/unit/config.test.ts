@@ -347,12 +347,13 @@ api:
 });
 
 describe('the shipped example configuration', () => {
-  it('loads, with the original price table as overrides', async () => {
+  it('loads, with the catalog table and two example overrides', async () => {
     const { loadConfig: load } = await import('../../src/config/index.js');
     const { projectRoot } = await import('../../src/lib/paths.js');
     const cfg = load({ COSTGUARD_CONFIG: `${projectRoot()}/config/costguard.example.yaml` });
-    expect(cfg.pricing.overrides).toHaveLength(6);
-    expect(cfg.pricing.overrides[4]).toMatchObject({ provider: 'anthropic', model: 'claude-3-opus', inputPer1k: '0.015', outputPer1k: '0.075' });
+    expect(cfg.pricing.table).toBe('catalog');
+    expect(cfg.pricing.overrides).toHaveLength(2);
+    expect(cfg.pricing.overrides[1]).toMatchObject({ provider: 'google', model: 'gemini-pro', inputPer1k: '0.00025', outputPer1k: '0.0005' });
     expect(cfg.budgets.map((b) => `${b.scope}/${b.period}/${b.amount}`)).toEqual(['system/day/100', 'system/month/2000', 'user/day/10']);
   });
 });

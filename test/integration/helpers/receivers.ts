@@ -264,12 +264,30 @@ export interface ReceivedSlackMessage {
   text: string;
   blocks: { type: string; [k: string]: unknown }[];
   attachments?: { color?: string; blocks?: { type: string; [k: string]: unknown }[] }[];
+  /** Legacy webhook overrides. */
+  channel?: string;
+  username?: string;
+  icon_emoji?: string;
+  icon_url?: string;
+}
+
+/** What a legacy incoming webhook refuses in its overrides (Slack: 404 channel_not_found, 400 invalid_payload). */
+function slackOverrideProblem(msg: ReceivedSlackMessage): { reject: string; status: number; body: string } | undefined {
+  if (msg.channel !== undefined && (typeof msg.channel !== 'string' || !/^(#[a-z0-9][a-z0-9._-]{0,79}|@[A-Za-z0-9][A-Za-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,20})$/.test(msg.channel))) {
+    return { reject: `unknown channel ${JSON.stringify(msg.channel)}`, status: 404, body: 'channel_not_found' };
+  }
+  if (msg.username !== undefined && (typeof msg.username !== 'string' || msg.username.length < 1 || msg.username.length > 80)) return { reject: 'bad username', status: 400, body: 'invalid_payload' };
+  if (msg.icon_emoji !== undefined && (typeof msg.icon_emoji !== 'string' || !/^:[^:\s]+:$/.test(msg.icon_emoji))) return { reject: 'bad icon_emoji', status: 400, body: 'invalid_payload' };
+  if (msg.icon_url !== undefined && (typeof msg.icon_url !== 'string' || !/^https?:\/\//.test(msg.icon_url))) return { reject: 'bad icon_url', status: 400, body: 'invalid_payload' };
+  if (msg.icon_emoji !== undefined && msg.icon_url !== undefined) return { reject: 'both icon_emoji and icon_url', status: 400, body: 'invalid_payload' };
+  return undefined;
 }
 
 /**
  * A Slack incoming webhook at `url` (a `/services/T.../B.../<secret>` path, like Slack's); other
  * paths get 404 `no_service`, a bad payload 400 `invalid_payload` or `invalid_blocks`, no text
- * fallback 400 `no_text`; success is 200 `ok`.
+ * fallback 400 `no_text`, a malformed `channel` override 404 `channel_not_found` (username and icon
+ * overrides are checked as a legacy webhook does); success is 200 `ok`.
  */
 export async function startSlackReceiver(): Promise<HttpReceiver<ReceivedSlackMessage>> {
   const path = `/services/T${randomBytes(4).toString('hex').toUpperCase()}/B${randomBytes(4).toString('hex').toUpperCase()}/${randomBytes(12).toString('hex')}`;
@@ -291,6 +309,8 @@ export async function startSlackReceiver(): Promise<HttpReceiver<ReceivedSlackMe
       }
       const problem = [...msg.blocks, ...nested].map(slackBlockProblem).find((p) => p !== undefined);
       if (problem) return { reject: problem, ...text(400, 'invalid_blocks') };
+      const override = slackOverrideProblem(msg);
+      if (override) return { reject: override.reject, ...text(override.status, override.body) };
       return { accept: msg, ...text(200, 'ok') };
     },
     (status) => text(status, status === 429 ? 'rate_limited' : 'internal_error'),
