@@ -320,18 +320,22 @@ describe('cost avoided downstream', () => {
                   sum(cost_usd)::text AS cost, sum(avoided_usd)::text AS avoided FROM usage_ledger`,
         )
       ).rows[0]!;
-    // The worker counts a flush just after its commit: wait until the ledger and the metrics agree on the hits.
-    const { ledger, prom } = await eventually(
+    // Events of earlier tests may still be on their way (a call's event is sent after its answer):
+    // take the ledger, the metrics and the report together, and again until none of them moved.
+    const same = (a: Awaited<ReturnType<typeof readLedger>>, b: Awaited<ReturnType<typeof readLedger>>) => a.calls === b.calls && a.hits === b.hits && a.cost === b.cost && a.avoided === b.avoided;
+    const period = reportPeriodAt('daily', 'UTC', Date.now());
+    const { ledger, prom, report, html } = await eventually(
       async () => {
         const l = await readLedger();
-        return { ledger: l, prom: parsePromText(await stack.metrics.render()), again: await readLedger() };
+        const p = parsePromText(await stack.metrics.render());
+        const r = await generateStoredReport({ pool: stack.pool, pricing: createPricingEngine(stack.config), config: stack.config, logger: createLogger('silent'), clock: Date.now }, period);
+        return { ledger: l, prom: p, report: r.report, html: r.html, again: await readLedger() };
       },
-      (x) => Number(x.ledger.hits) > 100 && x.ledger.hits === x.again.hits && sumOf(x.prom, 'costguard_cache_hits_total') === Number(x.ledger.hits),
+      // The worker counts a flush just after its commit: the metrics must agree with the ledger too.
+      (x) => Number(x.ledger.hits) > 100 && same(x.ledger, x.again) && sumOf(x.prom, 'costguard_cache_hits_total') === Number(x.ledger.hits) && sumOf(x.prom, 'llm_api_calls_total') === Number(x.ledger.calls),
       30_000,
-      'the ledger and the metrics of the last flush',
+      'the ledger, the metrics and the report of the last flush',
     );
-    const period = reportPeriodAt('daily', 'UTC', Date.now());
-    const { report, html } = await generateStoredReport({ pool: stack.pool, pricing: createPricingEngine(stack.config), config: stack.config, logger: createLogger('silent'), clock: Date.now }, period);
     expect(report.savedByCache).toEqual({ usd: ledger.avoided, hits: Number(ledger.hits) });
     expect(report.totals.calls).toBe(Number(ledger.calls));
     expect(report.totals.costUsd).toBe(ledger.cost);

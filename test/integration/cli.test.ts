@@ -102,7 +102,7 @@ describe('costguard migrate', () => {
   it('applies the migrations, then reports the schema up to date', async () => {
     const first = await costguard(['migrate', '--json'], { DATABASE_URL: db.url });
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout)).toEqual({ applied: ['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index', '0007_dead_letters_and_estimates'] });
+    expect(JSON.parse(first.stdout)).toEqual({ applied: ['0001_usage_ledger', '0002_budget_configs', '0003_notification_deliveries', '0004_alerts', '0005_reports', '0006_rollup_day_index', '0007_dead_letters_and_estimates', '0008_cache_hits'] });
     const second = await costguard(['migrate'], { DATABASE_URL: db.url });
     expect(second).toMatchObject({ code: 0, stdout: 'database schema is up to date\n' });
   });

@@ -192,6 +192,15 @@ export class ResponseCache {
       resolve(entry);
     };
     if (locked) {
+      // Double-checked: a leader elsewhere may have stored the answer and released its lock between
+      // this process's miss and its lock.
+      const stored = await this.get(hash).catch(() => null);
+      if (stored) {
+        this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, lockKey, token).catch(() => undefined);
+        this.count('wait_hit');
+        settle(stored);
+        return { kind: 'hit', entry: stored };
+      }
       let done = false;
       return {
         kind: 'lead',
@@ -216,7 +225,16 @@ export class ResponseCache {
           return { kind: 'hit', entry };
         }
         const holder = await this.redis.exists(lockKey).catch(() => 0);
-        if (holder === 0) break; // the leader finished without storing
+        if (holder === 0) {
+          // The leader finished: it may have stored the answer just after the read above.
+          const last = await this.get(hash).catch(() => null);
+          if (last) {
+            this.count('wait_hit');
+            settle(last);
+            return { kind: 'hit', entry: last };
+          }
+          break; // it finished without storing
+        }
       }
     } catch {
       // fall through
