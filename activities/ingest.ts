@@ -14,7 +14,7 @@ import type { Config } from '../src/config/index.js';
 import { loadBudgets, readScopeTotals } from '../src/db/scope-totals.js';
 import type { UserDayTotal } from '../src/db/ledger.js';
 import type { Budget, Scope } from '../src/domain/budget.js';
-import { type IngestBatch, decodeBatch } from '../src/domain/ingest.js';
+import { type IngestBatch, type WireEvent, decodeBatch } from '../src/domain/ingest.js';
 import { type MaterialReason, materialReason, rollupPeriods } from '../src/domain/materiality.js';
 import { Dec, normalizeAmount } from '../src/domain/money.js';
 import { periodAt } from '../src/domain/periods.js';
@@ -143,17 +143,43 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
    * recognised: a retried flush settles nothing twice). Best effort: with Redis unreachable a hold
    * expires instead, and its bucket is re-read from the ledger at the next grant.
    */
-  async function settleHolds(counted: ReadonlyArray<{ requestId: string; costUsd: string }>, holds: ReadonlyMap<string, string>): Promise<void> {
+  async function settleHolds(counted: ReadonlyArray<{ requestId: string; costUsd: string; occurredAt: string }>, events: ReadonlyMap<string, WireEvent>): Promise<void> {
     if (!deps.leases) return;
-    const items = counted.filter((c) => holds.has(c.requestId)).map((c) => ({ holdId: holds.get(c.requestId)!, action: 's' as const, actualMicro: microUp(c.costUsd) }));
-    for (let attempt = 1; items.length > 0; attempt++) {
+    const items: { holdId: string; action: 's'; actualMicro: number }[] = [];
+    // Usage recorded without a hold uses up the leases of its scopes too (per scope and second of
+    // its time, so a script call stays small): a hard budget then also holds against spend that did
+    // not ask first. A flush retried after its commit charges again: conservative, and the next
+    // grant, computed from the ledger, gives it back.
+    const charges = new Map<string, { scope: string; atMs: number; costMicro: number }>();
+    for (const c of counted) {
+      const e = events.get(c.requestId);
+      if (!e) continue;
+      const cost = microUp(c.costUsd);
+      if (e.holdId !== undefined) {
+        items.push({ holdId: e.holdId, action: 's', actualMicro: cost });
+        continue;
+      }
+      if (cost === 0) continue;
+      const atMs = Math.floor(Date.parse(c.occurredAt) / 1000) * 1000;
+      for (const scope of ['system', `user:${e.userId}`, ...(e.team ? [`team:${e.team}`] : []), ...(e.project ? [`project:${e.project}`] : [])]) {
+        const key = `${scope}\u0000${atMs}`;
+        const charge = charges.get(key);
+        if (charge) charge.costMicro += cost;
+        else charges.set(key, { scope, atMs, costMicro: cost });
+      }
+    }
+    for (let attempt = 1; items.length > 0 || charges.size > 0; attempt++) {
       try {
-        const statuses = await deps.leases().finish(items);
-        statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
+        if (items.length > 0) {
+          const statuses = await deps.leases().finish(items);
+          statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
+          items.length = 0;
+        }
+        if (charges.size > 0) await deps.leases().charge([...charges.values()]);
         return;
       } catch (err) {
         if (attempt >= 3) {
-          deps.logger.warn({ err: (err as Error).message, holds: items.length }, 'could not settle pre-flight holds (they will expire instead)');
+          deps.logger.warn({ err: (err as Error).message, holds: items.length, charges: charges.size }, 'could not settle pre-flight holds (they will expire instead) or charge leases (the next grant reads the ledger)');
           return;
         }
         await new Promise((r) => setTimeout(r, 200 * attempt));
@@ -174,11 +200,11 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
      */
     async ingestFlush(input: IngestFlushInput): Promise<IngestFlushResult> {
       const events: unknown[] = [];
-      const holds = new Map<string, string>(); // requestId -> holdId
+      const byId = new Map<string, WireEvent>();
       for (const batch of input.batches) {
         for (const e of decodeBatch(batch)) {
           events.push('malformed' in e ? { malformed: e.malformed, raw: e.raw } : e);
-          if (!('malformed' in e) && e.holdId !== undefined) holds.set(e.requestId, e.holdId);
+          if (!('malformed' in e)) byId.set(e.requestId, e);
         }
       }
       return timed({ batchId: input.flushId, events }, asIngestFlush(input.shard), async (result, userDays) => {
@@ -186,7 +212,7 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
         // rows it finds (read back), so the signals the first attempt may not have sent go out.
         const days = userDays.length > 0 || result.counted.length === 0 ? userDays : await rereadUserDays(result.counted.map((c) => c.requestId));
         // Holds settle only now, after the commit: until then their reservation still counts.
-        if (holds.size > 0) await settleHolds(result.counted, holds);
+        await settleHolds(result.counted, byId);
         const material = await materialScopes(days);
         await eachLimited(material, SIGNAL_CONCURRENCY, (m) => signalTotals(m.scope, m.budgets, m.reason));
         const unpriced = new Map<string, UnpricedUsage>();

@@ -113,7 +113,8 @@ export function grantAmount(input: { budgetMicro: number; spentMicro: number; lo
   if (headroom <= 0) return 0;
   const slice = Math.floor(budgetMicro * settings.sliceFraction);
   const target = Math.max(needMicro, slice);
-  const want = target - Math.max(0, snapshot.available);
+  // A negative available (spend charged to the lease beyond it) is made up first.
+  const want = target - snapshot.available;
   return Math.max(0, Math.min(headroom, want));
 }
 

@@ -235,6 +235,40 @@ redis.call('HSET', sk, 'epoch', ARGV[3], 'until', ARGV[4], 'buckets', table.conc
 redis.call('PEXPIREAT', sk, tonumber(ARGV[4]) + ${HOLD_RETENTION_MS})
 return out`;
 
+// KEYS: epoch. ARGV: prefix, then triples (scope, at ms, µ$): usage recorded WITHOUT a hold, after
+// its ledger commit, charged to the lease of every budget of the scope whose period holds `at` (so
+// spend that did not go through a pre-flight check still uses up what the lease allows). Scopes
+// without a lease are skipped. Reply: how many charges applied.
+const CHARGE = `
+local p = ARGV[1]
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return 0 end
+local scopes = {}
+local applied = 0
+for i = 2, #ARGV, 3 do
+  local scope, at, c = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local list = scopes[scope]
+  if list == nil then
+    list = {}
+    local d = redis.call('HMGET', p .. 's:' .. scope, 'epoch', 'buckets')
+    if d[1] == epoch and d[2] then
+      for b in string.gmatch(d[2], '[^\\n]+') do
+        local v = redis.call('HMGET', p .. 'b:' .. b, 'start', 'end', 'epoch')
+        if v[3] == epoch then list[#list + 1] = {p .. 'b:' .. b, tonumber(v[1]), tonumber(v[2])} end
+      end
+    end
+    scopes[scope] = list
+  end
+  for _, b in ipairs(list) do
+    if at >= b[2] and at < b[3] then
+      redis.call('HINCRBY', b[1], 'avail', -c)
+      redis.call('HINCRBY', b[1], 'spent', c)
+      applied = applied + 1
+    end
+  end
+end
+return applied`;
+
 export interface BucketView {
   name: string;
   scope: string;
@@ -285,6 +319,7 @@ interface LeaseCommands {
   cgRenew(...args: (string | number)[]): Promise<string[]>;
   cgSnapshot(...args: (string | number)[]): Promise<string[]>;
   cgGrant(...args: (string | number)[]): Promise<string[]>;
+  cgCharge(...args: (string | number)[]): Promise<number>;
 }
 
 /** A bucket's fields as the scripts return them, after its name. */
@@ -322,6 +357,8 @@ export interface LeaseStore {
   renew(holdId: string, ttlMs: number): Promise<{ ok: true; expiresAtMs: number } | { ok: false; state: string }>;
   snapshot(buckets: readonly string[]): Promise<{ epoch: string; created: boolean; nowMs: number; buckets: { available: number; open: number }[] }>;
   grant(input: { scope: string; epoch: string; untilMs: number; shrink: boolean; buckets: readonly GrantBucket[] }): Promise<{ ok: false; why: 'epoch' | 'race' } | { ok: true; buckets: { available: number; open: number }[] }>;
+  /** Charges usage recorded without a hold (after its ledger commit) to the leases of its scopes; returns the charges applied. */
+  charge(items: ReadonlyArray<{ scope: string; atMs: number; costMicro: number }>): Promise<number>;
   /** The epoch, or null after a flush (before anything recreated it). */
   epoch(): Promise<string | null>;
   /** A hold's state: o, s, r, x, S, or null when unknown. */
@@ -347,6 +384,7 @@ export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
     redis.defineCommand('cgRenew', { numberOfKeys: 2, lua: RENEW });
     redis.defineCommand('cgSnapshot', { numberOfKeys: 2, lua: SNAPSHOT });
     redis.defineCommand('cgGrant', { numberOfKeys: 1, lua: GRANT });
+    redis.defineCommand('cgCharge', { numberOfKeys: 1, lua: CHARGE });
   }
   const epochKey = `${p}epoch`;
   const expKey = `${p}exp`;
@@ -391,6 +429,12 @@ export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
       const out: { available: number; open: number }[] = [];
       for (let i = 1; i + 1 < reply.length; i += 2) out.push({ available: Number(reply[i]), open: Number(reply[i + 1] ?? 0) });
       return { ok: true, buckets: out };
+    },
+    async charge(items) {
+      if (items.length === 0) return 0;
+      const args: (string | number)[] = [];
+      for (const i of items) args.push(i.scope, i.atMs, i.costMicro);
+      return r.cgCharge(epochKey, p, ...args);
     },
     async epoch() {
       return redis.get(epochKey);

@@ -257,6 +257,23 @@ describe('pre-flight checks', () => {
     }
   });
 
+  it('usage recorded without a hold uses up the lease too: a hard budget holds against spend that did not ask first', async () => {
+    await setBudget('user:unheld', '1', 'hard');
+    const first = await tracker.authorize({ userId: 'unheld', provider: 'test', model: 'race-model', costUsd: '0.01' });
+    await tracker.releaseHold(first.holdId!);
+    const before = await leaseOf('user:unheld');
+    expect(before.available).toBeGreaterThanOrEqual(250_000);
+    // $0.90 recorded straight, without a pre-flight check.
+    for (let i = 0; i < 9; i++) await tracker.record({ provider: 'test', model: 'race-model', userId: 'unheld', usage: { outputTokens: 100 } });
+    await eventually(() => ledgerOf('unheld'), (l) => l.calls === 9, 30_000, 'the unheld usage in the ledger');
+    await eventually(() => leaseOf('user:unheld'), (l) => l.available === before.available - 900_000, 10_000, 'the lease charged');
+    // $0.20 no longer fits in the $1 budget; $0.10 does, exactly.
+    expect(await tracker.authorize({ userId: 'unheld', provider: 'test', model: 'race-model', costUsd: '0.2' })).toMatchObject({ decision: 'deny', reason: 'budget_exhausted' });
+    const last = await tracker.authorize({ userId: 'unheld', provider: 'test', model: 'race-model', costUsd: '0.1' });
+    expect(last.decision).toBe('allow');
+    await tracker.releaseHold(last.holdId!);
+  });
+
   it('a team without a budget costs its workflow nothing while idle (no ledger polling)', async () => {
     const d = await tracker.authorize({ userId: 'multi-a', teamId: 'quiet-team', provider: 'test', model: 'race-model', costUsd: '0.01' });
     expect(d.decision).toBe('allow');

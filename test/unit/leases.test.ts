@@ -28,6 +28,8 @@ describe('lease arithmetic', () => {
     expect(grantAmount({ budgetMicro: 1_000_000, spentMicro: 700_000, lostMicro: 100_000, snapshot: { available: 50_000, open: 100_000 }, needMicro: 500_000 }, s)).toBe(50_000);
     // Nothing left: nothing granted, whatever is asked.
     expect(grantAmount({ budgetMicro: 1_000_000, spentMicro: 900_000, lostMicro: 0, snapshot: { available: 0, open: 100_000 }, needMicro: 1 }, s)).toBe(0);
+    // Spend charged beyond the lease (usage without a hold) is made up in one grant, within the budget.
+    expect(grantAmount({ budgetMicro: 1_000_000, spentMicro: 900_000, lostMicro: 0, snapshot: { available: -650_000, open: 0 }, needMicro: 0 }, s)).toBe(750_000);
     // Already a slice available: nothing more.
     expect(grantAmount({ budgetMicro: 1_000_000, spentMicro: 0, lostMicro: 0, snapshot: { available: 300_000, open: 0 }, needMicro: 10 }, s)).toBe(0);
   });
