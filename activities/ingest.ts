@@ -20,7 +20,7 @@ import { Dec, normalizeAmount } from '../src/domain/money.js';
 import { periodAt } from '../src/domain/periods.js';
 import type { UnpricedUsage } from '../src/domain/flush-summary.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type ScopeTotalsUpdate, budgetWorkflowId, scopeTotalsSignal } from '../src/messages.js';
-import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder } from './ledger.js';
+import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder, withTimeout } from './ledger.js';
 import { microUp } from '../src/domain/leases.js';
 import type { LeaseStore } from '../src/leases/store.js';
 
@@ -61,6 +61,7 @@ const UNPRICED_PER_PROVIDER = 21;
 const BUDGET_CACHE_MS = 10_000;
 const BUDGET_CACHE_MAX = 50_000;
 const SIGNAL_CONCURRENCY = 16;
+const LEASE_TIMEOUT_MS = 2000;
 
 /** Runs `work` over `items`, at most `limit` at once. */
 async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -143,6 +144,7 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
    * recognised: a retried flush settles nothing twice). Best effort: with Redis unreachable a hold
    * expires instead, and its bucket is re-read from the ledger at the next grant.
    */
+  let chargesPausedUntil = 0;
   async function settleHolds(counted: ReadonlyArray<{ requestId: string; costUsd: string; occurredAt: string }>, events: ReadonlyMap<string, WireEvent>): Promise<void> {
     if (!deps.leases) return;
     const items: { holdId: string; action: 's'; actualMicro: number }[] = [];
@@ -168,22 +170,27 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
         else charges.set(key, { scope, atMs, costMicro: cost });
       }
     }
-    for (let attempt = 1; items.length > 0 || charges.size > 0; attempt++) {
+    // Bounded, so a Redis outage does not slow the flushes down: holds are tried three times (2 s
+    // each); charges once, and not at all for 30 s after a failure.
+    for (let attempt = 1; items.length > 0; attempt++) {
       try {
-        if (items.length > 0) {
-          const statuses = await deps.leases().finish(items);
-          statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
-          items.length = 0;
-        }
-        if (charges.size > 0) await deps.leases().charge([...charges.values()]);
-        return;
+        const statuses = await withTimeout(deps.leases().finish(items), LEASE_TIMEOUT_MS, 'settling holds timed out');
+        statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
+        break;
       } catch (err) {
         if (attempt >= 3) {
-          deps.logger.warn({ err: (err as Error).message, holds: items.length, charges: charges.size }, 'could not settle pre-flight holds (they will expire instead) or charge leases (the next grant reads the ledger)');
-          return;
+          deps.logger.warn({ err: (err as Error).message, holds: items.length }, 'could not settle pre-flight holds (they will expire instead)');
+          break;
         }
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
+    }
+    if (charges.size === 0 || deps.clock() < chargesPausedUntil) return;
+    try {
+      await withTimeout(deps.leases().charge([...charges.values()]), LEASE_TIMEOUT_MS, 'charging leases timed out');
+    } catch (err) {
+      chargesPausedUntil = deps.clock() + 30_000;
+      deps.logger.warn({ err: (err as Error).message, charges: charges.size }, 'could not charge usage without holds to the leases (the next grant reads the ledger); paused for 30 s');
     }
   }
 

@@ -114,7 +114,7 @@ export const asIngestFlush =
 const REALTIME_BACKLOG_MAX = 500;
 const REALTIME_TIMEOUT_MS = 2000;
 
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(message)), ms);
