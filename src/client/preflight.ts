@@ -393,7 +393,9 @@ export class Authorizer {
     return this.decided(result, scopes);
   }
 
-  private decided(result: AuthorizeResult, scopes: readonly Scope[]): AuthorizeResult {
+  private decided(r: AuthorizeResult, scopes: readonly Scope[]): AuthorizeResult {
+    // Always in this order: the decision first, as a reader of the JSON expects it.
+    const result: AuthorizeResult = { decision: r.decision, reason: r.reason, holdId: r.holdId, reservedUsd: r.reservedUsd, expiresAt: r.expiresAt, worstCaseUsd: r.worstCaseUsd, advice: r.advice, scopes: r.scopes, enforced: r.enforced };
     this.opts.onDecision?.(result.decision, result.reason);
     // Admissions are counted by the reservation script itself (no extra round trip on the common
     // path); downgrades and denials here.
