@@ -26,8 +26,20 @@ const SWEEP_LIMIT = 64;
 
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-// Releases up to `lim` expired open holds: their reservation goes back to their buckets.
+// adjust: adds to open, avail and spent of each bucket of a hold that still exists (a bucket of an
+// ended period may have expired). sweep: releases up to `lim` expired open holds (their
+// reservation goes back to their buckets).
 const SWEEP = `
+local function adjust(p, buckets, dopen, davail, dspent)
+  for b in string.gmatch(buckets, '[^\\n]+') do
+    local bk = p .. 'b:' .. b
+    if redis.call('EXISTS', bk) == 1 then
+      if dopen ~= 0 then redis.call('HINCRBY', bk, 'open', dopen) end
+      if davail ~= 0 then redis.call('HINCRBY', bk, 'avail', davail) end
+      if dspent ~= 0 then redis.call('HINCRBY', bk, 'spent', dspent) end
+    end
+  end
+end
 local function sweep(p, expkey, now, lim)
   local due = redis.call('ZRANGEBYSCORE', expkey, '-inf', now, 'LIMIT', 0, lim)
   for _, id in ipairs(due) do
@@ -35,13 +47,7 @@ local function sweep(p, expkey, now, lim)
     local h = redis.call('HMGET', hk, 'state', 'w', 'b')
     if h[1] == 'o' then
       local w = tonumber(h[2])
-      for b in string.gmatch(h[3], '[^\\n]+') do
-        local bk = p .. 'b:' .. b
-        if redis.call('EXISTS', bk) == 1 then
-          redis.call('HINCRBY', bk, 'open', -w)
-          redis.call('HINCRBY', bk, 'avail', w)
-        end
-      end
+      adjust(p, h[3], -w, w, 0)
       redis.call('HSET', hk, 'state', 'x')
       redis.call('PEXPIRE', hk, ${HOLD_RETENTION_MS})
     end
@@ -127,31 +133,14 @@ for i = 2, #ARGV, 3 do
   local status = 'unknown'
   if h[1] == 'o' then
     local w = tonumber(h[2])
-    for b in string.gmatch(h[3], '[^\\n]+') do
-      local bk = p .. 'b:' .. b
-      if redis.call('EXISTS', bk) == 1 then
-        redis.call('HINCRBY', bk, 'open', -w)
-        if action == 's' then
-          redis.call('HINCRBY', bk, 'avail', w - a)
-          redis.call('HINCRBY', bk, 'spent', a)
-        else
-          redis.call('HINCRBY', bk, 'avail', w)
-        end
-      end
-    end
+    if action == 's' then adjust(p, h[3], -w, w - a, a) else adjust(p, h[3], -w, w, 0) end
     status = action == 's' and 'settled' or 'released'
     redis.call('HSET', hk, 'state', action == 's' and 's' or 'r', 'a', a)
     redis.call('ZREM', KEYS[1], id)
     redis.call('PEXPIRE', hk, ${HOLD_RETENTION_MS})
   elseif h[1] == 'r' or h[1] == 'x' then
     if action == 's' then
-      for b in string.gmatch(h[3], '[^\\n]+') do
-        local bk = p .. 'b:' .. b
-        if redis.call('EXISTS', bk) == 1 then
-          redis.call('HINCRBY', bk, 'avail', -a)
-          redis.call('HINCRBY', bk, 'spent', a)
-        end
-      end
+      adjust(p, h[3], 0, -a, a)
       redis.call('HSET', hk, 'state', 'S', 'a', a)
       status = 'late'
     else
