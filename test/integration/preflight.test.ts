@@ -17,7 +17,7 @@ import { createLeaseStore } from '../../src/leases/store.js';
 import { projectRoot } from '../../src/lib/paths.js';
 import { budgetWorkflowId, statusQuery } from '../../src/messages.js';
 import { recordHistory } from './helpers/histories.js';
-import { spawnWorkerProcess } from './helpers/worker-process.js';
+import { spawnWorkerProcess, stackProcessEnv } from './helpers/worker-process.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';
 
 const KEY = 'cg_preflight_test_key_0123456789';
@@ -116,16 +116,7 @@ interface Racer {
 async function spawnRacer(): Promise<Racer> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/preflight-process.ts'], {
     cwd: projectRoot(),
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.config.databaseUrl,
-      REDIS_URL: stack.config.redis.url,
-      REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      COSTGUARD_CONFIG: stack.config.configFile ?? '',
-      LOG_LEVEL: 'silent',
-    },
+    env: stackProcessEnv(stack, { COSTGUARD_CONFIG: stack.config.configFile ?? '' }),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const lines: string[] = [];

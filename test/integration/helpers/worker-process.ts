@@ -6,19 +6,24 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { projectRoot } from '../../../src/lib/paths.js';
 import { type Stack, eventually } from './stack.js';
 
+/** The environment of a child process on the stack's database, Redis prefix, Temporal server and task queue. */
+export function stackProcessEnv(stack: Stack, env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: stack.config.databaseUrl,
+    REDIS_URL: stack.config.redis.url,
+    REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
+    TEMPORAL_ADDRESS: stack.config.temporal.address,
+    TEMPORAL_TASK_QUEUE: stack.taskQueue,
+    LOG_LEVEL: 'silent',
+    ...env,
+  };
+}
+
 export async function spawnWorkerProcess(stack: Stack, env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-process.ts'], {
     cwd: projectRoot(),
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.config.databaseUrl,
-      REDIS_URL: stack.config.redis.url,
-      REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
-      TEMPORAL_ADDRESS: stack.config.temporal.address,
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      LOG_LEVEL: 'silent',
-      ...env,
-    },
+    env: stackProcessEnv(stack, env),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
