@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import { STATUS_OF_CODE } from './errors.js';
 import { MAX_JSON_DEPTH } from './json-depth.js';
 import type { RouteScope } from './keys.js';
-import { errorResponse } from './schemas.js';
+import { errorResponse, errorSchema } from './schemas.js';
 
 /** What the document says of the limits (the numbers are the server's: src/api/server.ts). */
 export interface DocumentedLimits {
@@ -74,7 +74,13 @@ function keyedResponses(scope: RouteScope, limits: DocumentedLimits): Record<str
     403: errorResponse(`The key's scope does not allow this route: it needs ${scope === 'admin' ? 'an admin' : `an ${scope} or admin`} key (\`forbidden\`)`),
     408: errorResponse('The request did not arrive in time (`timeout`; `api.headersTimeoutMs`, `api.requestTimeoutMs`); the connection is closed'),
     414: errorResponse(`The URL is longer than ${limits.maxUrlLength} characters, or a path segment longer than ${limits.maxParamLength} (\`uri_too_long\`)`),
-    429: errorResponse('This key made more requests in the current window than its scope allows (`rate_limited`, `api.rateLimit`; `Retry-After` gives the seconds to wait)'),
+    429: errorSchema.meta({
+      description: 'This key made more requests in the current window than its scope allows (`rate_limited`, `api.rateLimit`)',
+      headers: {
+        'Retry-After': { type: 'integer', description: 'Seconds until the window resets.' },
+        'X-RateLimit-Limit': { type: 'integer', description: 'Requests allowed per window for this key.' },
+      },
+    }),
     431: errorResponse(`The request line and headers are larger than ${limits.maxHeaderBytes / 1024} KiB (\`headers_too_large\`); the connection is closed`),
   };
 }

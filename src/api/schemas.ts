@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { budgetSchema } from '../config/index.js';
 import { COMPLEXITIES } from '../domain/advice.js';
+import { MAX_AMOUNT_DIGITS, MAX_AMOUNT_SCALE } from '../domain/budget.js';
 import { SUPPORTED_CURRENCIES } from '../domain/money.js';
 import { REPORT_KINDS } from '../domain/report-period.js';
 import { isHoldId } from '../domain/leases.js';
@@ -135,8 +136,19 @@ export const scopeParamsSchema = z.object({
     .meta({ description: 'A budget scope: `system`, `user:<id>`, `team:<id>` or `project:<id>` (the colon may be sent as `%3A`).', examples: ['user:alice', 'system'] }),
 });
 
-/** A budget as the config file declares one, without its scope (the URL names it). */
-export const budgetWireSchema = budgetSchema.omit({ scope: true }).meta({ id: 'Budget' });
+/**
+ * A budget as the config file declares one, without its scope (the URL names it), and its amount a
+ * decimal string only (the config file also takes a YAML number).
+ */
+export const budgetWireSchema = budgetSchema
+  .omit({ scope: true })
+  .extend({
+    amount: z
+      .string()
+      .regex(new RegExp(`^\\d{1,${MAX_AMOUNT_DIGITS}}(\\.\\d{1,${MAX_AMOUNT_SCALE}})?$`))
+      .meta({ description: `Positive; at most ${MAX_AMOUNT_DIGITS} digits before the point and ${MAX_AMOUNT_SCALE} after.`, examples: ['25.00'] }),
+  })
+  .meta({ id: 'Budget' });
 
 export const budgetChangeSchema = z
   .strictObject({

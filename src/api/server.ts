@@ -10,8 +10,10 @@
  * `api.headersTimeoutMs` and the whole request within `api.requestTimeoutMs` (then 408 and the
  * connection is closed), and a per-key rate limit by the key's scope (429 with Retry-After).
  *
- * POST /v1/usage answers 202 only once Temporal has durably accepted every event (the CostTracker
- * promise resolved), so a 202 means the usage cannot be lost.
+ * This module builds the instance around the routes: body parsing, authentication, rate limits, the
+ * one error shape. The routes are fastify plugins in src/api/routes/, one per concern, each declaring
+ * its zod schemas (src/api/schemas.ts), from which the OpenAPI document is generated
+ * (src/api/openapi.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
