@@ -58,8 +58,29 @@ export async function registerOpenApi(app: FastifyInstance, limits: DocumentedLi
       },
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (document) => withoutUnusedSchemas(jsonSchemaTransformObject(document)),
   });
+}
+
+const REF_RE = /"#\/components\/schemas\/([^"]+)"/g;
+
+/**
+ * The document without the component schemas nothing refers to: fastify-type-provider-zod emits
+ * every named schema twice (`X` as responses see it, `XInput` as requests do), whichever is used.
+ */
+function withoutUnusedSchemas<T extends object>(document: T): T {
+  const components = (document as { components?: { schemas?: Record<string, unknown> } }).components;
+  const schemas = components?.schemas ?? {};
+  const used = new Set<string>();
+  const pending = [JSON.stringify({ ...document, components: { ...components, schemas: {} } })];
+  while (pending.length > 0) {
+    for (const [, name] of pending.pop()!.matchAll(REF_RE)) {
+      if (used.has(name!) || !(name! in schemas)) continue;
+      used.add(name!);
+      pending.push(JSON.stringify(schemas[name!]));
+    }
+  }
+  return { ...document, components: { ...components, schemas: Object.fromEntries(Object.entries(schemas).filter(([name]) => used.has(name))) } };
 }
 
 /** The generated document (after `ready()`). */

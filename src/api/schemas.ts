@@ -56,7 +56,7 @@ export const errorSchema = z
   .meta({ id: 'Error' });
 
 /** A 400: the issues name each bad field. */
-export const validationErrorSchema = z
+const validationErrorSchema = z
   .object({ error: z.literal('validation'), message: z.string(), issues: z.array(fieldIssue) })
   .meta({ id: 'ValidationError' });
 
@@ -68,7 +68,7 @@ export const validationResponse = (description: string) => validationErrorSchema
 
 const tokenCount = z.int().min(0).max(MAX_TOKENS).default(0).meta({ description: 'A whole number; leave it out for 0 (null is refused).' });
 
-export const tokenUsageSchema = z
+const tokenUsageSchema = z
   .strictObject(Object.fromEntries(TOKEN_KINDS.map((kind) => [kind, tokenCount])) as Record<(typeof TOKEN_KINDS)[number], typeof tokenCount>)
   .meta({
     id: 'TokenUsage',
@@ -140,7 +140,7 @@ export const scopeParamsSchema = z.object({
  * A budget as the config file declares one, without its scope (the URL names it), and its amount a
  * decimal string only (the config file also takes a YAML number).
  */
-export const budgetWireSchema = budgetSchema
+const budgetWireSchema = budgetSchema
   .omit({ scope: true })
   .extend({
     amount: z
