@@ -4,7 +4,8 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FieldIssue } from '../domain/errors.js';
+import type { FastifyReply } from 'fastify';
+import { type CostGuardError, type ErrorCode, type FieldIssue, ValidationError } from '../domain/errors.js';
 
 /** Cost Guard's error codes (src/domain/errors.ts) and those only the HTTP layer produces. */
 export type ApiErrorCode =
@@ -118,4 +119,23 @@ export function writeClientError(socket: Socket, status: number, body: ApiErrorB
   );
   // A client that never reads would keep the socket half-open; end() flushes, then this frees it.
   socket.setTimeout(5_000, () => socket.destroy());
+}
+
+const STATUS_OF_DOMAIN_CODE: Record<ErrorCode, number> = { validation: 400, not_found: 404, conflict: 409, unavailable: 503 };
+
+/** The body of a 400 naming each bad field. */
+export function validationBody(issues: FieldIssue[], message: string): ApiErrorBody & { error: 'validation'; issues: FieldIssue[] } {
+  return { error: 'validation', message, issues };
+}
+
+/** Answers a domain error (src/domain/errors.ts) in the one shape, `extra` fields added. */
+export function sendError(reply: FastifyReply, err: CostGuardError, extra: Record<string, unknown> = {}): FastifyReply {
+  if (err instanceof ValidationError) return reply.code(400).send({ ...validationBody(err.issues, err.message), ...extra });
+  return reply.code(STATUS_OF_DOMAIN_CODE[err.code]).send({ error: err.code, message: err.message, ...extra });
+}
+
+/** Answers an error only the HTTP layer produces, with its headers (Retry-After, WWW-Authenticate). */
+export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
+  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+  return reply.code(err.status).send({ error: err.code, message: err.message });
 }

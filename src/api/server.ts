@@ -10,48 +10,32 @@
  * `api.headersTimeoutMs` and the whole request within `api.requestTimeoutMs` (then 408 and the
  * connection is closed), and a per-key rate limit by the key's scope (429 with Retry-After).
  *
- * POST /v1/usage answers 202 only once Temporal has durably accepted every event (the CostTracker
- * promise resolved), so a 202 means the usage cannot be lost.
+ * This module builds the instance around the routes: body parsing, authentication, rate limits, the
+ * one error shape. The routes are fastify plugins in src/api/routes/, one per concern, each declaring
+ * its zod schemas (src/api/schemas.ts), from which the OpenAPI document is generated
+ * (src/api/openapi.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Pool } from 'pg';
-import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
-import { assertScope, readBudgetStatus, setScopeBudgets } from '../client/budgets.js';
-import { type CostTracker, parseTrackedEvents } from '../client/cost-tracker.js';
-import type { ApiConfig, Config } from '../config/index.js';
-import { reportTimezone } from '../config/reports.js';
-import { loadReport } from '../db/reports.js';
-import { parseReportPeriod } from '../domain/report-period.js';
-import { ConflictError, CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
-import { isHoldId } from '../domain/leases.js';
-import type { AuthorizeRequest } from '../client/preflight.js';
-import type { Logger } from '../lib/logger.js';
-import type { CostGuardMetrics } from '../metrics/index.js';
-import { ApiError, clientErrorBody, clip, codeOfStatus, writeClientError } from './errors.js';
+import { hasZodFastifySchemaValidationErrors, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ApiConfig } from '../config/index.js';
+import { CostGuardError, ValidationError } from '../domain/errors.js';
+import type { ApiDeps, RouteDeps } from './deps.js';
+import { ApiError, clientErrorBody, clip, codeOfStatus, sendApiError, sendError, writeClientError } from './errors.js';
 import { MAX_JSON_DEPTH, jsonNestingDepth } from './json-depth.js';
-import { type ApiKey, ApiKeyVerifier, type AuthenticatedKey, type RouteScope, scopeAllows } from './keys.js';
-import { MAX_EVENTS_PER_REQUEST, openApiDocument, openApiPath, operationScope } from './openapi.js';
+import { ApiKeyVerifier, type AuthenticatedKey, type RouteScope, scopeAllows } from './keys.js';
+import { type DocumentedLimits, documentRoute, registerOpenApi } from './openapi.js';
+import { alertRoutes } from './routes/alerts.js';
+import { budgetRoutes } from './routes/budgets.js';
+import { preflightRoutes } from './routes/preflight.js';
+import { reportRoutes } from './routes/reports.js';
+import { systemRoutes } from './routes/system.js';
+import { usageRoutes } from './routes/usage.js';
+import { isDocumentationOnly } from './schemas.js';
 
-export interface ApiDeps {
-  pool: Pool;
-  /** Parsed keys, or strings as configured (`<scope>:<key>`, or a plain key meaning admin). */
-  apiKeys: readonly (string | ApiKey)[];
-  logger: Logger;
-  temporal: Client;
-  tracker: CostTracker;
-  config: Config;
-  /** The process's Prometheus registry, served at GET /metrics (API key required, as everywhere). */
-  metrics: CostGuardMetrics;
-  /** Injected for tests; default Date.now and randomUUID. */
-  clock?: () => number;
-  generateId?: () => string;
-}
-
-const HOLD_STATES: Record<string, string> = { s: 'settled', r: 'released', x: 'expired', S: 'settled after its release or expiry' };
+export type { ApiDeps } from './deps.js';
 
 /** 10,000 events of a few hundred bytes each, with room for metadata. */
 export const BODY_LIMIT_BYTES = 32 * 1024 * 1024;
@@ -62,14 +46,14 @@ export const MAX_URL_LENGTH = 4096;
 /** Longest path parameter (fastify answers 414 beyond it). */
 const MAX_PARAM_LENGTH = 1000;
 
-const STATUS_OF: Record<ErrorCode, number> = { validation: 400, not_found: 404, conflict: 409, unavailable: 503 };
-
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route needs no API key. */
     public?: boolean;
     /** The key scope the route needs (an admin key may call every route). */
     scope?: RouteScope;
+    /** How a 400 for a bad query parameter begins (default `invalid input`, as ValidationError's). */
+    badQueryMessage?: string;
   }
   interface FastifyRequest {
     /** The key the request was authenticated with (null on public routes and before the check). */
@@ -80,34 +64,6 @@ declare module 'fastify' {
 /** What a request log line shows: never headers (they carry the API key), never the body. */
 function requestLogView(request: FastifyRequest): Record<string, unknown> {
   return { method: request.method, url: request.url, remoteAddress: request.ip };
-}
-
-function validationBody(issues: FieldIssue[], message: string) {
-  return { error: 'validation', message, issues };
-}
-
-function issuesSummary(issues: FieldIssue[]): string {
-  const shown = issues.slice(0, 5).map((i) => `${i.path || '(root)'}: ${i.message}`);
-  return issues.length > 5 ? `${shown.join('; ')}; and ${issues.length - 5} more` : shown.join('; ');
-}
-
-function sendError(reply: FastifyReply, err: CostGuardError, extra: Record<string, unknown> = {}) {
-  if (err instanceof ValidationError) return reply.code(400).send({ ...validationBody(err.issues, err.message), ...extra });
-  return reply.code(STATUS_OF[err.code]).send({ error: err.code, message: err.message, ...extra });
-}
-
-function sendApiError(reply: FastifyReply, err: ApiError) {
-  for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
-  return reply.code(err.status).send({ error: err.code, message: err.message });
-}
-
-/** `?backfill=true` (events older than the usual window are then allowed); absent means false. */
-function backfillFlag(query: unknown): boolean {
-  const value = (query as Record<string, unknown> | undefined)?.backfill;
-  if (value === undefined) return false;
-  if (value === 'true') return true;
-  const shown = Array.isArray(value) ? `${value.length} values` : JSON.stringify(clip(String(value), 50));
-  throw new ValidationError([{ path: 'backfill', message: `expected "true" or no backfill parameter, got ${shown}` }], 'bad query parameter');
 }
 
 /** The rate-limit budget of a key scope: requests per window (0 = none). */
@@ -131,6 +87,9 @@ function frameworkError(err: FastifyError, request: FastifyRequest, reply: Fasti
   request.log.error({ err }, 'framework error');
   return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
 }
+
+/** The validator of a schema that only documents its input. */
+const passThrough = (value: unknown) => ({ value });
 
 /** The JSON parser's connection to fastify's default one, kept for its prototype-poisoning checks. */
 type JsonParser = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void;
@@ -212,20 +171,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   let checkRateLimit: ReturnType<FastifyInstance['createRateLimit']> | undefined;
   const warnedUntil = new Map<string, number>();
 
-  const routes: { method: string; url: string; scope: RouteScope | undefined }[] = [];
+  // Requests are validated by the routes' zod schemas (errors answered in our shape by the error
+  // handler), except where a schema only documents an input its domain check validates. Responses
+  // are sent as JSON.stringify would send them: their schemas document them, nothing more.
+  app.setValidatorCompiler((route) => (isDocumentationOnly(route.schema) ? passThrough : validatorCompiler(route as Parameters<typeof validatorCompiler>[0])));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
+  // Every route says which key scope it needs (or that it is public); the OpenAPI document learns
+  // it, and the errors every route shares, here.
+  const documented: DocumentedLimits = { bodyLimitBytes: BODY_LIMIT_BYTES, maxUrlLength: MAX_URL_LENGTH, maxParamLength: MAX_PARAM_LENGTH, maxHeaderBytes: MAX_HEADER_BYTES };
   app.addHook('onRoute', (route) => {
     const config = route.config as { public?: boolean; scope?: RouteScope } | undefined;
     if (!config?.public && !config?.scope) throw new Error(`route ${String(route.method)} ${route.url} needs config.scope (or config.public)`);
-    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url, scope: config.public ? undefined : config.scope });
+    documentRoute(route, config.public ? undefined : config.scope, documented);
   });
+  void registerOpenApi(app, documented);
+
   app.addHook('onReady', async () => {
-    // The OpenAPI document is hand-written: refuse to start with a route it does not describe, or
-    // describes with another key scope.
-    const paths = openApiDocument().paths as Record<string, Record<string, unknown>>;
-    const missing = routes.filter((r) => !paths[openApiPath(r.url)]?.[r.method.toLowerCase()]);
-    if (missing.length > 0) throw new Error(`routes missing from the OpenAPI document: ${missing.map((r) => `${r.method} ${r.url}`).join(', ')}`);
-    const wrong = routes.filter((r) => operationScope(paths[openApiPath(r.url)]![r.method.toLowerCase()]) !== r.scope);
-    if (wrong.length > 0) throw new Error(`routes whose key scope differs in the OpenAPI document: ${wrong.map((r) => `${r.method} ${r.url}`).join(', ')}`);
     checkRateLimit = app.createRateLimit({
       keyGenerator: (request) => request.apiKey?.id ?? '',
       max: (request) => budgetOf(limits.rateLimit, request.apiKey),
@@ -290,6 +252,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof ApiError) return sendApiError(reply, err);
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const issues = err.validation.map((v) => ({ path: v.instancePath.slice(1).replaceAll('/', '.'), message: v.message ?? 'invalid' }));
+      return sendError(reply, new ValidationError(issues, err.validationContext === 'querystring' ? request.routeOptions.config.badQueryMessage : undefined));
+    }
     if (err instanceof CostGuardError) {
       if (err.code === 'unavailable') request.log.warn({ err }, 'dependency unavailable');
       return sendError(reply, err);
@@ -314,140 +280,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
   });
 
-  app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
-    try {
-      await deps.pool.query('SELECT 1');
-      return { status: 'ok' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
-    }
-  });
-
-  app.get('/v1/openapi.json', { config: { scope: 'read' } }, async () => openApiDocument());
-
-  // Outside /v1: Prometheus' conventional path, and its format is versioned by its content type.
-  app.get('/metrics', { config: { scope: 'read' } }, async (_request, reply) => {
-    const text = await deps.metrics.render();
-    return reply.header('content-type', deps.metrics.contentType).send(text);
-  });
-
-  app.post('/v1/usage', { config: { scope: 'ingest' } }, async (request, reply) => {
-    const backfill = backfillFlag(request.query);
-    const body = request.body;
-    const batch = Array.isArray(body);
-    const inputs: unknown[] = batch ? body : [body];
-    if (batch && inputs.length === 0) return reply.code(400).send(validationBody([{ path: '', message: 'must contain at least one usage event' }], 'no usage events'));
-    if (inputs.length > MAX_EVENTS_PER_REQUEST) {
-      const issues = [{ path: '', message: `at most ${MAX_EVENTS_PER_REQUEST} events per request, got ${inputs.length}: split the array` }];
-      return reply.code(400).send(validationBody(issues, 'too many usage events'));
-    }
-    // All or nothing: every event is checked before any is sent, and each bad field is named.
-    const parsed = parseTrackedEvents(inputs, { now: clock(), generateId, indexed: batch, backfill });
-    if (!parsed.ok) {
-      const bad = new Set(parsed.issues.map((i) => /^\[(\d+)\]/.exec(i.path)?.[1] ?? '0')).size;
-      return reply
-        .code(400)
-        .send(validationBody(parsed.issues, `${bad} of ${inputs.length} usage event(s) invalid, nothing recorded: ${issuesSummary(parsed.issues)}`));
-    }
-    const requestIds = parsed.value.map((e) => e.requestId);
-    try {
-      await deps.tracker.recordValidated(parsed.value);
-    } catch (err) {
-      if (err instanceof CostGuardError && err.code === 'unavailable') {
-        request.log.warn({ err, events: requestIds.length }, 'usage not accepted: Temporal unavailable');
-        // The ids let the caller resend the very same events: whatever did get through counts once.
-        return sendError(reply, err, { requestIds });
-      }
-      throw err;
-    }
-    // `accepted` counts events, not array entries: a requestId sent twice is one event, counted once.
-    return reply.code(202).send({ accepted: new Set(requestIds).size, requestIds });
-  });
-
-  app.post('/v1/authorize', { config: { scope: 'ingest' } }, async (request) => deps.tracker.authorize(request.body as AuthorizeRequest));
-
-  app.get<{ Params: { id: string } }>('/v1/holds/:id', { config: { scope: 'ingest' } }, async (request) => {
-    const { id } = request.params;
-    if (!isHoldId(id)) throw new ValidationError([{ path: 'id', message: 'must be a hold id as POST /v1/authorize returns it' }]);
-    const hold = await deps.tracker.holdState(id);
-    if (!hold) throw new NotFoundError(`no hold ${id} (never made, or finished more than two days ago)`);
-    return { holdId: id, ...hold };
-  });
-
-  app.delete<{ Params: { id: string } }>('/v1/holds/:id', { config: { scope: 'ingest' } }, async (request) => ({ holdId: request.params.id, status: await deps.tracker.releaseHold(request.params.id) }));
-
-  app.post<{ Params: { id: string } }>('/v1/holds/:id/renew', { config: { scope: 'ingest' } }, async (request) => {
-    const body = (request.body ?? {}) as { ttlSeconds?: unknown };
-    const extra = typeof body === 'object' && body !== null ? Object.keys(body).filter((k) => k !== 'ttlSeconds') : [];
-    if (typeof body !== 'object' || body === null || Array.isArray(body) || extra.length > 0) throw new ValidationError([{ path: '', message: 'expected {} or { "ttlSeconds": 60 }' }]);
-    const ttl = body.ttlSeconds;
-    if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1)) throw new ValidationError([{ path: 'ttlSeconds', message: 'must be a whole number of seconds, at least 1' }]);
-    const r = await deps.tracker.renewHold(request.params.id, ttl as number | undefined);
-    if (r.ok) return { holdId: request.params.id, expiresAt: r.expiresAt };
-    if (r.state === 'unknown') throw new NotFoundError(`no hold ${request.params.id}`);
-    throw new ConflictError(`hold ${request.params.id} is no longer open (${HOLD_STATES[r.state] ?? r.state}): authorize again`);
-  });
-
-  app.get<{ Querystring: Record<string, string | undefined> }>('/v1/advice', { config: { scope: 'read' } }, async (request) => {
-    const q = request.query;
-    const req: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(q)) {
-      if (v === undefined) continue;
-      req[k] = k === 'inputTokens' || k === 'maxOutputTokens' ? (/^\d{1,12}$/.test(v) ? Number(v) : v) : v;
-    }
-    return deps.tracker.advise({ inputTokens: 0, maxOutputTokens: 0, ...req } as unknown as AuthorizeRequest);
-  });
-
-  app.get<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'read' } }, async (request) => {
-    const { scope } = request.params;
-    assertScope(scope);
-    const [status, preflight] = await Promise.all([readBudgetStatus(deps.temporal, deps.pool, deps.config, scope, clock()), deps.tracker.preflightStatus(scope).catch(() => null)]);
-    return preflight ? { ...status, preflight } : status;
-  });
-
-  app.put<{ Params: { scope: string } }>('/v1/budgets/:scope', { config: { scope: 'admin' } }, async (request) => {
-    const { scope } = request.params;
-    assertScope(scope);
-    return setScopeBudgets(deps.temporal, {
-      scope,
-      taskQueue: deps.config.temporal.taskQueue,
-      change: request.body,
-      defaultTimezone: deps.config.timezone,
-      pool: deps.pool,
-      config: deps.config,
-    });
-  });
-
-  app.get<{ Querystring: { status?: string; scope?: string; limit?: string } }>('/v1/alerts', { config: { scope: 'read' } }, async (request) => {
-    const { status = 'open', scope, limit } = request.query;
-    if (status !== 'open' && status !== 'all') throw new ValidationError([{ path: 'status', message: 'expected "open" or "all"' }]);
-    if (scope !== undefined) assertScope(scope);
-    const n = limit === undefined ? 100 : Number(limit);
-    return { incidents: await listAlerts(deps.pool, { all: status === 'all', scope, limit: n }) };
-  });
-
-  app.get<{ Params: { id: string } }>('/v1/alerts/:id', { config: { scope: 'read' } }, async (request) => getAlert(deps.pool, request.params.id));
-
-  app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', { config: { scope: 'admin' } }, async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body));
-
-  // One route serves both forms: `/v1/reports/daily/2026-03-08` (JSON) and `.../2026-03-08.html`
-  // (the page sent by email). Reports are read, never generated here: generating reads a whole
-  // period of the ledger, which an HTTP request should not trigger (`costguard report --generate`).
-  app.get<{ Params: { kind: string; period: string }; Querystring: { tz?: string } }>('/v1/reports/:kind/:period', { config: { scope: 'read' } }, async (request, reply) => {
-    const { kind } = request.params;
-    const html = request.params.period.endsWith('.html');
-    const period = html ? request.params.period.slice(0, -'.html'.length) : request.params.period;
-    const tz = typeof request.query.tz === 'string' ? request.query.tz : undefined;
-    const p = parseReportPeriod(kind, period, reportTimezone(deps.config, tz));
-    const stored = await loadReport(deps.pool, p.kind, p.period, p.timezone);
-    if (!stored) {
-      throw new NotFoundError(
-        `no ${p.kind} report for ${p.period} (${p.timezone}) has been generated; generate it with \`costguard report ${p.kind} ${p.kind === 'daily' ? '--date' : '--month'} ${p.period} --tz ${p.timezone} --generate\``,
-      );
-    }
-    if (html) return reply.type('text/html; charset=utf-8').send(stored.html);
-    return stored.report;
-  });
+  const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, clock, generateId };
+  for (const routes of [systemRoutes, usageRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes]) void app.register(routes, routeDeps);
 
   return app;
 }

@@ -1,0 +1,26 @@
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { CostTracker } from '../client/cost-tracker.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../lib/logger.js';
+import type { CostGuardMetrics } from '../metrics/index.js';
+import type { ApiKey } from './keys.js';
+
+/** What the HTTP API is built from (src/cli/start.ts wires the real ones, tests their own). */
+export interface ApiDeps {
+  pool: Pool;
+  /** Parsed keys, or strings as configured (`<scope>:<key>`, or a plain key meaning admin). */
+  apiKeys: readonly (string | ApiKey)[];
+  logger: Logger;
+  temporal: Client;
+  tracker: CostTracker;
+  config: Config;
+  /** The process's Prometheus registry, served at GET /metrics (API key required, as everywhere). */
+  metrics: CostGuardMetrics;
+  /** Injected for tests; default Date.now and randomUUID. */
+  clock?: () => number;
+  generateId?: () => string;
+}
+
+/** What each route plugin is given: the dependencies, with the clock and id generator resolved. */
+export type RouteDeps = Omit<ApiDeps, 'clock' | 'generateId' | 'apiKeys' | 'logger'> & { clock: () => number; generateId: () => string };
