@@ -76,10 +76,10 @@ export interface FlushSample {
 }
 
 /** The `status` label of a call recorded without one, and of the wrappers' `ok`: the original's value. */
-export const SUCCESS_STATUS = 'success';
+const SUCCESS_STATUS = 'success';
 
 /** The `status` label for a recorded status: a short string, `ok` read as `success`; anything else is `other`. */
-export function callStatus(status: unknown): string {
+function callStatus(status: unknown): string {
   if (status === undefined || status === null || status === 'ok') return SUCCESS_STATUS;
   return typeof status === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(status) ? status : OTHER_LABEL_VALUE;
 }
