@@ -250,7 +250,7 @@ export function createFlushRecorder(deps: LedgerActivityDeps) {
         counted: fresh.map((c) => {
           const e = byId.get(c.requestId)!;
           const { costUsd, unpriced, occurredAt } = c;
-          const sample: CountedEventSample = { provider: e.provider, model: e.model, userId: e.userId, costUsd, unpriced, occurredAt, inputTokens: e.usage.inputTokens, outputTokens: e.usage.outputTokens };
+          const sample: CountedEventSample = { provider: e.provider, model: e.model, userId: e.userId, taskType: e.taskType, status: e.metadata.status, costUsd, unpriced, occurredAt, inputTokens: e.usage.inputTokens, outputTokens: e.usage.outputTokens };
           if (e.cacheHit) {
             sample.cacheHit = true;
             sample.avoidedUsd = avoidedOf.get(c.requestId) ?? '0';

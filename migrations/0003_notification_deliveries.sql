@@ -1,7 +1,7 @@
 -- Up Migration
 
 -- One row per (notification, channel): the delivery log. The activity that sends reads it under a
--- lock first, so a retry after a successful send never sends again (DESIGN.md, invariant 7), and
+-- lock first, so a retry after a successful send never sends again (docs/architecture.md, invariant 7), and
 -- operators can see with SQL what was sent where, how many attempts it took and why it failed.
 CREATE TABLE notification_deliveries (
   source_id         text NOT NULL,

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * `costguard`: the command line. Every command takes --json for machine output and exits non-zero
+ * `costguard`: the command line. Every command but `start` takes --json for machine output and exits non-zero
  * on error: 2 bad input, 3 not found, 4 conflict, 5 unavailable, 1 anything else.
  */
+import { existsSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ConfigError, type Config, loadConfig } from '../config/index.js';
 import { CostGuardError, ValidationError } from '../domain/errors.js';
@@ -40,7 +42,8 @@ function handleError(err: unknown, json: boolean): never {
   process.exit(code);
 }
 
-const program = new Command()
+/** The command tree; exported so the README check can list commands and options without running one. */
+export const program = new Command()
   .name('costguard')
   .description('Cost Guard: exact LLM cost metering, durable budgets and alerts')
   .showHelpAfterError();
@@ -236,5 +239,9 @@ for (const kind of ['daily', 'monthly'] as const) {
     });
 }
 
-await program.parseAsync(process.argv).catch((err: unknown) => handleError(err, false));
+// Parse only as the entry point (`costguard`, a symlink to it, or this file run directly), not when imported.
+const entry = process.argv[1];
+if (entry && existsSync(entry) && realpathSync(entry) === fileURLToPath(import.meta.url)) {
+  await program.parseAsync(process.argv).catch((err: unknown) => handleError(err, false));
+}
 

@@ -187,7 +187,7 @@ export function renderReportHtml(r: Report): string {
   if (r.recommendations.length > 0) {
     sections.push(
       `<h2 style="font-size:16px;margin:24px 0 8px">Recommendations</h2>\n<ul class="recommendations" style="font-size:14px">\n${r.recommendations
-        .map((x) => `<li data-kind="${escapeHtml(x.kind)}">${escapeHtml(x.message)}</li>`)
+        .map((x) => `<li data-kind="${escapeHtml(x.kind)}" data-rule="${escapeHtml(x.rule)}">${escapeHtml(x.message)} <span style="color:#6b7280">(rule: ${escapeHtml(x.rule)})</span></li>`)
         .join('\n')}\n</ul>`,
     );
   }

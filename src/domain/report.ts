@@ -13,6 +13,13 @@
  *     prices the model's average call (token counts of each kind divided by its calls, rounded down)
  *     with the current and the alternative model through the pricing engine, times the calls, so
  *     long-context tiers are judged per call as they are billed.
+ * The original specification's absolute rules, beside these on daily reports (its figures are per
+ * day; a monthly report would trip them every month):
+ *  5. A provider that cost more than ORIGINAL_PROVIDER_USD ($50) in the day.
+ *  6. A task type that cost more than ORIGINAL_TASK_TYPE_USD ($1) in the day.
+ *  7. An average cost per call above ORIGINAL_AVERAGE_CALL_USD ($2) over the day.
+ * Each recommendation names the rule that produced it (`rule`), so a reader can tell the original's
+ * fixed amounts from the shares and ratios that scale with the spend.
  */
 import { CONVERSION_DECIMALS, Dec, normalizeAmount, parseAmount } from './money.js';
 import { type ModelTier, modelTier } from './model-tiers.js';
@@ -25,6 +32,10 @@ export const PROVIDER_SHARE = 0.5;
 export const TASK_TYPE_SHARE = 0.4;
 export const HIGH_AVERAGE_FACTOR = 2;
 export const MIN_CALLS_FOR_AVERAGE = 2;
+/** The original specification's fixed amounts (USD per day, exact decimals; "more than"). */
+export const ORIGINAL_PROVIDER_USD = '50';
+export const ORIGINAL_TASK_TYPE_USD = '1';
+export const ORIGINAL_AVERAGE_CALL_USD = '2';
 
 /** One group of ledger rows as the aggregation returns it (a provider, a task type, a user...). */
 export interface UsageGroup {
@@ -89,8 +100,22 @@ export interface ModelBreakdownRow extends BreakdownRow {
 
 export type RecommendationKind = 'expensive_provider' | 'expensive_task_type' | 'high_average_cost' | 'cheaper_model';
 
+/**
+ * The rule behind a recommendation: the relative ones (shares, ratios, tiers) and the original
+ * specification's fixed amounts (`original_*`).
+ */
+export type RecommendationRule =
+  | 'provider_share'
+  | 'task_type_share'
+  | 'high_average'
+  | 'cheaper_tier'
+  | 'original_provider_cost'
+  | 'original_task_type_cost'
+  | 'original_average_cost';
+
 export interface Recommendation {
   kind: RecommendationKind;
+  rule: RecommendationRule;
   /** What it is about: a provider, a task type, or `provider/model`. */
   subject: string;
   message: string;
@@ -227,6 +252,7 @@ export function recommend(data: ReportData, pricer: Pricer): Recommendation[] {
     if (share >= PROVIDER_SHARE * 100) {
       recs.push({
         kind: 'expensive_provider',
+        rule: 'provider_share',
         subject: p.key,
         message: `${p.key} accounts for ${share}% of the cost (${fmtUsd(p.costUsd)} of ${fmtUsd(total)}): compare its models with other providers' for the same tasks.`,
       });
@@ -237,6 +263,7 @@ export function recommend(data: ReportData, pricer: Pricer): Recommendation[] {
     if (share >= TASK_TYPE_SHARE * 100) {
       recs.push({
         kind: 'expensive_task_type',
+        rule: 'task_type_share',
         subject: t.key,
         message: `Task type "${t.key}" accounts for ${share}% of the cost (${fmtUsd(t.costUsd)}): review its prompts, caching and model choice first.`,
       });
@@ -249,6 +276,7 @@ export function recommend(data: ReportData, pricer: Pricer): Recommendation[] {
       const factor = avg.dividedBy(overallAvg).toDecimalPlaces(1, Dec.ROUND_HALF_EVEN).toString();
       recs.push({
         kind: 'high_average_cost',
+        rule: 'high_average',
         subject: g.key,
         message: `${what} averages ${fmtUsd(avg.toFixed())} per call, ${factor}x the period's average of ${fmtUsd(overallAvg.toFixed())}.`,
       });
@@ -262,6 +290,7 @@ export function recommend(data: ReportData, pricer: Pricer): Recommendation[] {
     if (!est) continue;
     switches.push({
       kind: 'cheaper_model',
+      rule: 'cheaper_tier',
       subject: m.key,
       alternative: est.alternative,
       estimatedSavingUsd: est.savingUsd,
@@ -272,7 +301,43 @@ export function recommend(data: ReportData, pricer: Pricer): Recommendation[] {
     });
   }
   switches.sort((a, b) => parseAmount(b.estimatedSavingUsd!).comparedTo(parseAmount(a.estimatedSavingUsd!)) || (a.subject < b.subject ? -1 : 1));
-  return [...recs, ...switches];
+  return [...recs, ...switches, ...(data.period.kind === 'daily' ? originalRecommendations(data) : [])];
+}
+
+/** The original specification's fixed-amount rules for one day's data (rules 5-7 above). */
+export function originalRecommendations(data: ReportData): Recommendation[] {
+  const recs: Recommendation[] = [];
+  const day = data.period.period;
+  for (const p of [...data.byProvider].sort(byCost)) {
+    if (parseAmount(p.costUsd).gt(ORIGINAL_PROVIDER_USD)) {
+      recs.push({
+        kind: 'expensive_provider',
+        rule: 'original_provider_cost',
+        subject: p.key,
+        message: `${p.key} cost ${fmtUsd(p.costUsd)} on ${day}, more than the original rule's $${ORIGINAL_PROVIDER_USD} a day: move the calls that do not need it to a cheaper model or provider.`,
+      });
+    }
+  }
+  for (const t of [...data.byTaskType].sort(byCost)) {
+    if (parseAmount(t.costUsd).gt(ORIGINAL_TASK_TYPE_USD)) {
+      recs.push({
+        kind: 'expensive_task_type',
+        rule: 'original_task_type_cost',
+        subject: t.key,
+        message: `Task type "${t.key}" cost ${fmtUsd(t.costUsd)} on ${day}, more than the original rule's $${ORIGINAL_TASK_TYPE_USD} a day: cache its repeated prompts or give it a cheaper model.`,
+      });
+    }
+  }
+  const avg = averageCost(data.totals.costUsd, data.totals.calls);
+  if (parseAmount(avg).gt(ORIGINAL_AVERAGE_CALL_USD)) {
+    recs.push({
+      kind: 'high_average_cost',
+      rule: 'original_average_cost',
+      subject: 'all calls',
+      message: `Calls averaged ${fmtUsd(avg)} on ${day}, more than the original rule's $${ORIGINAL_AVERAGE_CALL_USD} a call: shorten prompts, cap max_tokens, or use a cheaper tier.`,
+    });
+  }
+  return recs;
 }
 
 /** Assembles the report from its data. Deterministic: the same data gives the same report. */

@@ -6,8 +6,12 @@
  * rollups can answer it exactly: a calendar `day` or `month` period in that same zone. A budget in
  * another zone or with a fixed-length period (`30s`, `7d`) is left out rather than approximated;
  * its live state is in the budget workflow (Temporal UI, `costguard status`).
+ *
+ * `budget_type` takes the original specification's values, `daily` and `monthly`, for every budget
+ * of one scope (the system's, `team:infra`'s), and the `scope` label tells them apart; so the
+ * original query `budget_usage_ratio{budget_type="daily"}` still finds the system's daily budget
+ * (and, when named scopes have daily budgets, theirs beside it, each with its own `scope`).
  */
-import { scopeKind } from '../domain/budget.js';
 import { type Currency, type ExchangeRates, parseAmount, toUsd } from '../domain/money.js';
 
 export interface BudgetLike {
@@ -19,7 +23,7 @@ export interface BudgetLike {
 
 /** One series of `budget_usage_ratio`. */
 export interface BudgetGauge {
-  /** `system_daily`, `system_monthly`, `team_daily`, `user_daily_max`, ... */
+  /** `daily` or `monthly` (the original values); `user_daily_max` / `user_monthly_max` for the per-user maximum. */
   budgetType: string;
   /** The scope label: `system`, `team:infra`, or `user` for the per-user maximum. */
   scope: string;
@@ -35,7 +39,9 @@ const PERIOD_NAME = { day: 'daily', month: 'monthly' } as const;
  * The gauges for a set of budget rules (`scope` as in the config: `system`, a kind such as `user`
  * meaning every scope of that kind, or one scope `team:infra`). A kind-wide `user` budget becomes
  * `user_daily_max` (the most spent by any one user against it: bounded, unlike one series per
- * user); kind-wide `team`/`project` budgets are left out for the same reason.
+ * user); kind-wide `team`/`project` budgets are left out for the same reason. The maximum keeps a
+ * budget_type of its own: it is no one budget, and under `daily` it would change what the original
+ * query `budget_usage_ratio{budget_type="daily"}` answers (the system's daily budget).
  */
 export function budgetGauges(
   rules: readonly (BudgetLike & { scope: string })[],
@@ -46,12 +52,11 @@ export function budgetGauges(
   for (const rule of rules) {
     if (rule.period !== 'day' && rule.period !== 'month') continue;
     if ((rule.timezone ?? reportingTimezone) !== reportingTimezone) continue;
-    const kind = rule.scope.includes(':') ? scopeKind(rule.scope) : rule.scope;
     const specific = rule.scope.includes(':') || rule.scope === 'system';
-    if (!specific && kind !== 'user') continue;
+    if (!specific && rule.scope !== 'user') continue;
     const amountUsd = toUsd(rule.amount, rule.currency ?? 'USD', rates);
     gauges.push({
-      budgetType: `${kind}_${PERIOD_NAME[rule.period]}${specific ? '' : '_max'}`,
+      budgetType: specific ? PERIOD_NAME[rule.period] : `user_${PERIOD_NAME[rule.period]}_max`,
       scope: rule.scope,
       periodKind: rule.period,
       amountUsd,

@@ -4,8 +4,10 @@
  * touches prom-client's global one.
  *
  * Two kinds of metrics, kept apart on purpose:
- *  - EVENT counters and histograms (`llm_cost_usd_total`, `llm_api_calls_total`, `llm_token_usage`,
- *    ingestion lag, batch size, unpriced...) are fed by the ledger activity from what its commit
+ *  - EVENT counters and histograms (`llm_cost_usd_total{provider, model, task_type}`,
+ *    `llm_api_calls_total{provider, model, task_type, status}`, `llm_token_usage{provider, model, kind}`:
+ *    the original specification's labels; ingestion lag, batch size, unpriced...) are fed by the
+ *    ledger activity from what its commit
  *    NEWLY counted, so an event counts once per process even when the activity is retried or a batch
  *    is re-sent. They are per process: sum them across workers in PromQL.
  *  - STATE gauges (`llm_cost_per_hour_usd`, `budget_usage_ratio`, `costguard_top_user_cost_usd`)
@@ -42,6 +44,12 @@ export interface CountedEventSample {
   provider: string;
   model: string;
   userId: string;
+  taskType: string;
+  /**
+   * The call's outcome as the caller recorded it (the SDK wrappers' `metadata.status`: `ok`,
+   * `incomplete`, `aborted`, `error`); absent counts as `success`, the original's value, as does `ok`.
+   */
+  status?: unknown;
   /** Exact decimal string from the ledger. */
   costUsd: string;
   unpriced: boolean;
@@ -65,6 +73,15 @@ export interface FlushSample {
   counted: readonly CountedEventSample[];
   /** When the commit finished (ms since the epoch): ingestion lag is measured to here. */
   persistedAtMs: number;
+}
+
+/** The `status` label of a call recorded without one, and of the wrappers' `ok`: the original's value. */
+const SUCCESS_STATUS = 'success';
+
+/** The `status` label for a recorded status: a short string, `ok` read as `success`; anything else is `other`. */
+function callStatus(status: unknown): string {
+  if (status === undefined || status === null || status === 'ok') return SUCCESS_STATUS;
+  return typeof status === 'string' && /^[A-Za-z0-9_.-]{1,32}$/.test(status) ? status : OTHER_LABEL_VALUE;
 }
 
 /** `stored`: this attempt committed the batch; `replayed`: it found the stored result; `error`: it threw. */
@@ -146,21 +163,27 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
   }
   const userLabel = config.metrics.userLabel;
   const eventLabels = userLabel ? ['provider', 'model', 'user_id'] : ['provider', 'model'];
+  // The original specification's labels: cost by task type, calls by task type and status.
+  const costLabels = [...eventLabels, 'task_type'];
+  const callLabels = [...costLabels, 'status'];
+  // Every caller-supplied label value is bounded the same way (metrics.maxLabelValues, then "other").
   const providers = new BoundedLabel(config.metrics.maxLabelValues);
   const models = new BoundedLabel(config.metrics.maxLabelValues);
   const users = new BoundedLabel(config.metrics.maxLabelValues);
+  const taskTypes = new BoundedLabel(config.metrics.maxLabelValues);
+  const statuses = new BoundedLabel(config.metrics.maxLabelValues);
   const registers = [registry];
 
   const cost = new Counter({
     name: 'llm_cost_usd_total',
     help: 'Cost of the LLM calls newly recorded in the ledger, USD (original name: llm_total_cost_usd).',
-    labelNames: eventLabels,
+    labelNames: costLabels,
     registers,
   });
   const calls = new Counter({
     name: 'llm_api_calls_total',
-    help: 'LLM calls newly recorded in the ledger (each idempotency key once), priced or not.',
-    labelNames: eventLabels,
+    help: 'LLM calls newly recorded in the ledger (each idempotency key once), priced or not; status as the caller recorded it (success when none).',
+    labelNames: callLabels,
     registers,
   });
   const avoided = new Counter({
@@ -184,7 +207,7 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
   const tokens = new Histogram({
     name: 'llm_token_usage',
     help: 'Tokens per LLM call, by kind (input includes cache tokens; output includes reasoning).',
-    labelNames: ['provider', 'kind'],
+    labelNames: ['provider', 'model', 'kind'],
     buckets: TOKEN_BUCKETS,
     registers,
   });
@@ -307,7 +330,7 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
   });
   new Gauge({
     name: 'budget_usage_ratio',
-    help: 'Spend of the current period over the budget (1 = fully spent). budget_type: <kind>_<daily|monthly>; user_daily_max is the top user against the per-user budget.',
+    help: 'Spend of the current period over the budget (1 = fully spent). budget_type: daily or monthly, scope: system, team:infra...; budget_type user_daily_max (scope user) is the top user against the per-user budget.',
     labelNames: ['budget_type', 'scope'],
     registers,
     async collect() {
@@ -347,15 +370,16 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
         batchSize.observe(sample.batch.received);
       }
       // Sum each label set's cost exactly first, so the float sees one addition per batch and series.
-      const perSeries = new Map<string, { labels: Record<string, string>; cost: Dec; calls: number }>();
+      const perCost = new Map<string, { labels: Record<string, string>; cost: Dec }>();
+      const perCall = new Map<string, { labels: Record<string, string>; calls: number }>();
       const perHitSeries = new Map<string, { labels: Record<string, string>; avoided: Dec; hits: number }>();
       for (const e of sample.counted) {
         const provider = providers.value(e.provider);
         const model = models.value(e.model);
         const labels: Record<string, string> = userLabel ? { provider, model, user_id: users.value(e.userId) } : { provider, model };
-        const key = JSON.stringify(labels);
         if (e.cacheHit) {
           // Cost avoided, not spend: no cost, no API call, no processed tokens.
+          const key = JSON.stringify(labels);
           const hit = perHitSeries.get(key) ?? { labels, avoided: new Dec(0), hits: 0 };
           hit.avoided = hit.avoided.plus(e.avoidedUsd ?? '0');
           hit.hits += 1;
@@ -363,19 +387,23 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
           lag.observe(Math.max(0, (sample.persistedAtMs - Date.parse(e.occurredAt)) / 1000));
           continue;
         }
-        const series = perSeries.get(key) ?? { labels, cost: new Dec(0), calls: 0 };
-        series.cost = series.cost.plus(e.costUsd);
-        series.calls += 1;
-        perSeries.set(key, series);
-        tokens.observe({ provider, kind: 'input' }, e.inputTokens);
-        tokens.observe({ provider, kind: 'output' }, e.outputTokens);
+        const costSet = { ...labels, task_type: taskTypes.value(e.taskType) };
+        const costKey = JSON.stringify(costSet);
+        const costSeries = perCost.get(costKey) ?? { labels: costSet, cost: new Dec(0) };
+        costSeries.cost = costSeries.cost.plus(e.costUsd);
+        perCost.set(costKey, costSeries);
+        const callSet = { ...costSet, status: statuses.value(callStatus(e.status)) };
+        const callKey = JSON.stringify(callSet);
+        const callSeries = perCall.get(callKey) ?? { labels: callSet, calls: 0 };
+        callSeries.calls += 1;
+        perCall.set(callKey, callSeries);
+        tokens.observe({ provider, model, kind: 'input' }, e.inputTokens);
+        tokens.observe({ provider, model, kind: 'output' }, e.outputTokens);
         if (e.unpriced) unpriced.inc({ provider, model });
         lag.observe(Math.max(0, (sample.persistedAtMs - Date.parse(e.occurredAt)) / 1000));
       }
-      for (const { labels, cost: c, calls: n } of perSeries.values()) {
-        cost.inc(labels, c.toNumber());
-        calls.inc(labels, n);
-      }
+      for (const { labels, cost: c } of perCost.values()) cost.inc(labels, c.toNumber());
+      for (const { labels, calls: n } of perCall.values()) calls.inc(labels, n);
       for (const { labels, avoided: a, hits: n } of perHitSeries.values()) {
         avoided.inc(labels, a.toNumber());
         cacheHits.inc(labels, n);

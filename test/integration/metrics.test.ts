@@ -47,8 +47,8 @@ function ev(requestId: string, userId: string, over: Record<string, unknown> = {
 /** The workload: 3 users, a team, an unpriced model, a duplicate event within a batch. */
 const BATCHES = [
   { scope: 'user:alice', batch: { batchId: 'm-a1', events: [ev('ma1', 'alice'), ev('ma2', 'alice', { usage: { inputTokens: 5000, outputTokens: 900 } }), ev('ma1', 'alice')] } },
-  { scope: 'user:alice', batch: { batchId: 'm-a2', events: [ev('ma3', 'alice', { model: 'gpt-4o', team: 'infra' })] } },
-  { scope: 'user:bob', batch: { batchId: 'm-b1', events: [ev('mb1', 'bob', { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', team: 'infra' })] } },
+  { scope: 'user:alice', batch: { batchId: 'm-a2', events: [ev('ma3', 'alice', { model: 'gpt-4o', team: 'infra', taskType: 'analysis', metadata: { status: 'error' } })] } },
+  { scope: 'user:bob', batch: { batchId: 'm-b1', events: [ev('mb1', 'bob', { provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', team: 'infra', taskType: 'summarization', metadata: { status: 'ok' } })] } },
   { scope: 'user:carol', batch: { batchId: 'm-c1', events: [ev('mc1', 'carol', { provider: 'acme', model: 'mystery-1' }), ev('mc2', 'carol')] } },
   // About $11 and $9: ranked by amount, not as text ("9..." > "11..." as strings).
   { scope: 'user:erin', batch: { batchId: 'm-e1', events: [ev('me1', 'erin', { model: 'gpt-4o', usage: { inputTokens: 4_400_000, outputTokens: 0 } })] } },
@@ -120,6 +120,21 @@ describe('GET /metrics after a known workload', () => {
       expect(sumOf(first, 'llm_cost_usd_total', { provider: r.provider, model: r.model })).toBeCloseTo(r.cost, 12);
     }
     expect(sumOf(first, 'costguard_unpriced_events_total', { provider: 'acme', model: 'mystery-1' })).toBe(1);
+    // The original labels: cost and calls by task type, calls by status (the wrappers' metadata.status;
+    // none recorded, or `ok`, is `success`), tokens by model.
+    const byTask = await stack.pool.query<{ task_type: string; calls: number; cost: number }>(
+      'SELECT task_type, count(*)::int AS calls, sum(cost_usd)::float8 AS cost FROM usage_ledger GROUP BY 1',
+    );
+    expect(byTask.rows.map((r) => r.task_type).sort()).toEqual(['analysis', 'default', 'summarization']);
+    for (const r of byTask.rows) {
+      expect(sumOf(first, 'llm_api_calls_total', { task_type: r.task_type })).toBe(r.calls);
+      expect(sumOf(first, 'llm_cost_usd_total', { task_type: r.task_type })).toBeCloseTo(r.cost, 12);
+    }
+    expect(sumOf(first, 'llm_api_calls_total', { status: 'error' })).toBe(1);
+    expect(sumOf(first, 'llm_api_calls_total', { status: 'success' })).toBe(EVENTS - 1);
+    expect(sumOf(first, 'llm_api_calls_total', { task_type: 'analysis', status: 'error', model: 'gpt-4o' })).toBe(1);
+    for (const r of rows) expect(sumOf(first, 'llm_token_usage_count', { provider: r.provider, model: r.model, kind: 'input' })).toBe(r.calls);
+    expect(sumOf(first, 'llm_token_usage_sum', { model: 'gpt-4o', kind: 'input' })).toBe(1000 + 4_400_000 + 3_600_000);
     // user_id is opt-in: not a label by default.
     expect(seriesOf(first, 'llm_cost_usd_total').every((s) => !('user_id' in s.labels))).toBe(true);
     // Operator metrics: each stored flush (a workflow may merge signalled batches into one flush)
@@ -139,10 +154,14 @@ describe('GET /metrics after a known workload', () => {
     );
     const infra = (await ledgerTotals('team = $1', ['infra'])).cost;
     const ratio = (type: string, scope: string) => seriesOf(first, 'budget_usage_ratio').find((s) => s.labels.budget_type === type && s.labels.scope === scope)?.value;
-    expect(ratio('system_daily', 'system')).toBeCloseTo(total / 100, 12);
-    expect(ratio('system_monthly', 'system')).toBeCloseTo(total / 2000, 12);
+    expect(ratio('daily', 'system')).toBeCloseTo(total / 100, 12);
+    expect(ratio('monthly', 'system')).toBeCloseTo(total / 2000, 12);
     expect(ratio('user_daily_max', 'user')).toBeCloseTo(byUser.rows[0]!.cost / 10, 12);
-    expect(ratio('team_daily', 'team:infra')).toBeCloseTo(infra / (0.5 / 0.92), 9);
+    expect(ratio('daily', 'team:infra')).toBeCloseTo(infra / (0.5 / 0.92), 9);
+    // The original query budget_usage_ratio{budget_type="daily"} finds the system's daily budget,
+    // beside the named scopes' daily budgets (told apart by scope), never the per-user maximum.
+    const daily = seriesOf(first, 'budget_usage_ratio').filter((s) => s.labels.budget_type === 'daily');
+    expect(daily.map((s) => s.labels.scope).sort()).toEqual(['system', 'team:infra']);
     // Every event happened within the last minute, so the rolling hour holds all of them unless the
     // hour turned in between; then the previous hour's share is less than all of it.
     const perHour = sumOf(first, 'llm_cost_per_hour_usd');

@@ -168,6 +168,15 @@ describe('a daily report over a known data set', () => {
       const previous = await sqlTotals(LOCAL_DAY, [tz, '2026-03-07']);
       expect(report.previous).toMatchObject({ period: '2026-03-07', costUsd: previous.costUsd, calls: previous.calls });
       expect(report.recommendations.length).toBeGreaterThan(0);
+      // The original fixed-amount rules fire exactly where the ledger's day crosses them.
+      const overOriginal = [
+        ...Object.entries(byProvider).filter(([, v]) => Number(v.costUsd) > 50).map(([k]) => `original_provider_cost ${k}`),
+        ...Object.entries(byTask).filter(([, v]) => Number(v.costUsd) > 1).map(([k]) => `original_task_type_cost ${k}`),
+        ...(Number(expected.costUsd) / expected.calls > 2 ? ['original_average_cost all calls'] : []),
+      ];
+      const original = report.recommendations.filter((r) => r.rule.startsWith('original_')).map((r) => `${r.rule} ${r.subject}`);
+      expect(original.sort()).toEqual(overOriginal.sort());
+      expect(report.recommendations.every((r) => typeof r.rule === 'string')).toBe(true);
       totals[tz] = report.totals.costUsd;
     }
     // The same ledger, the same date, two different days.
@@ -223,6 +232,28 @@ describe('a daily report over a known data set', () => {
     expect(activity).toBeInstanceOf(ActivityFailure);
     expect(activity.cause).toMatchObject({ type: 'ValidationError', nonRetryable: true, message: expect.stringContaining('period: expected a real calendar date') });
     expect(activity.retryState).toBe('NON_RETRYABLE_FAILURE');
+  });
+
+  it("adds the original specification's fixed-amount rules where a day crosses them", async () => {
+    const pricing = createPricingEngine(stack.config);
+    const day = [
+      { requestId: 'orig-1', provider: 'openai', model: 'gpt-4', taskType: 'analysis', usage: { inputTokens: 2_000_000, outputTokens: 1000 } }, // about $60
+      { requestId: 'orig-2', provider: 'anthropic', model: 'claude-3-5-sonnet-20241022', taskType: 'chat', usage: { inputTokens: 1000, outputTokens: 100 } },
+    ].map((e) => ({ ...e, occurredAt: '2026-02-10T15:00:00Z', userId: 'user-orig' }));
+    const events = assertUsageEvents(day, { now: Date.parse('2026-03-10T00:00:00Z'), backfill: true });
+    const priced: PricedEvent[] = events.map((event) => ({
+      event,
+      price: pricing.price({ provider: event.provider, model: event.model, occurredAtMs: Date.parse(event.occurredAt), usage: event.usage }),
+    }));
+    await persistBatch(stack.pool, { batchId: 'orig-batch', events: priced, timezone: 'UTC' });
+    await runReport({ kind: 'daily', period: '2026-02-10', timezone: NY });
+    const [{ report }] = (await stored('daily', '2026-02-10', NY)) as unknown as [{ report: Report }];
+    expect(report.recommendations.filter((r) => r.rule.startsWith('original_')).map((r) => [r.rule, r.subject])).toEqual([
+      ['original_provider_cost', 'openai'],
+      ['original_task_type_cost', 'analysis'],
+      ['original_average_cost', 'all calls'],
+    ]);
+    expect(report.recommendations.map((r) => r.rule)).toContain('provider_share'); // beside the relative rules
   });
 });
 

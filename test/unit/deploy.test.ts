@@ -64,6 +64,52 @@ function exportedSeriesNames(): Set<string> {
   return names;
 }
 
+/** The recording rules that copy an exported series under another name (deploy/prometheus/rules.yml). */
+function recordedAliases(): Map<string, string> {
+  const rules = parseYaml(read('deploy/prometheus/rules.yml')) as { groups: { rules: { record: string; expr: string }[] }[] };
+  return new Map(rules.groups.flatMap((g) => g.rules.filter((r) => /^[a-z_]+$/.test(r.expr)).map((r) => [r.record, r.expr] as const)));
+}
+
+/**
+ * Each series name Prometheus holds with the labels it carries: the exported ones (a histogram's
+ * series also carry `le`) and their recorded copies.
+ */
+function exportedLabels(): Map<string, Set<string>> {
+  const metrics = createMetrics({ config: loadConfig({}) });
+  const labels = new Map<string, Set<string>>();
+  for (const m of metrics.registry.getMetricsAsArray()) {
+    const own = (m as unknown as { labelNames?: string[] }).labelNames ?? [];
+    const type = (m as unknown as { type: string }).type;
+    if (type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) labels.set(m.name + suffix, new Set(suffix === '_bucket' ? [...own, 'le'] : own));
+    else labels.set(m.name, new Set(own));
+  }
+  for (const [alias, source] of recordedAliases()) labels.set(alias, labels.get(source)!);
+  return labels;
+}
+
+/**
+ * The labels an expression filters or groups by that none of its metrics carries: a query on a
+ * label the registry does not export matches nothing, silently (as `budget_type="daily"` did).
+ */
+function unknownLabels(expr: string, exported: Map<string, Set<string>>): string[] {
+  const carried = new Set(promqlMetricNames(expr).flatMap((n) => [...(exported.get(n) ?? [])]));
+  const used = [
+    ...[...expr.matchAll(/\{([^}]*)\}/g)].flatMap((m) => [...m[1]!.matchAll(/([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]!)),
+    ...[...expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((l) => l.trim()).filter(Boolean)),
+  ];
+  return used.filter((l) => !carried.has(l));
+}
+
+/** The original specification's queries, as written: they must select series Cost Guard exports. */
+const ORIGINAL_QUERIES = [
+  'budget_usage_ratio{budget_type="daily"}',
+  'budget_usage_ratio{budget_type="monthly"}',
+  'sum by (task_type) (rate(llm_total_cost_usd[5m]))',
+  'sum by (task_type) (rate(llm_cost_usd_total[5m]))',
+  'sum by (status) (rate(llm_api_calls_total[5m]))',
+  'histogram_quantile(0.95, sum by (le, model) (rate(llm_token_usage_bucket[5m])))',
+];
+
 describe('the Grafana dashboard', () => {
   it('extracts metric names from PromQL (the check below relies on it)', () => {
     expect(promqlMetricNames('histogram_quantile(0.95, sum by (le, kind) (rate(llm_token_usage_bucket{provider="a b"}[$__rate_interval])))')).toEqual([
@@ -85,6 +131,19 @@ describe('the Grafana dashboard', () => {
     ]) {
       expect(used, name).toContain(name);
     }
+  });
+
+  it('filters and groups only by labels its metrics carry, and so do the original queries', () => {
+    const exported = exportedLabels();
+    expect(unknownLabels('sum by (le, kind) (rate(llm_token_usage_bucket{flavour="x"}[5m]))', exported)).toEqual(['flavour']);
+    for (const expr of [...exprs, ...ORIGINAL_QUERIES]) expect(unknownLabels(expr, exported), expr).toEqual([]);
+    expect(ORIGINAL_QUERIES.flatMap(promqlMetricNames).filter((n) => !exported.has(n))).toEqual([]);
+    expect(exported.get('llm_cost_usd_total')).toEqual(new Set(['provider', 'model', 'task_type']));
+    expect(exported.get('llm_api_calls_total')).toEqual(new Set(['provider', 'model', 'task_type', 'status']));
+    expect(exported.get('llm_token_usage_bucket')).toEqual(new Set(['provider', 'model', 'kind', 'le']));
+    // The daily budget gauge reads the original budget_type value; cost by task type is on the dashboard.
+    expect(dashboard.panels.find((p) => p.title === 'Daily budget (system)')?.targets?.[0]?.expr).toContain('budget_type="daily"');
+    expect(exprs.some((e) => /by \(task_type\)/.test(e))).toBe(true);
   });
 
   it('has the original four panels, and uses the provisioned data source', () => {
@@ -140,6 +199,23 @@ describe('docker-compose.yml', () => {
 describe('the Prometheus configuration', () => {
   const prometheusYml = read('deploy/prometheus/prometheus.yml');
 
+  it('loads the recording rules that keep the original name of the cost counter, and compose mounts them', () => {
+    expect((parseYaml(prometheusYml) as { rule_files: string[] }).rule_files).toEqual(['rules.yml']);
+    expect(recordedAliases()).toEqual(new Map([['llm_total_cost_usd', 'llm_cost_usd_total']]));
+    expect(read('docker-compose.yml')).toContain('./deploy/prometheus/rules.yml:/etc/prometheus/rules.yml:ro');
+  });
+
+  it('passes promtool check rules', (ctx) => {
+    const promtool = promtoolPath();
+    if (!promtool) {
+      console.warn('promtool not installed: skipping promtool check rules');
+      return ctx.skip();
+    }
+    const r = spawnSync(promtool, ['check', 'rules', join(root, 'deploy/prometheus/rules.yml')], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS: 1 rules found');
+    expect(r.status).toBe(0);
+  });
+
   it('scrapes the worker listener and the API with its key', () => {
     const cfg = parseYaml(prometheusYml) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[]; authorization?: unknown }[] };
     const job = (n: string) => cfg.scrape_configs.find((j) => j.job_name === n);
@@ -159,6 +235,7 @@ describe('the Prometheus configuration', () => {
     writeFileSync(join(dir, 'api-key'), 'cg_compose_test_key_0123456789');
     const file = join(dir, 'prometheus.yml');
     writeFileSync(file, prometheusYml.replace('credentials_file: /prometheus/api-key', `credentials_file: ${join(dir, 'api-key')}`));
+    writeFileSync(join(dir, 'rules.yml'), read('deploy/prometheus/rules.yml'));
     const r = spawnSync(promtool, ['check', 'config', file], { encoding: 'utf8' });
     expect(`${r.stdout}${r.stderr}`).toContain('SUCCESS');
     expect(r.status).toBe(0);

@@ -9,6 +9,7 @@ const sample = (over: Partial<CountedEventSample> = {}): CountedEventSample => (
   provider: 'openai',
   model: 'gpt-4o-mini',
   userId: 'alice',
+  taskType: 'default',
   costUsd: '0.1',
   unpriced: false,
   inputTokens: 1000,

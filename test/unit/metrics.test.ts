@@ -25,6 +25,7 @@ function sample(over: Partial<CountedEventSample> = {}): CountedEventSample {
     provider: 'openai',
     model: 'gpt-4o-mini',
     userId: 'alice',
+    taskType: 'default',
     costUsd: '0.1',
     unpriced: false,
     inputTokens: 1000,
@@ -77,6 +78,30 @@ describe('event counters', () => {
     expect(seriesOf(s, 'llm_cost_usd_total').every((x) => !('user_id' in x.labels))).toBe(true);
   });
 
+  it('carries the original labels: cost by task_type, calls by task_type and status, tokens by model', async () => {
+    const metrics = createMetrics({ config: loadConfig({}), processMetrics: false });
+    metrics.recordFlush({
+      batch: { received: 4, rejected: 0, duplicates: 0 },
+      persistedAtMs: NOW,
+      counted: [
+        sample({ taskType: 'summarization' }), // no status recorded: success
+        sample({ taskType: 'summarization', status: 'ok', costUsd: '0.2' }), // the wrappers' ok: success
+        sample({ taskType: 'analysis', status: 'error', costUsd: '0' }),
+        sample({ model: 'gpt-4o', taskType: 'analysis', status: { not: 'a string' }, inputTokens: 20000 }),
+      ],
+    });
+    const s = parsePromText(await metrics.render());
+    expect(sumOf(s, 'llm_cost_usd_total', { task_type: 'summarization' })).toBeCloseTo(0.3, 15);
+    expect(sumOf(s, 'llm_cost_usd_total', { task_type: 'analysis', model: 'gpt-4o' })).toBeCloseTo(0.1, 15);
+    expect(seriesOf(s, 'llm_cost_usd_total').every((x) => !('status' in x.labels))).toBe(true);
+    expect(sumOf(s, 'llm_api_calls_total', { task_type: 'summarization', status: 'success' })).toBe(2);
+    expect(sumOf(s, 'llm_api_calls_total', { task_type: 'analysis', status: 'error' })).toBe(1);
+    expect(sumOf(s, 'llm_api_calls_total', { status: 'other' })).toBe(1);
+    expect(sumOf(s, 'llm_token_usage_count', { model: 'gpt-4o-mini', kind: 'input' })).toBe(3);
+    expect(sumOf(s, 'llm_token_usage_bucket', { model: 'gpt-4o', kind: 'input', le: '16000' })).toBe(0);
+    expect(sumOf(s, 'llm_token_usage_sum', { provider: 'openai', model: 'gpt-4o', kind: 'input' })).toBe(20000);
+  });
+
   it('adds user_id only when metrics.userLabel is on', async () => {
     const metrics = createMetrics({ config: configWith('metrics:\n  userLabel: true\n'), processMetrics: false });
     metrics.recordFlush({ batch: { received: 2, rejected: 0, duplicates: 0 }, persistedAtMs: NOW, counted: [sample(), sample({ userId: 'bob' })] });
@@ -94,6 +119,26 @@ describe('event counters', () => {
     const s = parsePromText(await metrics.render());
     expect(seriesOf(s, 'llm_api_calls_total').map((x) => [x.labels.model, x.value])).toEqual([['m1', 1], ['m2', 1], ['other', 2]]);
     expect(sumOf(s, 'costguard_unpriced_events_total', { model: 'other' })).toBe(2);
+  });
+
+  it('folds task_type and status values beyond metrics.maxLabelValues into "other" as well', async () => {
+    const metrics = createMetrics({ config: configWith('metrics:\n  maxLabelValues: 2\n'), processMetrics: false });
+    metrics.recordFlush({
+      batch: { received: 3, rejected: 0, duplicates: 0 },
+      persistedAtMs: NOW,
+      counted: [
+        sample({ taskType: 't1', status: 'ok' }),
+        sample({ taskType: 't2', status: 'error' }),
+        sample({ taskType: 't3', status: 'aborted' }),
+      ],
+    });
+    const s = parsePromText(await metrics.render());
+    expect(seriesOf(s, 'llm_api_calls_total').map((x) => [x.labels.task_type, x.labels.status, x.value])).toEqual([
+      ['t1', 'success', 1],
+      ['t2', 'error', 1],
+      ['other', 'other', 1],
+    ]);
+    expect(sumOf(s, 'llm_cost_usd_total', { task_type: 'other' })).toBeCloseTo(0.1, 15);
   });
 
   it('counts notifications by channel, channel type and outcome', async () => {
@@ -131,7 +176,7 @@ describe('event counters', () => {
 });
 
 describe('budget_usage_ratio: which budgets can be read exactly from the rollups', () => {
-  it('shows calendar day/month budgets in the reporting zone, the per-user maximum, and each named scope', () => {
+  it('shows calendar day/month budgets in the reporting zone, the per-user maximum, and each named scope (original budget_type values)', () => {
     const gauges = budgetGauges(
       [
         { scope: 'system', period: 'day', amount: '100' },
@@ -146,10 +191,10 @@ describe('budget_usage_ratio: which budgets can be read exactly from the rollups
       DEFAULT_EXCHANGE_RATES,
     );
     expect(gauges).toEqual([
-      { budgetType: 'system_daily', scope: 'system', periodKind: 'day', amountUsd: '100' },
-      { budgetType: 'system_monthly', scope: 'system', periodKind: 'month', amountUsd: '2000' },
+      { budgetType: 'daily', scope: 'system', periodKind: 'day', amountUsd: '100' },
+      { budgetType: 'monthly', scope: 'system', periodKind: 'month', amountUsd: '2000' },
       { budgetType: 'user_daily_max', scope: 'user', periodKind: 'day', amountUsd: '10' },
-      { budgetType: 'team_monthly', scope: 'team:infra', periodKind: 'month', amountUsd: '100' },
+      { budgetType: 'monthly', scope: 'team:infra', periodKind: 'month', amountUsd: '100' },
     ]);
   });
 

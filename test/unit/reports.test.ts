@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/domain/errors.js';
 import { MODEL_TIERS, MODEL_TIER_TABLE, modelTier } from '../../src/domain/model-tiers.js';
-import { type ModelUsageGroup, type ReportData, type UsageGroup, buildReport, reportNotification } from '../../src/domain/report.js';
+import { type ModelUsageGroup, type ReportData, type UsageGroup, buildReport, originalRecommendations, reportNotification } from '../../src/domain/report.js';
 import { escapeHtml, renderReportHtml } from '../../src/domain/report-html.js';
 import {
   type ReportPeriod,
@@ -196,11 +196,21 @@ describe('buildReport', () => {
     });
     const r = buildReport(data, engine);
     expect(r.recommendations.filter((x) => x.kind === 'high_average_cost')).toEqual([
-      { kind: 'high_average_cost', subject: 'chat', message: 'Task type "chat" averages $0.030000 per call, 3x the period\'s average of $0.010000.' },
+      { kind: 'high_average_cost', rule: 'high_average', subject: 'chat', message: 'Task type "chat" averages $0.030000 per call, 3x the period\'s average of $0.010000.' },
     ]);
     // chat at 1.99x the average (0.0199 per call) is not flagged.
     const under = buildReport({ ...data, byTaskType: [g('chat', '0.199', 10), g('summarize', '0.201', 30)] }, engine);
     expect(under.recommendations.filter((x) => x.kind === 'high_average_cost')).toEqual([]);
+  });
+
+  it('names the rule behind each recommendation, in the JSON and on the page', () => {
+    const r = buildReport(sample(), engine);
+    expect(r.recommendations.map((x) => x.rule)).toEqual(['provider_share', 'task_type_share', 'cheaper_tier']);
+    expect([...renderReportHtml(r).matchAll(/<li data-kind="[^"]+" data-rule="([^"]+)">[^<]*<span[^>]*>\(rule: ([^)]+)\)/g)].map((x) => [x[1], x[2]])).toEqual([
+      ['provider_share', 'provider_share'],
+      ['task_type_share', 'task_type_share'],
+      ['cheaper_tier', 'cheaper_tier'],
+    ]);
   });
 
   it('a period without usage is a report that says so', () => {
@@ -258,5 +268,50 @@ describe('report HTML', () => {
       { label: 'Total cost', value: '$0.361000' },
       { label: 'Calls', value: '20' },
     ]);
+  });
+});
+
+describe("the original specification's recommendation rules ($50 / $1 / $2 a day)", () => {
+  /** One day on one provider, model (gpt-4) and task type: `cost` over `calls` calls. */
+  function day(cost: string, calls: number, over: Partial<ReportData> = {}): ReportData {
+    return sample({
+      totals: g('total', cost, calls),
+      byProvider: [g('openai', cost, calls)],
+      byModel: [m('openai', 'gpt-4', cost, calls)],
+      byTaskType: [g('chat', cost, calls)],
+      ...over,
+    });
+  }
+  const original = (data: ReportData) => originalRecommendations(data).map((r) => [r.rule, r.subject]);
+
+  it('a provider over $50 in the day (not at $50)', () => {
+    expect(original(day('50', 1000))).toEqual([['original_task_type_cost', 'chat']]);
+    expect(original(day('50.000001', 1000))).toEqual([['original_provider_cost', 'openai'], ['original_task_type_cost', 'chat']]);
+    expect(originalRecommendations(day('50.5', 1000))[0]!.message).toBe(
+      'openai cost $50.500000 on 2026-03-08, more than the original rule\'s $50 a day: move the calls that do not need it to a cheaper model or provider.',
+    );
+  });
+
+  it('a task type over $1 in the day (not at $1)', () => {
+    expect(original(day('1', 10))).toEqual([]);
+    expect(original(day('1.000001', 10))).toEqual([['original_task_type_cost', 'chat']]);
+    const split = day('1.5', 10, { byTaskType: [g('chat', '1.4', 5), g('summarize', '0.1', 5)] });
+    expect(original(split)).toEqual([['original_task_type_cost', 'chat']]);
+  });
+
+  it('an average call over $2 over the day (not at $2)', () => {
+    expect(original(day('2', 1, { byTaskType: [] }))).toEqual([]);
+    expect(original(day('4', 2, { byTaskType: [] }))).toEqual([]);
+    expect(original(day('2.000001', 1, { byTaskType: [] }))).toEqual([['original_average_cost', 'all calls']]);
+  });
+
+  it('sit beside the relative rules in a daily report, and stay out of monthly reports', () => {
+    const r = buildReport(day('60', 20), engine);
+    expect(r.recommendations.map((x) => x.rule)).toEqual([
+      'provider_share', 'task_type_share', 'cheaper_tier', 'original_provider_cost', 'original_task_type_cost', 'original_average_cost',
+    ]);
+    const monthly = buildReport(day('60', 20, { period: parseReportPeriod('monthly', '2026-03', 'America/New_York'), byBucket: [] }), engine);
+    expect(monthly.recommendations.map((x) => x.rule).filter((rule) => rule.startsWith('original_'))).toEqual([]);
+    expect(monthly.recommendations.length).toBeGreaterThan(0);
   });
 });
