@@ -289,7 +289,14 @@ export const reportSchema = z
     budgets: z.array(z.object({ scope: z.string(), period: z.string(), amountUsd: money(), spentUsd: money(), usagePct: z.number() })),
     incidents: z.array(z.unknown().meta({ type: 'object' })),
     recommendations: z.array(
-      z.object({ kind: z.string(), subject: z.string(), message: z.string(), estimatedSavingUsd: money().optional(), alternative: z.string().optional() }),
+      z.object({
+        kind: z.string(),
+        rule: z.string().meta({ description: 'The rule that produced it: provider_share, task_type_share, high_average, cheaper_tier, or the original fixed amounts original_provider_cost, original_task_type_cost, original_average_cost.' }),
+        subject: z.string(),
+        message: z.string(),
+        estimatedSavingUsd: money().optional(),
+        alternative: z.string().optional(),
+      }),
     ),
   })
   .meta({ id: 'Report', description: 'A cost report. Money is exact decimal strings in USD; percentages are display numbers.' });
