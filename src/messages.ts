@@ -19,6 +19,11 @@ import type { UsageBatch } from './domain/usage.js';
 export const BUDGET_WORKFLOW_TYPE = 'budgetWorkflow';
 export const INGEST_WORKFLOW_TYPE = 'ingestWorkflow';
 
+/** Workflow id of an ingest shard, `ingest/<n>` (a user's shard is `shardOf` in src/domain/ingest.ts). */
+export function ingestWorkflowId(shard: number): string {
+  return `ingest/${shard}`;
+}
+
 /** Workflow id of a scope's budget workflow, e.g. `budget/user:alice`, `budget/system`. */
 export function budgetWorkflowId(scope: Scope): string {
   return `budget/${scope}`;

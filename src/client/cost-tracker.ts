@@ -32,11 +32,12 @@ import {
   type UsageBatch,
 } from '../domain/usage.js';
 import type { Logger } from '../lib/logger.js';
-import { type IngestBatch, type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../domain/ingest.js';
+import { type IngestBatch, type WireEvent, encodeBatch, shardOf } from '../domain/ingest.js';
 import {
   BUDGET_WORKFLOW_TYPE,
   type BudgetWorkflowInput,
   INGEST_WORKFLOW_TYPE,
+  ingestWorkflowId,
   type IngestWorkflowInput,
   budgetWorkflowId,
   ingestSignal,

@@ -74,10 +74,6 @@ export function shardOf(userId: string, shards: number): number {
   return fnv1a(userId) % shards;
 }
 
-export function ingestWorkflowId(shard: number): string {
-  return `ingest/${shard}`;
-}
-
 /** Builds compact batches: strings are interned per batch. */
 export class CompactBatchBuilder {
   private readonly index = new Map<string, number>();

@@ -8,10 +8,11 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CostTracker } from '../../src/client/index.js';
-import { encodeBatch, ingestWorkflowId, shardOf } from '../../src/domain/ingest.js';
+import { encodeBatch, shardOf } from '../../src/domain/ingest.js';
 import { Dec } from '../../src/domain/money.js';
 import {
   INGEST_WORKFLOW_TYPE,
+  ingestWorkflowId,
   budgetWorkflowId,
   ingestSignal,
   ingestStatusQuery,
