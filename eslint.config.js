@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
 
 // Workflow code runs in Temporal's deterministic sandbox: no Node builtins, no I/O clients, no
 // non-deterministic libraries. Activities and src/ do the I/O; workflows only orchestrate.
@@ -36,8 +37,29 @@ export default tseslint.config(
     },
   },
   {
+    // No import cycles anywhere, type-only imports included: a cycle means two modules own one
+    // concern, and the order a cycle evaluates in decides which side sees `undefined`. The resolver
+    // maps the NodeNext `./x.js` specifiers to the `./x.ts` sources.
+    files: ['**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.json'], extensionAlias: { '.js': ['.ts', '.js'] } })],
+    },
+    rules: { 'import-x/no-cycle': 'error' },
+  },
+  {
     // Pure code: the domain (unit-tested in milliseconds, bundled into workflows) and the messages.
-    files: ['src/domain/**/*.ts', 'src/messages.ts'],
+    // The domain owns the shapes; the messages name them on the wire, so the dependency runs one way.
+    files: ['src/domain/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', pureImports([
+      { regex: '(^|/)messages\\.js$',
+        message: 'The domain does not import the messages: define the shape in src/domain/ and let src/messages.ts import it.' },
+    ])] },
+  },
+  {
+    files: ['src/messages.ts'],
     rules: { 'no-restricted-imports': ['error', pureImports()] },
   },
   {

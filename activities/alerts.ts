@@ -13,18 +13,10 @@ import { describeDbError, isDeterministicDbError } from '../src/db/ledger.js';
 import type { AlertCondition, SpendWindows } from '../src/domain/alert-rules.js';
 import { scopeId, scopeKind } from '../src/domain/budget.js';
 import { normalizeAmount } from '../src/domain/money.js';
-import type { PlannedNotification } from '../src/domain/incident.js';
+import type { AlertSettings, IncidentState, PlannedNotification } from '../src/domain/incident.js';
 import { ALERT_LEVELS } from '../src/domain/notification.js';
 import type { Logger } from '../src/lib/logger.js';
-import {
-  ALERT_WORKFLOW_TYPE,
-  type AlertSettings,
-  type AlertWorkflowInput,
-  type IncidentState,
-  alertWorkflowId,
-  conditionSignal,
-  searchAttributes,
-} from '../src/messages.js';
+import { ALERT_WORKFLOW_TYPE, type AlertWorkflowInput, alertWorkflowId, conditionSignal, searchAttributes } from '../src/messages.js';
 
 export interface AlertActivityDeps {
   pool: Pool;

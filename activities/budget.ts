@@ -8,7 +8,7 @@ import { type PeriodRange, defaultBudgets, readScopeTotals } from '../src/db/sco
 import type { Budget, Scope } from '../src/domain/budget.js';
 import type { ExchangeRates } from '../src/domain/money.js';
 import type { ScopeAlertSettings } from '../src/domain/scope-alerts.js';
-import type { PeriodTotals } from '../src/messages.js';
+import type { PeriodTotals } from '../src/domain/budget-status.js';
 
 export type { PeriodRange } from '../src/db/scope-totals.js';
 

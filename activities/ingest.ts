@@ -19,7 +19,8 @@ import { type MaterialReason, materialReason, rollupPeriods } from '../src/domai
 import { Dec, normalizeAmount } from '../src/domain/money.js';
 import { periodAt } from '../src/domain/periods.js';
 import type { UnpricedUsage } from '../src/domain/flush-summary.js';
-import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type ScopeTotalsUpdate, budgetWorkflowId, scopeTotalsSignal } from '../src/messages.js';
+import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, budgetWorkflowId, scopeTotalsSignal } from '../src/messages.js';
+import type { ScopeTotalsUpdate } from '../src/domain/budget-status.js';
 import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder, withTimeout } from './ledger.js';
 import { microUp } from '../src/domain/leases.js';
 import type { LeaseStore } from '../src/leases/store.js';

@@ -28,10 +28,11 @@ import pg from 'pg';
 import { readBudgetStatus } from '../src/client/budgets.js';
 import { CostTracker, type BatchEvent, parseTrackedEvents, toBatchEvent } from '../src/client/cost-tracker.js';
 import type { Scope } from '../src/domain/budget.js';
-import { type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../src/domain/ingest.js';
+import { type WireEvent, encodeBatch, shardOf } from '../src/domain/ingest.js';
 import { normalizeAmount } from '../src/domain/money.js';
 import type { UsageEventInput } from '../src/domain/usage.js';
-import { type BudgetStatus, budgetWorkflowId, ingestStatusQuery, statusQuery } from '../src/messages.js';
+import { budgetWorkflowId, ingestStatusQuery, ingestWorkflowId, statusQuery } from '../src/messages.js';
+import type { BudgetStatus } from '../src/domain/budget-status.js';
 import { type CpuUse, cpuDelta, fmt, freshDatabase, peakRssMiB, percentile, readCpu, sleep, sorted, until } from './lib.js';
 import { type BenchStack, startBenchStack } from './stack.js';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh: the full check, what `npm test` and CI (.ci/run) run:
 #   setup (npm deps, PostgreSQL/Redis/database, Temporal CLI), then
-#   eslint -> tsc --noEmit -> npm run build -> vitest run
+#   eslint -> import cycles (dependency-cruiser) -> tsc --noEmit -> npm run build -> vitest run
 # It stops at the first failing step with that step's exit code. Arguments go to vitest, e.g.
 #   npm test -- --project unit        npm test -- test/budget.test.ts -t "rollover"
 
@@ -30,6 +30,7 @@ step() {
 costguard_prepare # exports TEMPORAL_CLI_PATH, DATABASE_URL, REDIS_URL, TEMPORAL_ADDRESS for the tests
 
 step "lint" npx --no -- eslint .
+step "import cycles" npx --no -- depcruise --config .dependency-cruiser.mjs src activities workflows test bench
 step "typecheck" npx --no -- tsc --noEmit
 step "build" npm run build
 step "tests" npx --no -- vitest run "$@"

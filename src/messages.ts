@@ -1,29 +1,32 @@
 /**
- * The budget workflow's messages: one module that the workflow, the worker, the client library, the
- * API and the CLI all import, so names and payload types cannot drift apart.
+ * Every workflow's messages: workflow types and ids, start inputs and results, signals, queries,
+ * updates and search attributes, in one module that the workflows, the worker, the client library,
+ * the API and the CLI all import, so names and payload types cannot drift apart. The payloads'
+ * shapes are the domain's (src/domain/); nothing in src/domain/ imports this module.
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Budget, BudgetChange, Scope, ScopeKind } from './domain/budget.js';
-import type { AlertCondition, TrackedIncident } from './domain/alert-rules.js';
-import type { AlertLevel } from './domain/notification.js';
-import type { IngestBatch } from './domain/ingest.js';
-import type { LeaseRecord } from './domain/leases.js';
-import type { TokenUsage, UsageEventInput } from './domain/usage.js';
+import type { AlertCondition } from './domain/alert-rules.js';
+import type { BudgetChange, Scope } from './domain/budget.js';
+import type { CarriedState } from './domain/budget-state.js';
+import type { BudgetStatus, ScopeTotalsUpdate } from './domain/budget-status.js';
+import type { Acknowledgement, AlertSettings, ConditionUpdate, IncidentChange, IncidentState } from './domain/incident.js';
+import type { IngestBatch, IngestCarriedState, IngestStatus } from './domain/ingest.js';
+import type { LeaseRequest, LeaseStatus } from './domain/leases.js';
+import type { ReportKind } from './domain/report-period.js';
+import type { UsageBatch } from './domain/usage.js';
 
 export const BUDGET_WORKFLOW_TYPE = 'budgetWorkflow';
 export const INGEST_WORKFLOW_TYPE = 'ingestWorkflow';
 
+/** Workflow id of an ingest shard, `ingest/<n>` (a user's shard is `shardOf` in src/domain/ingest.ts). */
+export function ingestWorkflowId(shard: number): string {
+  return `ingest/${shard}`;
+}
+
 /** Workflow id of a scope's budget workflow, e.g. `budget/user:alice`, `budget/system`. */
 export function budgetWorkflowId(scope: Scope): string {
   return `budget/${scope}`;
-}
-
-/** A batch of usage events as sent to a budget workflow; `batchId` makes a re-send harmless. */
-export interface UsageBatch {
-  batchId: string;
-  /** Raw events; each MUST carry its requestId (the sender assigns one before the first send). */
-  events: (UsageEventInput & { requestId: string })[];
 }
 
 /**
@@ -33,20 +36,7 @@ export interface UsageBatch {
  */
 export const usageSignal = defineSignal<[UsageBatch]>('usage');
 
-/**
- * Exact totals of a scope's current budget periods, sent by an ingest shard when the scope's spend
- * moved materially (a step of its smallest budget, a threshold or forecast boundary). Order-proof
- * and idempotent: within a period, spend and calls only grow, so totals with more calls are newer
- * and a repeat or an older one changes nothing.
- */
-export interface ScopeTotalsUpdate {
-  scope: Scope;
-  /** Why the shard signalled: `step`, `threshold`, `forecast`, `first` (no memory of the scope). */
-  reason: string;
-  /** When the totals were read (ms). */
-  readAtMs: number;
-  periods: { spec: string; key: string; totals: PeriodTotals }[];
-}
+/** Exact totals of a scope's current budget periods, from an ingest shard (see ScopeTotalsUpdate). */
 export const scopeTotalsSignal = defineSignal<[ScopeTotalsUpdate]>('totals');
 
 /** Live state of a scope's budgets. */
@@ -62,107 +52,6 @@ export const setBudgetUpdate = defineUpdate<BudgetStatus, [BudgetChange]>('setBu
 export interface BudgetWorkflowInput {
   scope: Scope;
   carried?: CarriedState;
-}
-
-export interface BreakdownEntry {
-  key: string;
-  costUsd: string;
-  calls: number;
-}
-
-export interface PeriodTotals {
-  costUsd: string;
-  calls: number;
-  unpricedCalls: number;
-  tokens: TokenUsage;
-  byProvider: BreakdownEntry[];
-  byModel: BreakdownEntry[];
-  byTaskType: BreakdownEntry[];
-}
-
-export interface BudgetPeriodStatus {
-  period: string;
-  timezone: string;
-  periodKey: string;
-  periodStart: string;
-  periodEnd: string;
-  amount: string;
-  currency: Budget['currency'];
-  amountUsd: string;
-  thresholds: Budget['thresholds'];
-  spentUsd: string;
-  remainingUsd: string;
-  /** spent / budget, for display and alerting (a ratio, not money). */
-  usageRatio: number;
-  level: 'ok' | 'info' | 'warning' | 'critical' | 'emergency';
-  totals: PeriodTotals;
-}
-
-export interface BudgetStatus {
-  scope: Scope;
-  scopeKind: ScopeKind;
-  /** Where totals come from: this workflow's own flushes, or the ledger's exact rollups. */
-  source: 'events' | 'ledger';
-  budgets: BudgetPeriodStatus[];
-  updatedAt: string;
-  counters: {
-    batchesApplied: number;
-    duplicateBatches: number;
-    droppedBatches: number;
-    eventsCounted: number;
-    duplicateEvents: number;
-    /** Events the flush activity refused as invalid (their batch's other events were counted). */
-    rejectedEvents: number;
-    lateEvents: number;
-    /** Exact totals applied from the ingest shards' `totals` signals (absent before the ingest tier). */
-    totalsUpdates?: number;
-  };
-  /** Pre-flight enforcement: this scope's leases as of the last grant (absent before the first). */
-  leases?: LeaseStatus;
-  /** Open incidents this scope raised (acknowledged ones included), from the status query. */
-  incidents?: { incidentId: string; key: string; rule: string; level: string; status: 'open' | 'acknowledged' }[];
-}
-
-/** State carried across continue-as-new (kept small: payload limit 2 MiB). */
-export interface CarriedState {
-  budgets: Budget[] | null;
-  /** By budget period; `<period>#future:<key>` entries hold totals counted ahead for later periods. */
-  periods: Record<string, { key: string; startMs?: number; totals: PeriodTotals }>;
-  recentBatchIds: string[];
-  flushSeq: number;
-  counters: BudgetStatus['counters'];
-  lastMaterial: Record<string, string>;
-  /** Incidents this scope raised that are still open, by condition key (absent before alerts). */
-  incidents?: Record<string, TrackedIncident>;
-  /** Unpriced (provider/model) conditions already raised, with their day. */
-  unpricedRaised?: string[];
-  /** When the totals last applied from a `totals` signal were read, by period key. */
-  totalsReadAtMs?: Record<string, number>;
-  /** Pre-flight leases granted by this scope (absent before the first grant). */
-  leases?: LeaseRecord;
-  /** The buckets of the last grant, for the status. */
-  leaseBuckets?: LeaseStatus['buckets'];
-  /** Decisions as of the last grant. */
-  leaseDecisions?: Record<string, number>;
-}
-
-/** A request for lease: what waiting pre-flight checks need (µ$ per budget of the scope). */
-export interface LeaseRequest {
-  needMicro: number;
-}
-
-/** A scope's leases as the status and the Temporal UI show them (amounts in USD). */
-export interface LeaseStatus {
-  epoch: string | null;
-  grants: number;
-  grantedUsd: string;
-  lastGrantAt: string | null;
-  /** Held back for holds Redis lost, until `lostUntil` (null when none). */
-  lostReserveUsd: string;
-  lostUntil: string | null;
-  /** Pre-flight decisions on this scope (allow, downgrade, deny) as of the last grant; GET /v1/budgets/:scope has them live. */
-  decisions?: Record<string, number>;
-  buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetUsd: string; spentUsd: string; availableUsd: string; openUsd: string }>;
 }
 
 /**
@@ -198,35 +87,6 @@ export interface IngestWorkflowInput {
   carried?: IngestCarriedState;
 }
 
-export interface IngestCounters {
-  batches: number;
-  duplicateBatches: number;
-  droppedBatches: number;
-  events: number;
-  counted: number;
-  duplicateEvents: number;
-  deadLettered: number;
-  flushes: number;
-  signalsSent: number;
-  /** Flushes that failed (PostgreSQL or Temporal unreachable) and were tried again after a pause. */
-  flushRetries?: number;
-}
-
-/** Carried across continue-as-new: kept small (no pending events: the shard continues only when idle). */
-export interface IngestCarriedState {
-  flushSeq: number;
-  recentBatchIds: string[];
-  counters: IngestCounters;
-  raised: string[];
-}
-
-export interface IngestStatus {
-  shard: number;
-  pendingBatches: number;
-  pendingEvents: number;
-  counters: IngestCounters;
-  lastFlush: { flushId: string; atMs: number; events: number; durationMs: number } | null;
-}
 export const ingestStatusQuery = defineQuery<IngestStatus>('ingestStatus');
 
 // ---------------------------------------------------------------------------------------------
@@ -239,16 +99,6 @@ export function alertWorkflowId(incidentId: string): string {
   return `alert/${incidentId}`;
 }
 
-/** How an incident notifies: snapshotted from the config when the incident opens. */
-export interface AlertSettings {
-  /** Channel names per level (only configured channels). */
-  routing: Record<AlertLevel, string[]>;
-  /** No second notification for the same (condition, level) within this interval. */
-  repeatIntervalMs: number;
-  /** Unacknowledged critical/emergency incidents re-notify after `delayMs`, adding `channels`. */
-  escalation: { delayMs: number; channels: string[]; maxEscalations: number };
-}
-
 export interface AlertWorkflowInput {
   incidentId: string;
   condition: AlertCondition;
@@ -256,39 +106,6 @@ export interface AlertWorkflowInput {
   /** The budget workflow to tell about acknowledgement and resolution (null for system-wide rules). */
   budgetWorkflowId: string | null;
   carried?: IncidentState;
-}
-
-export interface Acknowledgement {
-  /** Who takes responsibility (a name or an e-mail address). */
-  by: string;
-  note?: string;
-}
-
-/** The condition again (a level change) or `null` when it no longer holds. */
-export interface ConditionUpdate {
-  condition: AlertCondition | null;
-  reason?: string;
-}
-
-export type IncidentStatus = 'open' | 'acknowledged' | 'resolved';
-
-/** An incident as the alert workflow sees it (query `incident`, update `acknowledge`). */
-export interface IncidentState {
-  incidentId: string;
-  status: IncidentStatus;
-  condition: AlertCondition;
-  level: AlertLevel;
-  openedAt: string;
-  acknowledged: { by: string; at: string; note: string | null } | null;
-  resolved: { at: string; reason: string } | null;
-  escalations: number;
-  /** Every channel notified so far (the resolved notice goes to these). */
-  notifiedChannels: string[];
-  /** Last notification time per level (ms), for the repeat interval. */
-  lastNotifiedMs: Partial<Record<AlertLevel, number>>;
-  /** Last time anything was sent, for the escalation delay. */
-  lastNotificationMs: number | null;
-  notifications: number;
 }
 
 /** Sent by the budget workflow when a condition changes level or clears. */
@@ -300,9 +117,34 @@ export const acknowledgeUpdate = defineUpdate<IncidentState, [Acknowledgement]>(
 export const incidentQuery = defineQuery<IncidentState>('incident');
 
 /** Alert workflow -> budget workflow: an incident was acknowledged or resolved. */
-export interface IncidentChange {
-  incidentId: string;
-  key: string;
-  status: IncidentStatus;
-}
 export const incidentChangedSignal = defineSignal<[IncidentChange]>('incidentChanged');
+
+// ---------------------------------------------------------------------------------------------
+// Reports: one run per period (workflows/report.ts), started by the report schedules or on demand.
+
+export const REPORT_WORKFLOW_TYPE = 'reportWorkflow';
+
+export interface ReportWorkflowInput {
+  kind: ReportKind;
+  /** `YYYY-MM-DD` (daily) or `YYYY-MM` (monthly); absent: the previous period (scheduled runs). */
+  period?: string;
+  /** IANA time zone; absent: `reports.timezone`, else the configured `timezone`. */
+  timezone?: string;
+  /** Deliver to the report channels (default true). */
+  deliver?: boolean;
+}
+
+export interface ReportWorkflowResult {
+  kind: ReportKind;
+  period: string;
+  timezone: string;
+  empty: boolean;
+  generations: number;
+  deliveries: { channel: string; status: 'sent' | 'already_sent' }[];
+}
+
+/**
+ * Temporal's own search attribute on a scheduled run: its nominal time, which a report run reports
+ * on the period before (built in, so never registered with `searchAttributes`).
+ */
+export const scheduledStartTimeAttribute = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);

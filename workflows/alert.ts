@@ -28,10 +28,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { Incident, type PlannedNotification, acknowledgementIssues } from '../src/domain/incident.js';
+import { Incident, type PlannedNotification, acknowledgementIssues, type IncidentState } from '../src/domain/incident.js';
 import {
   type AlertWorkflowInput,
-  type IncidentState,
   acknowledgeUpdate,
   ackSignal,
   conditionSignal,

@@ -32,13 +32,10 @@ import type { AlertChange } from '../src/domain/alert-rules.js';
 import type { FlushSummary } from '../src/domain/flush-summary.js';
 import { ScopeAlerts } from '../src/domain/scope-alerts.js';
 import { renderBudgetMarkdown, visibilityUpdates } from '../src/domain/visibility.js';
-import { EMPTY_LEASE_RECORD, type LeaseRecord, activeLost, usdOf } from '../src/domain/leases.js';
+import { EMPTY_LEASE_RECORD, type LeaseRecord, activeLost, usdOf, type LeaseStatus } from '../src/domain/leases.js';
 import {
-  type BudgetStatus,
   type BudgetWorkflowInput,
-  type LeaseStatus,
   leaseUpdate,
-  type ScopeTotalsUpdate,
   incidentChangedSignal,
   scopeTotalsSignal,
   searchAttributes,
@@ -46,6 +43,7 @@ import {
   statusQuery,
   usageSignal,
 } from '../src/messages.js';
+import type { BudgetStatus, ScopeTotalsUpdate } from '../src/domain/budget-status.js';
 
 const settingsActivities = proxyActivities<Activities>({
   startToCloseTimeout: '30s',

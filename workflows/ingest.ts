@@ -20,9 +20,9 @@
  */
 import { allHandlersFinished, condition, continueAsNew, log, proxyLocalActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { type IngestBatch, ingestBatchProblem } from '../src/domain/ingest.js';
+import { type IngestBatch, ingestBatchProblem, type IngestCounters, type IngestStatus } from '../src/domain/ingest.js';
 import { ScopeAlerts } from '../src/domain/scope-alerts.js';
-import { type IngestCounters, type IngestStatus, type IngestWorkflowInput, ingestSignal, ingestStatusQuery } from '../src/messages.js';
+import { type IngestWorkflowInput, ingestSignal, ingestStatusQuery } from '../src/messages.js';
 
 const settingsReads = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',

@@ -9,32 +9,10 @@
  * each delivery is keyed by (report, channel) in the channels' delivery log, so a retried or
  * repeated run neither duplicates the report nor sends it twice.
  */
-import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { ApplicationFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { GeneratedReport } from '../activities/reports.js';
-import type { ReportKind } from '../src/domain/report-period.js';
-
-export interface ReportWorkflowInput {
-  kind: ReportKind;
-  /** `YYYY-MM-DD` (daily) or `YYYY-MM` (monthly); absent: the previous period (scheduled runs). */
-  period?: string;
-  /** IANA time zone; absent: `reports.timezone`, else the configured `timezone`. */
-  timezone?: string;
-  /** Deliver to the report channels (default true). */
-  deliver?: boolean;
-}
-
-export interface ReportWorkflowResult {
-  kind: ReportKind;
-  period: string;
-  timezone: string;
-  empty: boolean;
-  generations: number;
-  deliveries: { channel: string; status: 'sent' | 'already_sent' }[];
-}
-
-const ScheduledStartTime = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+import { type ReportWorkflowInput, type ReportWorkflowResult, scheduledStartTimeAttribute } from '../src/messages.js';
 
 // Reading the ledger can fail transiently (PostgreSQL restarting); a bad period cannot succeed later.
 const reports = proxyActivities<Activities>({
@@ -54,7 +32,7 @@ const channels = proxyActivities<Activities>({
 /** The schedule's nominal time of this run, else the workflow's start time. */
 function nominalTime(): number {
   const info = workflowInfo();
-  const scheduled = info.typedSearchAttributes.get(ScheduledStartTime);
+  const scheduled = info.typedSearchAttributes.get(scheduledStartTimeAttribute);
   return (scheduled ?? info.startTime).getTime();
 }
 

@@ -8,7 +8,7 @@ import { connectTemporal } from '../client/connect.js';
 import type { Config } from '../config/index.js';
 import { withPool } from './pool.js';
 import type { IncidentRow } from '../db/alerts.js';
-import type { IncidentState } from '../messages.js';
+import type { IncidentState } from '../domain/incident.js';
 
 export function runAlertsList(config: Config, opts: { all?: boolean; scope?: string; limit?: string }): Promise<IncidentRow[]> {
   return withPool(config, (pool) => listAlerts(pool, { all: opts.all, scope: opts.scope, limit: opts.limit === undefined ? 100 : Number(opts.limit) }));

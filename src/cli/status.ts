@@ -8,7 +8,7 @@ import { withPool } from './pool.js';
 import type { Scope } from '../domain/budget.js';
 import { ValidationError } from '../domain/errors.js';
 import { type Currency, formatMoney } from '../domain/money.js';
-import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
+import type { BudgetPeriodStatus, BudgetStatus } from '../domain/budget-status.js';
 
 export interface StatusCommandOptions {
   user?: string;

@@ -6,8 +6,8 @@ import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError, Workflow
 import type { Pool } from 'pg';
 import { type IncidentRow, getIncident, listIncidents } from '../db/alerts.js';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
-import { acknowledgementIssues } from '../domain/incident.js';
-import { type Acknowledgement, type IncidentState, acknowledgeUpdate, alertWorkflowId } from '../messages.js';
+import { acknowledgementIssues, type Acknowledgement, type IncidentState } from '../domain/incident.js';
+import { acknowledgeUpdate, alertWorkflowId } from '../messages.js';
 import { isTransientSendError } from './cost-tracker.js';
 
 const INCIDENT_ID_RE = /^[0-9a-f]{12}$/;

@@ -17,7 +17,8 @@ import { loadBudgets, readScopeTotals } from '../db/scope-totals.js';
 import { type Scope, isScope, mergeBudgetChange } from '../domain/budget.js';
 import { BudgetState } from '../domain/budget-state.js';
 import { type CostGuardError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
-import { BUDGET_WORKFLOW_TYPE, type BudgetStatus, type BudgetWorkflowInput, budgetWorkflowId, setBudgetUpdate, statusQuery } from '../messages.js';
+import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, budgetWorkflowId, setBudgetUpdate, statusQuery } from '../messages.js';
+import type { BudgetStatus } from '../domain/budget-status.js';
 import { isTransientSendError } from './cost-tracker.js';
 
 export const SCOPE_MESSAGE = 'expected "system", "user:<id>", "team:<id>" or "project:<id>" (ids of letters, digits and ._@+=:/-, at most 200)';

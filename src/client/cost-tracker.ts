@@ -22,15 +22,23 @@ import { randomUUID } from 'node:crypto';
 import { type Client, isGrpcServiceError } from '@temporalio/client';
 import { CostGuardError, type FieldIssue, UnavailableError, ValidationError } from '../domain/errors.js';
 import { isScope, type Scope } from '../domain/budget.js';
-import { MAX_PAST_MS, TOKEN_KINDS, type ParseResult, type UsageEvent, type UsageEventInput, parseUsageEvent } from '../domain/usage.js';
+import {
+  MAX_PAST_MS,
+  TOKEN_KINDS,
+  type ParseResult,
+  type UsageEvent,
+  type UsageEventInput,
+  parseUsageEvent,
+  type UsageBatch,
+} from '../domain/usage.js';
 import type { Logger } from '../lib/logger.js';
-import { type IngestBatch, type WireEvent, encodeBatch, ingestWorkflowId, shardOf } from '../domain/ingest.js';
+import { type IngestBatch, type WireEvent, encodeBatch, shardOf } from '../domain/ingest.js';
 import {
   BUDGET_WORKFLOW_TYPE,
   type BudgetWorkflowInput,
   INGEST_WORKFLOW_TYPE,
+  ingestWorkflowId,
   type IngestWorkflowInput,
-  type UsageBatch,
   budgetWorkflowId,
   ingestSignal,
   usageSignal,

@@ -3,7 +3,7 @@
  * repeat interval (migrations/0004_alerts.sql). Parameterised SQL only.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { IncidentState } from '../messages.js';
+import type { IncidentState } from '../domain/incident.js';
 
 export type IncidentEventKind = 'opened' | 'reopened' | 'level_changed' | 'notified' | 'suppressed' | 'acknowledged' | 'resolved';
 

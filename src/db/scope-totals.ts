@@ -10,7 +10,7 @@ import { type Budget, type Scope, scopeId, scopeKind } from '../domain/budget.js
 import { type AvoidedTotals, emptyTotals, topBreakdown } from '../domain/budget-state.js';
 import { normalizeAmount } from '../domain/money.js';
 import { localTime } from '../domain/periods.js';
-import type { BreakdownEntry, PeriodTotals } from '../messages.js';
+import type { BreakdownEntry, PeriodTotals } from '../domain/budget-status.js';
 
 export interface PeriodRange {
   spec: string;

@@ -5,7 +5,7 @@
  * alert workflow (workflows/alert.ts). Nothing here does I/O, so every rule is unit-tested on
  * synthetic series.
  */
-import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
+import type { BudgetPeriodStatus, BudgetStatus } from './budget-status.js';
 import { Dec, formatMoney, parseAmount } from './money.js';
 import { type AlertLevel, levelRank } from './notification.js';
 

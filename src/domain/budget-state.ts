@@ -2,22 +2,17 @@
  * The budget workflow's state as a plain class: no Temporal, no I/O, so it is unit-tested directly.
  * The workflow function (workflows/budget.ts) only wires messages, timers and activities to it.
  */
-import type {
-  BreakdownEntry,
-  BudgetPeriodStatus,
-  BudgetStatus,
-  CarriedState,
-  PeriodTotals,
-  ScopeTotalsUpdate,
-  UsageBatch,
-} from '../messages.js';
+import type { TrackedIncident } from './alert-rules.js';
 import { type Budget, type Scope, scopeKind } from './budget.js';
+import type { BreakdownEntry, BudgetPeriodStatus, BudgetStatus, PeriodTotals, ScopeTotalsUpdate } from './budget-status.js';
 import type { FieldIssue } from './errors.js';
 import { type FlushSummary, addTokens, summarizeFlush } from './flush-summary.js';
+import type { LeaseRecord, LeaseStatus } from './leases.js';
 import type { FlushResult } from './ledger.js';
 import { Dec, type ExchangeRates, normalizeAmount, parseAmount, toUsd } from './money.js';
 import { type Period, periodAt } from './periods.js';
 import { ZERO_USAGE } from './tokens.js';
+import type { UsageBatch } from './usage.js';
 
 export const BREAKDOWN_KEYS_KEPT = 50;
 export const BREAKDOWN_KEYS_SHOWN = 10;
@@ -25,6 +20,29 @@ export const RECENT_BATCH_IDS = 2000;
 export const OTHER = '(other)';
 
 export type AlertLevel = BudgetPeriodStatus['level'];
+
+/** State carried across continue-as-new (kept small: payload limit 2 MiB). */
+export interface CarriedState {
+  budgets: Budget[] | null;
+  /** By budget period; `<period>#future:<key>` entries hold totals counted ahead for later periods. */
+  periods: Record<string, { key: string; startMs?: number; totals: PeriodTotals }>;
+  recentBatchIds: string[];
+  flushSeq: number;
+  counters: BudgetStatus['counters'];
+  lastMaterial: Record<string, string>;
+  /** Incidents this scope raised that are still open, by condition key (absent before alerts). */
+  incidents?: Record<string, TrackedIncident>;
+  /** Unpriced (provider/model) conditions already raised, with their day. */
+  unpricedRaised?: string[];
+  /** When the totals last applied from a `totals` signal were read, by period key. */
+  totalsReadAtMs?: Record<string, number>;
+  /** Pre-flight leases granted by this scope (absent before the first grant). */
+  leases?: LeaseRecord;
+  /** The buckets of the last grant, for the status. */
+  leaseBuckets?: LeaseStatus['buckets'];
+  /** Decisions as of the last grant. */
+  leaseDecisions?: Record<string, number>;
+}
 
 /**
  * Cost avoided by the response cache in a period, carried next to a period's totals (read from the

@@ -7,7 +7,7 @@
  * Pure (no I/O, no Temporal): the activity and the workflow's older path both use it, and it is
  * unit-tested against the per-event arithmetic.
  */
-import type { BreakdownEntry, PeriodTotals } from '../messages.js';
+import type { BreakdownEntry, PeriodTotals } from './budget-status.js';
 import type { FlushResult, RejectedEvent } from './ledger.js';
 import { Dec, normalizeAmount, parseAmount } from './money.js';
 import { type PeriodSpec, periodAt } from './periods.js';

@@ -15,7 +15,56 @@ import type { AlertCondition } from './alert-rules.js';
 import type { FieldIssue } from './errors.js';
 import { textProblem } from './text.js';
 import { type AlertLevel, type Notification, type NotificationKind, levelRank } from './notification.js';
-import type { Acknowledgement, AlertSettings, IncidentState } from '../messages.js';
+
+/** How an incident notifies: snapshotted from the config when the incident opens. */
+export interface AlertSettings {
+  /** Channel names per level (only configured channels). */
+  routing: Record<AlertLevel, string[]>;
+  /** No second notification for the same (condition, level) within this interval. */
+  repeatIntervalMs: number;
+  /** Unacknowledged critical/emergency incidents re-notify after `delayMs`, adding `channels`. */
+  escalation: { delayMs: number; channels: string[]; maxEscalations: number };
+}
+
+export interface Acknowledgement {
+  /** Who takes responsibility (a name or an e-mail address). */
+  by: string;
+  note?: string;
+}
+
+/** The condition again (a level change) or `null` when it no longer holds. */
+export interface ConditionUpdate {
+  condition: AlertCondition | null;
+  reason?: string;
+}
+
+export type IncidentStatus = 'open' | 'acknowledged' | 'resolved';
+
+/** An incident as the alert workflow sees it (query `incident`, update `acknowledge`). */
+export interface IncidentState {
+  incidentId: string;
+  status: IncidentStatus;
+  condition: AlertCondition;
+  level: AlertLevel;
+  openedAt: string;
+  acknowledged: { by: string; at: string; note: string | null } | null;
+  resolved: { at: string; reason: string } | null;
+  escalations: number;
+  /** Every channel notified so far (the resolved notice goes to these). */
+  notifiedChannels: string[];
+  /** Last notification time per level (ms), for the repeat interval. */
+  lastNotifiedMs: Partial<Record<AlertLevel, number>>;
+  /** Last time anything was sent, for the escalation delay. */
+  lastNotificationMs: number | null;
+  notifications: number;
+}
+
+/** Alert workflow -> budget workflow: an incident was acknowledged or resolved. */
+export interface IncidentChange {
+  incidentId: string;
+  key: string;
+  status: IncidentStatus;
+}
 
 /**
  * What is wrong with an acknowledgement (`{ by, note? }`), for the API/CLI and for the alert

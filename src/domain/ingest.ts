@@ -74,10 +74,6 @@ export function shardOf(userId: string, shards: number): number {
   return fnv1a(userId) % shards;
 }
 
-export function ingestWorkflowId(shard: number): string {
-  return `ingest/${shard}`;
-}
-
 /** Builds compact batches: strings are interned per batch. */
 export class CompactBatchBuilder {
   private readonly index = new Map<string, number>();
@@ -174,4 +170,36 @@ export function ingestBatchProblem(batch: unknown): string | null {
   if (!Array.isArray(b.strings) || !Array.isArray(b.events)) return 'strings and events must be arrays';
   if (b.events.length === 0 || b.events.length > 20_000) return 'a batch holds 1 to 20,000 events';
   return null;
+}
+
+/** What an ingest shard counts (its status, carried across continue-as-new). */
+export interface IngestCounters {
+  batches: number;
+  duplicateBatches: number;
+  droppedBatches: number;
+  events: number;
+  counted: number;
+  duplicateEvents: number;
+  deadLettered: number;
+  flushes: number;
+  signalsSent: number;
+  /** Flushes that failed (PostgreSQL or Temporal unreachable) and were tried again after a pause. */
+  flushRetries?: number;
+}
+
+/** Carried across continue-as-new: kept small (no pending events: the shard continues only when idle). */
+export interface IngestCarriedState {
+  flushSeq: number;
+  recentBatchIds: string[];
+  counters: IngestCounters;
+  raised: string[];
+}
+
+/** An ingest shard's live state (its `ingestStatus` query). */
+export interface IngestStatus {
+  shard: number;
+  pendingBatches: number;
+  pendingEvents: number;
+  counters: IngestCounters;
+  lastFlush: { flushId: string; atMs: number; events: number; durationMs: number } | null;
 }

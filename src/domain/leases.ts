@@ -143,3 +143,22 @@ export const EMPTY_LEASE_RECORD: LeaseRecord = { epoch: null, outstanding: {}, l
 export function activeLost(record: LeaseRecord, nowMs: number): Record<string, number> {
   return nowMs < record.lostUntilMs ? record.lost : {};
 }
+
+/** A request for lease: what waiting pre-flight checks need (µ$ per budget of the scope). */
+export interface LeaseRequest {
+  needMicro: number;
+}
+
+/** A scope's leases as the status and the Temporal UI show them (amounts in USD). */
+export interface LeaseStatus {
+  epoch: string | null;
+  grants: number;
+  grantedUsd: string;
+  lastGrantAt: string | null;
+  /** Held back for holds Redis lost, until `lostUntil` (null when none). */
+  lostReserveUsd: string;
+  lostUntil: string | null;
+  /** Pre-flight decisions on this scope (allow, downgrade, deny) as of the last grant; GET /v1/budgets/:scope has them live. */
+  decisions?: Record<string, number>;
+  buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetUsd: string; spentUsd: string; availableUsd: string; openUsd: string }>;
+}

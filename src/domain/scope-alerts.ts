@@ -23,9 +23,10 @@ import {
   unpricedCondition,
   unpricedProviderCondition,
 } from './alert-rules.js';
+import type { BudgetStatus } from './budget-status.js';
 import type { UnpricedUsage } from './flush-summary.js';
+import type { IncidentChange } from './incident.js';
 import { parseAmount } from './money.js';
-import type { BudgetStatus, IncidentChange } from '../messages.js';
 
 export interface ScopeAlertSettings extends AlertRuleSettings {
   enabled: boolean;

@@ -68,6 +68,13 @@ export interface UsageEventInput {
   cacheHit?: boolean;
 }
 
+/** A batch of usage events as sent to a budget workflow; `batchId` makes a re-send harmless. */
+export interface UsageBatch {
+  batchId: string;
+  /** Raw events; each MUST carry its requestId (the sender assigns one before the first send). */
+  events: (UsageEventInput & { requestId: string })[];
+}
+
 function describe(value: unknown): string {
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);

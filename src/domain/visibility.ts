@@ -2,7 +2,7 @@
  * What an operator sees of a budget workflow in the Temporal UI: search attributes (upserted only
  * on material change: each one is a history event) and the Markdown "Current Details".
  */
-import type { BudgetPeriodStatus, BudgetStatus } from '../messages.js';
+import type { BudgetPeriodStatus, BudgetStatus } from './budget-status.js';
 import { Dec, formatMoney } from './money.js';
 import { fixedLengthMs } from './periods.js';
 

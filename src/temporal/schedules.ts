@@ -17,8 +17,8 @@ import type { Config } from '../config/index.js';
 import { fixedLengthMs } from '../domain/periods.js';
 import type { ReportKind } from '../domain/report-period.js';
 import type { Logger } from '../lib/logger.js';
+import { REPORT_WORKFLOW_TYPE } from '../messages.js';
 
-export const REPORT_WORKFLOW_TYPE = 'reportWorkflow';
 export const REPORT_SCHEDULE_IDS: Record<ReportKind, string> = {
   daily: 'costguard-daily-report',
   monthly: 'costguard-monthly-report',

@@ -12,7 +12,7 @@ import { buildApi } from '../../src/api/server.js';
 import { CostTracker } from '../../src/client/index.js';
 import { normalizeAmount } from '../../src/domain/money.js';
 import { REDACT_PATHS } from '../../src/lib/logger.js';
-import type { BudgetStatus } from '../../src/messages.js';
+import type { BudgetStatus } from '../../src/domain/budget-status.js';
 import { eventually, type Stack, startStack, type StackApi, startApi } from './helpers/stack.js';
 
 const KEY = 'cg_test_key_0123456789abcdef';

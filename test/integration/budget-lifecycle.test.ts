@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeAmount } from '../../src/domain/money.js';
-import { type UsageBatch, budgetWorkflowId, statusQuery } from '../../src/messages.js';
+import { budgetWorkflowId, statusQuery } from '../../src/messages.js';
+import type { UsageBatch } from '../../src/domain/usage.js';
 import { recordHistory } from './helpers/histories.js';
 import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
 

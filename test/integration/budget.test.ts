@@ -2,15 +2,9 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRealtimeView } from '../../activities/realtime.js';
 import { normalizeAmount } from '../../src/domain/money.js';
-import {
-  BUDGET_WORKFLOW_TYPE,
-  type BudgetStatus,
-  type UsageBatch,
-  budgetWorkflowId,
-  searchAttributes,
-  setBudgetUpdate,
-  statusQuery,
-} from '../../src/messages.js';
+import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId, searchAttributes, setBudgetUpdate, statusQuery } from '../../src/messages.js';
+import type { BudgetStatus } from '../../src/domain/budget-status.js';
+import type { UsageBatch } from '../../src/domain/usage.js';
 import { recordHistory } from './helpers/histories.js';
 import { type Stack, eventually, sendUsage, startStack } from './helpers/stack.js';
 

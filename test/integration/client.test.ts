@@ -8,8 +8,8 @@ import { CostTracker, type RecordReceipt } from '../../src/client/index.js';
 import { addAmounts, normalizeAmount } from '../../src/domain/money.js';
 import type { UsageEventInput } from '../../src/domain/usage.js';
 import { readBudgetStatus } from '../../src/client/budgets.js';
-import { ingestWorkflowId, shardOf } from '../../src/domain/ingest.js';
-import { ingestStatusQuery } from '../../src/messages.js';
+import { shardOf } from '../../src/domain/ingest.js';
+import { ingestStatusQuery, ingestWorkflowId } from '../../src/messages.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { eventually, type Stack, startStack } from './helpers/stack.js';
 

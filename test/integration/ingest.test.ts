@@ -8,17 +8,18 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CostTracker } from '../../src/client/index.js';
-import { encodeBatch, ingestWorkflowId, shardOf } from '../../src/domain/ingest.js';
+import { encodeBatch, shardOf } from '../../src/domain/ingest.js';
 import { Dec } from '../../src/domain/money.js';
 import {
-  type BudgetStatus,
   INGEST_WORKFLOW_TYPE,
+  ingestWorkflowId,
   budgetWorkflowId,
   ingestSignal,
   ingestStatusQuery,
   scopeTotalsSignal,
   statusQuery,
 } from '../../src/messages.js';
+import type { BudgetStatus } from '../../src/domain/budget-status.js';
 import { recordHistory } from './helpers/histories.js';
 import { rollupMismatches } from './helpers/worker-process.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';

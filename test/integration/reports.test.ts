@@ -26,7 +26,7 @@ import { projectRoot } from '../../src/lib/paths.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { REPORT_SCHEDULE_IDS, ensureReportSchedules } from '../../src/temporal/schedules.js';
 import { createWorker } from '../../src/worker/index.js';
-import type { ReportWorkflowInput, ReportWorkflowResult } from '../../workflows/report.js';
+import type { ReportWorkflowInput, ReportWorkflowResult } from '../../src/messages.js';
 import { type Receivers, startReceivers } from './helpers/alerting.js';
 import { recordHistory } from './helpers/histories.js';
 import type { ReceivedSlackMessage } from './helpers/receivers.js';

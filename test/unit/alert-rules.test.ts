@@ -13,7 +13,7 @@ import {
   unpricedCondition,
 } from '../../src/domain/alert-rules.js';
 import { emptyTotals, levelFor } from '../../src/domain/budget-state.js';
-import type { BudgetPeriodStatus, BudgetStatus } from '../../src/messages.js';
+import type { BudgetPeriodStatus, BudgetStatus } from '../../src/domain/budget-status.js';
 import { at } from './helpers.js';
 
 const settings: AlertRuleSettings = {

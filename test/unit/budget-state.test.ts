@@ -10,7 +10,8 @@ import {
 import { summarizeFlush } from '../../src/domain/flush-summary.js';
 import { type CountedUsage, type FlushResult } from '../../src/domain/ledger.js';
 import { DEFAULT_EXCHANGE_RATES } from '../../src/domain/money.js';
-import { type BudgetPeriodStatus, type CarriedState, type PeriodTotals } from '../../src/messages.js';
+import type { BudgetPeriodStatus, PeriodTotals } from '../../src/domain/budget-status.js';
+import type { CarriedState } from '../../src/domain/budget-state.js';
 import { at, dec } from './helpers.js';
 
 const SCOPE = 'user:alice';

@@ -17,9 +17,9 @@ import {
   isTransientSendError,
   scopeOfEvent,
 } from '../../src/client/index.js';
-import { type UsageEventInput } from '../../src/domain/usage.js';
+import { type UsageEventInput, type UsageBatch } from '../../src/domain/usage.js';
 import { type IngestBatch, type WireEvent, decodeBatch, shardOf } from '../../src/domain/ingest.js';
-import { BUDGET_WORKFLOW_TYPE, INGEST_WORKFLOW_TYPE, type UsageBatch, ingestSignal, usageSignal } from '../../src/messages.js';
+import { BUDGET_WORKFLOW_TYPE, INGEST_WORKFLOW_TYPE, ingestSignal, usageSignal } from '../../src/messages.js';
 
 interface Call {
   workflowType: string;

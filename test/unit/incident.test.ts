@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AlertCondition } from '../../src/domain/alert-rules.js';
-import { Incident, type PlannedNotification } from '../../src/domain/incident.js';
+import { Incident, type PlannedNotification, type AlertSettings } from '../../src/domain/incident.js';
 import type { AlertLevel } from '../../src/domain/notification.js';
-import type { AlertSettings } from '../../src/messages.js';
 
 const T0 = Date.parse('2026-11-28T10:00:00Z');
 const MIN = 60_000;

@@ -5,7 +5,7 @@ import { type UnpricedUsage, summarizeFlush } from '../../src/domain/flush-summa
 import type { CountedUsage } from '../../src/domain/ledger.js';
 import { ScopeAlerts, type ScopeAlertSettings } from '../../src/domain/scope-alerts.js';
 import { ZERO_USAGE } from '../../src/domain/usage.js';
-import type { BudgetStatus } from '../../src/messages.js';
+import type { BudgetStatus } from '../../src/domain/budget-status.js';
 
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 const settings: ScopeAlertSettings = {

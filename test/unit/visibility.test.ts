@@ -3,7 +3,7 @@ import { type Budget } from '../../src/domain/budget.js';
 import { BudgetState, emptyTotals } from '../../src/domain/budget-state.js';
 import { DEFAULT_EXCHANGE_RATES } from '../../src/domain/money.js';
 import { highestLevel, renderBudgetMarkdown, visibilityUpdates } from '../../src/domain/visibility.js';
-import { type BudgetPeriodStatus, type BudgetStatus } from '../../src/messages.js';
+import type { BudgetPeriodStatus, BudgetStatus } from '../../src/domain/budget-status.js';
 import { at } from './helpers.js';
 
 const COUNTERS: BudgetStatus['counters'] = { batchesApplied: 0, duplicateBatches: 0, droppedBatches: 0, eventsCounted: 0, duplicateEvents: 0, rejectedEvents: 0, lateEvents: 0 };
