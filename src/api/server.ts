@@ -24,6 +24,8 @@ import { assertScope, readBudgetStatus, setScopeBudgets } from '../client/budget
 import { type CostTracker, parseTrackedEvents } from '../client/cost-tracker.js';
 import type { ApiConfig, Config } from '../config/index.js';
 import { reportTimezone } from '../config/reports.js';
+import { incidentHistory } from '../db/alerts.js';
+import { pingDatabase } from '../db/health.js';
 import { loadReport } from '../db/reports.js';
 import { parseReportPeriod } from '../domain/report-period.js';
 import { ConflictError, CostGuardError, type ErrorCode, type FieldIssue, NotFoundError, ValidationError } from '../domain/errors.js';
@@ -316,7 +318,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get('/healthz', { config: { public: true } }, async (_request, reply) => {
     try {
-      await deps.pool.query('SELECT 1');
+      await pingDatabase(deps.pool);
       return { status: 'ok' };
     } catch {
       return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });
@@ -423,12 +425,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (status !== 'open' && status !== 'all') throw new ValidationError([{ path: 'status', message: 'expected "open" or "all"' }]);
     if (scope !== undefined) assertScope(scope);
     const n = limit === undefined ? 100 : Number(limit);
-    return { incidents: await listAlerts(deps.pool, { all: status === 'all', scope, limit: n }) };
+    return { incidents: await listAlerts(incidentHistory(deps.pool), { all: status === 'all', scope, limit: n }) };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/alerts/:id', { config: { scope: 'read' } }, async (request) => getAlert(deps.pool, request.params.id));
+  app.get<{ Params: { id: string } }>('/v1/alerts/:id', { config: { scope: 'read' } }, async (request) => getAlert(incidentHistory(deps.pool), request.params.id));
 
-  app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', { config: { scope: 'admin' } }, async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body));
+  app.post<{ Params: { id: string } }>('/v1/alerts/:id/ack', { config: { scope: 'admin' } }, async (request) => acknowledgeAlert(deps.temporal, incidentHistory(deps.pool), request.params.id, request.body));
 
   // One route serves both forms: `/v1/reports/daily/2026-03-08` (JSON) and `.../2026-03-08.html`
   // (the page sent by email). Reports are read, never generated here: generating reads a whole
