@@ -23,7 +23,7 @@ import type { UnpricedUsage } from '../src/domain/flush-summary.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, type ScopeTotalsUpdate, budgetWorkflowId, scopeTotalsSignal } from '../src/messages.js';
 import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder, withTimeout } from './ledger.js';
 import { microUp } from '../src/domain/leases.js';
-import type { LeaseStore } from '../src/leases/store.js';
+import type { LeaseStore } from '../src/redis/leases.js';
 
 export interface IngestActivityDeps extends LedgerActivityDeps {
   config: Config;
