@@ -20,6 +20,29 @@ function pureImports(extraPatterns = []) {
   };
 }
 
+// I/O has one room per concern: PostgreSQL in src/db/, Redis in src/redis/. Everything else gets
+// their functions (or, for dependency injection, only the client types); the entry points that
+// build the clients (the CLI, the worker), the tests, the benchmarks and the scripts may import the
+// packages' values.
+const ioRooms = ['src/db/**', 'src/redis/**'];
+const clientWiring = ['src/cli/**', 'src/worker/**', 'scripts/**', 'test/**', 'bench/**'];
+const ioImports = {
+  patterns: [{
+    group: ['pg', 'pg-*', 'ioredis'],
+    allowTypeImports: true,
+    message: 'PostgreSQL is used in src/db/ and Redis in src/redis/ only (and by the entry points that build the clients): call a function from there. Type-only imports are fine.',
+  }],
+};
+const SQL = '/\\b(SELECT|INSERT INTO|UPDATE [a-z_]+ SET|DELETE FROM|WITH [a-z_]+ AS)\\b/';
+const sqlOutsideDb = [
+  { selector: `Literal[value=${SQL}]`, message: 'SQL lives in src/db/: add a function there that takes a pool and returns typed rows.' },
+  { selector: `TemplateElement[value.raw=${SQL}]`, message: 'SQL lives in src/db/: add a function there that takes a pool and returns typed rows.' },
+  { selector: "CallExpression > MemberExpression.callee[property.name=/^(query|connect)$/]:matches([object.name='pool'], [object.property.name='pool'])", message: 'Queries run in src/db/: add a function there that takes the pool.' },
+];
+const redisOutsideRedis = [
+  { selector: "CallExpression > MemberExpression.callee:matches([object.name='redis'], [object.property.name='redis'])", message: 'Redis commands live in src/redis/: add a function there that takes the client.' },
+];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', 'coverage/**'] },
   js.configs.recommended,
@@ -49,6 +72,18 @@ export default tseslint.config(
     },
     rules: { 'import-x/no-cycle': 'error' },
   },
+  {
+    files: ['**/*.ts'],
+    ignores: [...ioRooms, ...clientWiring],
+    rules: { 'no-restricted-imports': ['error', ioImports] },
+  },
+  {
+    files: ['src/**/*.ts', 'activities/**/*.ts', 'workflows/**/*.ts'],
+    ignores: [...ioRooms, ...clientWiring],
+    rules: { 'no-restricted-syntax': ['error', ...sqlOutsideDb, ...redisOutsideRedis] },
+  },
+  { files: ['src/db/**/*.ts'], rules: { 'no-restricted-syntax': ['error', ...redisOutsideRedis] } },
+  { files: ['src/redis/**/*.ts'], rules: { 'no-restricted-syntax': ['error', ...sqlOutsideDb] } },
   {
     // Pure code: the domain (unit-tested in milliseconds, bundled into workflows) and the messages.
     // The domain owns the shapes; the messages name them on the wire, so the dependency runs one way.

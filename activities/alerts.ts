@@ -10,9 +10,9 @@ import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
 import { recordIncidentEvent, recordNotification, type IncidentEventKind } from '../src/db/alerts.js';
 import { describeDbError, isDeterministicDbError } from '../src/db/ledger.js';
+import { readSpendByDay, readTopContributors } from '../src/db/spend-windows.js';
 import type { AlertCondition, SpendWindows } from '../src/domain/alert-rules.js';
 import { scopeId, scopeKind } from '../src/domain/budget.js';
-import { normalizeAmount } from '../src/domain/money.js';
 import type { AlertSettings, IncidentState, PlannedNotification } from '../src/domain/incident.js';
 import { ALERT_LEVELS } from '../src/domain/notification.js';
 import type { Logger } from '../src/lib/logger.js';
@@ -60,30 +60,6 @@ async function nonRetryableIfPoisoned<T>(write: () => Promise<T>): Promise<T> {
     if (isDeterministicDbError(err)) throw ApplicationFailure.nonRetryable(describeDbError(err), 'PoisonInput');
     throw err;
   }
-}
-
-/**
- * The largest contributor by cost of each kind (model, user, task type) to the spend of the window
- * [now - windowMinutes, now), for a scope's ledger rows (`column` = `id`, or every row for the system).
- * Ties go to the name that sorts first, so the answer is stable.
- */
-async function readTopContributors(pool: Pool, windowMinutes: number, column: string | null, id: string, nowMs: number): Promise<NonNullable<SpendWindows['top']>> {
-  const { rows } = await pool.query<{ dim: 'model' | 'user' | 'taskType'; key: string; cost: string }>(
-    `WITH w AS (
-       SELECT model, user_id, task_type, cost_usd FROM usage_ledger
-       WHERE occurred_at >= $1::timestamptz - $2::int * interval '1 minute' AND occurred_at < $1::timestamptz
-         AND cost_usd > 0 AND ($3::text IS NULL OR ${column ? `${column} = $3` : 'true'})
-     ), g AS (
-       SELECT CASE WHEN GROUPING(model) = 0 THEN 'model' WHEN GROUPING(user_id) = 0 THEN 'user' ELSE 'taskType' END AS dim,
-              coalesce(model, user_id, task_type) AS key, sum(cost_usd) AS cost
-       FROM w GROUP BY GROUPING SETS ((model), (user_id), (task_type))
-     )
-     SELECT DISTINCT ON (dim) dim, key, cost::text AS cost FROM g ORDER BY dim, cost DESC, key`,
-    [new Date(nowMs).toISOString(), windowMinutes, column ? id : null],
-  );
-  const top: NonNullable<SpendWindows['top']> = {};
-  for (const r of rows) top[r.dim] = { key: r.key === '' ? '(none)' : r.key, costUsd: normalizeAmount(r.cost) };
-  return top;
 }
 
 export const createAlertActivities = (deps: AlertActivityDeps) => ({
@@ -175,31 +151,15 @@ export const createAlertActivities = (deps: AlertActivityDeps) => ({
    */
   async readSpendWindows(input: { scope: string; windowMinutes: number; baselineDays: number }): Promise<SpendWindows> {
     const now = deps.clock();
-    const kind = scopeKind(input.scope);
-    const id = scopeId(input.scope);
-    const column = kind === 'user' ? 'user_id' : kind === 'team' ? 'team' : kind === 'project' ? 'project' : null;
-    const windows = await deps.pool.query<{ d: number; cost: string }>(
-      `SELECT d, coalesce(sum(l.cost_usd), 0)::text AS cost
-       FROM generate_series(0, $3::int) AS d
-       LEFT JOIN usage_ledger l
-         ON l.occurred_at >= $1::timestamptz - d * interval '1 day' - $2::int * interval '1 minute'
-        AND l.occurred_at < $1::timestamptz - d * interval '1 day'
-        AND ($4::text IS NULL OR ${column ? `l.${column} = $4` : 'true'})
-       GROUP BY d ORDER BY d`,
-      [new Date(now).toISOString(), input.windowMinutes, input.baselineDays, column ? id : null],
-    );
-    const first = await deps.pool.query<{ first: Date | null }>(
-      `SELECT min(period_start) AS first FROM usage_rollups WHERE scope = $1 AND period_kind = 'hour'`,
-      [input.scope],
-    );
-    const firstMs = first.rows[0]?.first?.getTime() ?? Infinity;
-    const byDay = new Map(windows.rows.map((r) => [Number(r.d), normalizeAmount(r.cost)]));
+    const query = { scope: input.scope, windowMinutes: input.windowMinutes, baselineDays: input.baselineDays, nowMs: now };
+    const { byDay, firstHourMs } = await readSpendByDay(deps.pool, query);
+    const firstMs = firstHourMs ?? Infinity;
     const baselineUsd: string[] = [];
     for (let d = 1; d <= input.baselineDays; d++) {
       // A day counts only if the scope already existed before that day's window ended.
       if (firstMs < now - d * 86_400_000) baselineUsd.push(byDay.get(d) ?? '0');
     }
     const windowUsd = byDay.get(0) ?? '0';
-    return { windowUsd, baselineUsd, ...(windowUsd === '0' ? {} : { top: await readTopContributors(deps.pool, input.windowMinutes, column, id, now) }) };
+    return { windowUsd, baselineUsd, ...(windowUsd === '0' ? {} : { top: await readTopContributors(deps.pool, query) }) };
   },
 });

@@ -4,7 +4,8 @@
  */
 import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
-import { type PeriodRange, defaultBudgets, readScopeTotals } from '../src/db/scope-totals.js';
+import { loadBudgets, saveBudgets } from '../src/db/budgets.js';
+import { type PeriodRange, readScopeTotals } from '../src/db/scope-totals.js';
 import type { Budget, Scope } from '../src/domain/budget.js';
 import type { ExchangeRates } from '../src/domain/money.js';
 import type { ScopeAlertSettings } from '../src/domain/scope-alerts.js';
@@ -31,9 +32,9 @@ export interface BudgetActivityDeps {
 export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
   /** The scope's budgets (saved at runtime, else the configured defaults) and its settings. */
   async loadScopeSettings(scope: Scope): Promise<ScopeSettings> {
-    const saved = await deps.pool.query<{ budgets: Budget[] }>('SELECT budgets FROM budget_configs WHERE scope = $1', [scope]);
+    const budgets = (await loadBudgets(deps.pool, deps.config, [scope])).get(scope) ?? [];
     return {
-      budgets: saved.rows[0]?.budgets ?? defaultBudgets(deps.config, scope),
+      budgets,
       rates: deps.config.exchangeRates,
       pollIntervalMs: deps.config.budgetWorkflow.ledgerPollMs,
       maxFlushEvents: deps.config.budgetWorkflow.maxFlushEvents,
@@ -48,11 +49,7 @@ export const createBudgetActivities = (deps: BudgetActivityDeps) => ({
 
   /** Persists a scope's budgets (idempotent: the same budgets written twice is one state). */
   async saveBudgets(scope: Scope, budgets: Budget[]): Promise<void> {
-    await deps.pool.query(
-      `INSERT INTO budget_configs (scope, budgets) VALUES ($1, $2)
-       ON CONFLICT (scope) DO UPDATE SET budgets = EXCLUDED.budgets, updated_at = now()`,
-      [scope, JSON.stringify(budgets)],
-    );
+    await saveBudgets(deps.pool, scope, budgets);
   },
 
   /**

@@ -10,11 +10,12 @@
  * PostgreSQL releases the lock with the dead connection.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import { type ChannelConfig, channelSecrets } from '../src/channels/config.js';
 import { ChannelDeliveryError, scrubSecrets } from '../src/channels/errors.js';
 import { sendToChannel } from '../src/channels/index.js';
 import type { Config } from '../src/config/index.js';
+import { withDeliveryLock } from '../src/db/deliveries.js';
 import type { Notification } from '../src/domain/notification.js';
 import type { Logger } from '../src/lib/logger.js';
 
@@ -46,30 +47,6 @@ export interface ChannelActivityDeps {
 /** The error type workflows list in `nonRetryableErrorTypes` (it is non-retryable anyway). */
 export const CHANNEL_CONFIG_ERROR = 'ChannelConfigError';
 
-interface DeliveryRow {
-  status: 'sending' | 'sent' | 'failed';
-  attempts: number;
-  sent_at: Date | null;
-  sent_recipients: string[];
-}
-
-async function withDeliveryLock<T>(pool: Pool, key: string, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]);
-    try {
-      return await fn(client);
-    } finally {
-      await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch((err: Error) => {
-        broken = err; // destroy the connection instead: closing it releases the lock
-      });
-    }
-  } finally {
-    client.release(broken);
-  }
-}
-
 export const createChannelActivities = (deps: ChannelActivityDeps) => {
   const { pool, config, logger, clock } = deps;
   const report = (channel: string, type: string, outcome: DeliveryOutcome) => deps.onDelivery?.(channel, type, outcome);
@@ -88,15 +65,9 @@ export const createChannelActivities = (deps: ChannelActivityDeps) => {
         );
       }
       const type = channelConfig.type;
-      const key = JSON.stringify([n.sourceId, n.notificationId, channel]);
 
-      return withDeliveryLock(pool, key, async (db) => {
-        const existing = await db.query<DeliveryRow>(
-          `SELECT status, attempts, sent_at, sent_recipients FROM notification_deliveries
-            WHERE source_id = $1 AND notification_id = $2 AND channel = $3`,
-          [n.sourceId, n.notificationId, channel],
-        );
-        const prior = existing.rows[0];
+      return withDeliveryLock(pool, { sourceId: n.sourceId, notificationId: n.notificationId, channel }, async (delivery) => {
+        const prior = await delivery.read();
         if (prior?.status === 'sent' && prior.sent_at) {
           log.info({ channelType: type, outcome: 'already_sent', attempts: prior.attempts }, 'notification already delivered: not sent again');
           report(channel, type, 'already_sent');
@@ -104,38 +75,19 @@ export const createChannelActivities = (deps: ChannelActivityDeps) => {
         }
 
         const startedAt = new Date(clock());
-        const claimed = await db.query<DeliveryRow>(
-          `INSERT INTO notification_deliveries
-             (source_id, notification_id, channel, channel_type, level, kind, status, attempts, first_attempt_at, last_attempt_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'sending', 1, $7, $7)
-           ON CONFLICT (source_id, notification_id, channel) DO UPDATE
-             SET status = 'sending', attempts = notification_deliveries.attempts + 1, last_attempt_at = EXCLUDED.last_attempt_at,
-                 channel_type = EXCLUDED.channel_type
-           RETURNING status, attempts, sent_at, sent_recipients`,
-          [n.sourceId, n.notificationId, channel, type, n.level, n.kind, startedAt],
-        );
-        const attempts = claimed.rows[0]!.attempts;
-        const reached = new Set(claimed.rows[0]!.sent_recipients);
+        const claimed = await delivery.claim({ channelType: type, level: n.level, kind: n.kind, startedAt });
+        const attempts = claimed.attempts;
+        const reached = new Set(claimed.sent_recipients);
 
         try {
           const sent = await sendToChannel(channelConfig, n, {
             timeoutMs: channelConfig.timeoutMs,
             now: clock,
             reached,
-            recipientReached: async (recipient) => {
-              await db.query(
-                `UPDATE notification_deliveries SET sent_recipients = array_append(sent_recipients, $4)
-                  WHERE source_id = $1 AND notification_id = $2 AND channel = $3 AND NOT ($4 = ANY (sent_recipients))`,
-                [n.sourceId, n.notificationId, channel, recipient],
-              );
-            },
+            recipientReached: (recipient) => delivery.recipientReached(recipient),
           });
           const sentAt = new Date(clock());
-          await db.query(
-            `UPDATE notification_deliveries SET status = 'sent', sent_at = $4, response_status = $5
-              WHERE source_id = $1 AND notification_id = $2 AND channel = $3`,
-            [n.sourceId, n.notificationId, channel, sentAt, sent.responseStatus],
-          );
+          await delivery.markSent(sentAt, sent.responseStatus);
           log.info({ channelType: type, outcome: 'sent', attempts, responseStatus: sent.responseStatus }, 'notification delivered');
           report(channel, type, 'sent');
           return { channel, status: 'sent', deliveredAt: sentAt.toISOString(), attempts };
@@ -145,11 +97,7 @@ export const createChannelActivities = (deps: ChannelActivityDeps) => {
               ? err
               : new ChannelDeliveryError(`unexpected ${(err as Error)?.name ?? 'error'}: ${(err as Error)?.message ?? String(err)}`, { retryable: true });
           const reason = scrubSecrets(failure.message, channelSecrets(channelConfig));
-          await db.query(
-            `UPDATE notification_deliveries SET status = $4, last_error = $5, response_status = $6
-              WHERE source_id = $1 AND notification_id = $2 AND channel = $3`,
-            [n.sourceId, n.notificationId, channel, failure.retryable ? 'sending' : 'failed', reason, failure.status],
-          );
+          await delivery.markFailed({ retryable: failure.retryable, reason, responseStatus: failure.status });
           const message = `Channel "${channel}" (${type}) failed on attempt ${attempts}: ${reason}`;
           if (failure.retryable) {
             log.warn({ channelType: type, outcome: 'retryable_error', attempts, responseStatus: failure.status, reason }, 'notification not delivered: will retry');

@@ -15,8 +15,8 @@ import { createChannelActivities } from './channels.js';
 import { createIngestActivities } from './ingest.js';
 import { createLeaseActivities } from './leases.js';
 import { createLedgerActivities } from './ledger.js';
-import { createLeaseStore } from '../src/leases/store.js';
-import { createRealtimeView } from './realtime.js';
+import { createLeaseStore } from '../src/redis/leases.js';
+import { createRealtimeView } from '../src/redis/realtime.js';
 import { createReportActivities } from './reports.js';
 
 export interface ActivityDeps {

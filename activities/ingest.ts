@@ -11,8 +11,9 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Config } from '../src/config/index.js';
-import { loadBudgets, readScopeTotals } from '../src/db/scope-totals.js';
-import type { UserDayTotal } from '../src/db/ledger.js';
+import { loadBudgets } from '../src/db/budgets.js';
+import { readScopeTotals } from '../src/db/scope-totals.js';
+import { type UserDayTotal, readUserDays } from '../src/db/ledger.js';
 import type { Budget, Scope } from '../src/domain/budget.js';
 import { type IngestBatch, type WireEvent, decodeBatch } from '../src/domain/ingest.js';
 import { type MaterialReason, materialReason, rollupPeriods } from '../src/domain/materiality.js';
@@ -23,7 +24,7 @@ import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, budgetWorkflowId, scope
 import type { ScopeTotalsUpdate } from '../src/domain/budget-status.js';
 import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder, withTimeout } from './ledger.js';
 import { microUp } from '../src/domain/leases.js';
-import type { LeaseStore } from '../src/leases/store.js';
+import type { LeaseStore } from '../src/redis/leases.js';
 
 export interface IngestActivityDeps extends LedgerActivityDeps {
   config: Config;
@@ -218,7 +219,7 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
       return timed({ batchId: input.flushId, events }, asIngestFlush(input.shard), async (result, userDays) => {
         // A flush run again after its commit inserts nothing: its users' totals come from the
         // rows it finds (read back), so the signals the first attempt may not have sent go out.
-        const days = userDays.length > 0 || result.counted.length === 0 ? userDays : await rereadUserDays(result.counted.map((c) => c.requestId));
+        const days = userDays.length > 0 || result.counted.length === 0 ? userDays : await readUserDays(deps.pool, result.counted.map((c) => c.requestId), deps.config.timezone);
         // Holds settle only now, after the commit: until then their reservation still counts.
         await settleHolds(result.counted, byId);
         const material = await materialScopes(days);
@@ -259,21 +260,6 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
       });
     },
   };
-
-  /** Day and month totals of the users of these (already committed) events, with their cost in them as the change. */
-  async function rereadUserDays(requestIds: readonly string[]): Promise<UserDayTotal[]> {
-    const tz = deps.config.timezone;
-    const r = await deps.pool.query<{ scope: string; kind: 'day' | 'month'; day: Date; total: string; delta: string }>(
-      `WITH mine AS (
-         SELECT 'user:' || user_id AS scope, k.kind, date_trunc(k.kind, occurred_at, $2) AS day, sum(cost_usd) AS delta
-         FROM usage_ledger CROSS JOIN (VALUES ('day'), ('month')) AS k(kind)
-         WHERE request_id = ANY($1::text[]) GROUP BY 1, 2, 3)
-       SELECT m.scope, m.kind, m.day, coalesce(t.cost_usd, 0)::text AS total, m.delta::text AS delta
-       FROM mine m LEFT JOIN usage_rollup_totals t ON t.scope = m.scope AND t.period_kind = m.kind AND t.timezone = $2 AND t.period_start = m.day`,
-      [requestIds, tz],
-    );
-    return r.rows.map((row) => ({ scope: row.scope, kind: row.kind, dayStartMs: row.day.getTime(), totalUsd: normalizeAmount(row.total), deltaUsd: normalizeAmount(row.delta) }));
-  }
 };
 
 export type IngestActivities = ReturnType<typeof createIngestActivities>;

@@ -11,7 +11,7 @@ import { readScopeTotals } from '../src/db/scope-totals.js';
 import type { Budget, Scope } from '../src/domain/budget.js';
 import { budgetMicro, bucketName, enforcementOf, grantAmount, microUp } from '../src/domain/leases.js';
 import { periodAt } from '../src/domain/periods.js';
-import type { LeaseStore } from '../src/leases/store.js';
+import type { LeaseStore } from '../src/redis/leases.js';
 
 export interface LeaseGrantInput {
   scope: Scope;

@@ -27,7 +27,7 @@ import { type DeadLetterInput, recordDeadLetters } from '../src/db/dead-letters.
 import { type PersistBatchInput, type PricedEvent, type UserDayTotal, persistBatchOnce, persistFlushIsolating } from '../src/db/ledger.js';
 import type { Logger } from '../src/lib/logger.js';
 import type { CostGuardMetrics, CountedEventSample, FlushOutcome } from '../src/metrics/index.js';
-import type { RealtimeView } from './realtime.js';
+import type { RealtimeView } from '../src/redis/realtime.js';
 
 /** A batch as services send it: raw events (validated here) under a batch id chosen by the sender. */
 export interface UsageBatchInput {

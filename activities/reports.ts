@@ -9,7 +9,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
-import { readLedgerAggregates, readOpenIncidents, readRuntimeBudgets, saveReport } from '../src/db/reports.js';
+import { readSavedBudgets } from '../src/db/budgets.js';
+import { readLedgerAggregates, readOpenIncidents, saveReport } from '../src/db/reports.js';
 import { ValidationError } from '../src/domain/errors.js';
 import { toUsd } from '../src/domain/money.js';
 import type { Notification } from '../src/domain/notification.js';
@@ -67,7 +68,7 @@ export function resolveReportPeriod(config: Pick<Config, 'timezone' | 'reports'>
 /** The system budgets of the report's period kind: runtime ones if set, else the config's. */
 async function systemBudgets(deps: ReportActivityDeps, kind: ReportKind) {
   const period = kind === 'daily' ? 'day' : 'month';
-  const runtime = await readRuntimeBudgets(deps.pool, 'system');
+  const runtime = (await readSavedBudgets(deps.pool, ['system'])).get('system');
   const budgets = runtime ?? deps.config.budgets.filter((b) => b.scope === 'system');
   return budgets
     .filter((b) => b.period === period)

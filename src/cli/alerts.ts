@@ -7,15 +7,15 @@ import { acknowledgeAlert, getAlert, listAlerts } from '../client/alerts.js';
 import { connectTemporal } from '../client/connect.js';
 import type { Config } from '../config/index.js';
 import { withPool } from './pool.js';
-import type { IncidentRow } from '../db/alerts.js';
+import { type IncidentRow, incidentHistory } from '../db/alerts.js';
 import type { IncidentState } from '../domain/incident.js';
 
 export function runAlertsList(config: Config, opts: { all?: boolean; scope?: string; limit?: string }): Promise<IncidentRow[]> {
-  return withPool(config, (pool) => listAlerts(pool, { all: opts.all, scope: opts.scope, limit: opts.limit === undefined ? 100 : Number(opts.limit) }));
+  return withPool(config, (pool) => listAlerts(incidentHistory(pool), { all: opts.all, scope: opts.scope, limit: opts.limit === undefined ? 100 : Number(opts.limit) }));
 }
 
 export function runAlertsShow(config: Config, id: string) {
-  return withPool(config, (pool) => getAlert(pool, id));
+  return withPool(config, (pool) => getAlert(incidentHistory(pool), id));
 }
 
 /** `--by` defaults to the local user name, so `costguard alerts ack ID` just works at 3 a.m. */
@@ -23,7 +23,7 @@ export async function runAlertsAck(config: Config, id: string, opts: { by?: stri
   const by = opts.by ?? userInfo().username;
   const { client, connection } = await connectTemporal(config);
   try {
-    return await withPool(config, (pool) => acknowledgeAlert(client, pool, id, { by, ...(opts.note !== undefined ? { note: opts.note } : {}) }));
+    return await withPool(config, (pool) => acknowledgeAlert(client, incidentHistory(pool), id, { by, ...(opts.note !== undefined ? { note: opts.note } : {}) }));
   } finally {
     await connection.close();
   }

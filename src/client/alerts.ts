@@ -1,10 +1,10 @@
 /**
  * Incidents for the HTTP API and the CLI: listing them from the alert history, and acknowledging
- * one through its alert workflow (the `acknowledge` update), in Cost Guard's error vocabulary.
+ * one through its alert workflow (the `acknowledge` update), in Cost Guard's error vocabulary. The
+ * history is passed in (`incidentHistory(pool)` from src/db/alerts.ts where the pool is wired).
  */
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
-import type { Pool } from 'pg';
-import { type IncidentRow, getIncident, listIncidents } from '../db/alerts.js';
+import type { IncidentDetail, IncidentHistory, IncidentRow } from '../db/alerts.js';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';
 import { acknowledgementIssues, type Acknowledgement, type IncidentState } from '../domain/incident.js';
 import { acknowledgeUpdate, alertWorkflowId } from '../messages.js';
@@ -30,15 +30,15 @@ export interface AlertListOptions {
   limit?: number;
 }
 
-export async function listAlerts(pool: Pool, opts: AlertListOptions = {}): Promise<IncidentRow[]> {
+export async function listAlerts(history: IncidentHistory, opts: AlertListOptions = {}): Promise<IncidentRow[]> {
   const limit = opts.limit ?? 100;
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError([{ path: 'limit', message: 'expected a whole number from 1 to 1000' }]);
-  return listIncidents(pool, { includeResolved: opts.all ?? false, scope: opts.scope, limit });
+  return history.list({ includeResolved: opts.all ?? false, scope: opts.scope, limit });
 }
 
-export async function getAlert(pool: Pool, id: string) {
+export async function getAlert(history: IncidentHistory, id: string): Promise<IncidentDetail> {
   assertIncidentId(id);
-  const found = await getIncident(pool, id);
+  const found = await history.get(id);
   if (!found) throw new NotFoundError(`no incident ${id}`);
   return found;
 }
@@ -47,14 +47,14 @@ export async function getAlert(pool: Pool, id: string) {
  * Acknowledges an open incident: escalation stops. An incident that is already resolved, or that
  * never existed, is a conflict or not-found error (nothing changes).
  */
-export async function acknowledgeAlert(temporal: Client, pool: Pool, id: string, input: unknown): Promise<IncidentState> {
+export async function acknowledgeAlert(temporal: Client, history: IncidentHistory, id: string, input: unknown): Promise<IncidentState> {
   assertIncidentId(id);
   const ack = parseAcknowledgement(input);
   try {
     return await temporal.workflow.getHandle(alertWorkflowId(id)).executeUpdate(acknowledgeUpdate, { args: [ack] });
   } catch (err) {
     if (err instanceof WorkflowNotFoundError || (err instanceof Error && /workflow execution already completed/i.test(err.message))) {
-      const known = await getIncident(pool, id);
+      const known = await history.get(id);
       if (!known) throw new NotFoundError(`no incident ${id}`);
       throw new ConflictError(`incident ${id} is already ${known.status}${known.resolved ? ` (${known.resolved.reason}, at ${known.resolved.at})` : ''}`);
     }

@@ -13,7 +13,8 @@ import {
 } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { Config } from '../config/index.js';
-import { loadBudgets, readScopeTotals } from '../db/scope-totals.js';
+import { loadBudgets } from '../db/budgets.js';
+import { readScopeTotals } from '../db/scope-totals.js';
 import { type Scope, isScope, mergeBudgetChange } from '../domain/budget.js';
 import { BudgetState } from '../domain/budget-state.js';
 import { type CostGuardError, NotFoundError, UnavailableError, ValidationError } from '../domain/errors.js';

@@ -21,7 +21,8 @@ import { Dec, isDecimalString } from '../domain/money.js';
 import type { PricingEngine } from '../domain/pricing.js';
 import { textProblem } from '../domain/text.js';
 import { MAX_TOKENS } from '../domain/tokens.js';
-import { type AuthorizeReply, type BucketView, type LeaseStore, createLeaseStore } from '../leases/store.js';
+import { type AdviceTiers, createAdviceTiers } from '../redis/advice-tiers.js';
+import { type AuthorizeReply, type BucketView, type LeaseStore, createLeaseStore } from '../redis/leases.js';
 import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, budgetWorkflowId, leaseUpdate } from '../messages.js';
 
 export interface AuthorizeRequest {
@@ -102,7 +103,6 @@ class LeaseUnavailable extends Error {}
 const SCOPE_ID_RE = /^[A-Za-z0-9._@+=:/-]{1,200}$/;
 /** Tries of the reservation: first as asked, then after grants, then the final (soft) one. */
 const MAX_ROUNDS = 4;
-const ADVICE_TTL_SECONDS = 3600;
 /** How long a scope whose lease request granted nothing is not asked again. */
 const DRY_MS = 1000;
 
@@ -162,6 +162,8 @@ function remainingOf(b: BucketView): ScopeRemaining {
 
 export class Authorizer {
   readonly store: LeaseStore;
+  /** The tier last advised per conversation. */
+  private readonly tiers: AdviceTiers;
   private readonly opts: AuthorizerOptions;
   private readonly clock: () => number;
   private readonly node = randomBytes(4).readUInt32BE(0).toString(36);
@@ -185,6 +187,7 @@ export class Authorizer {
     this.opts = opts;
     this.clock = opts.clock ?? Date.now;
     this.store = createLeaseStore(opts.redis, opts.keyPrefix);
+    this.tiers = createAdviceTiers(opts.redis, this.store.prefix);
   }
 
   /** Checks and reserves; throws AuthorizeValidationError for a bad request. */
@@ -417,12 +420,9 @@ export class Authorizer {
         remaining = { usd: left.toFixed(), expectedCalls: calls };
       }
     }
-    const key = req.conversationId ? `${this.store.prefix}advice:${req.userId}:${req.conversationId}` : null;
+    const conversation = req.conversationId;
     let previousTier: ModelTier | undefined;
-    if (key) {
-      const t = await this.opts.redis.get(key).catch(() => null);
-      if (t === 'premium' || t === 'standard' || t === 'economy') previousTier = t;
-    }
+    if (conversation) previousTier = (await this.tiers.last(req.userId, conversation).catch(() => null)) ?? undefined;
     const advice = adviseModel(
       {
         provider: req.provider,
@@ -438,7 +438,7 @@ export class Authorizer {
       this.opts.advice ?? DEFAULT_ADVICE_SETTINGS,
       pricerFor(this.opts.pricing, now),
     );
-    if (key && advice.tier !== previousTier) await this.opts.redis.set(key, advice.tier, 'EX', ADVICE_TTL_SECONDS).catch(() => undefined);
+    if (conversation && advice.tier !== previousTier) await this.tiers.remember(req.userId, conversation, advice.tier).catch(() => undefined);
     return advice;
   }
 }

@@ -223,7 +223,10 @@ export async function listIncidents(pool: Pool, opts: { includeResolved: boolean
   return r.rows.map(toRow);
 }
 
-export async function getIncident(pool: Pool, id: string): Promise<(IncidentRow & { events: { at: string; kind: string; level: string; detail: unknown }[] }) | null> {
+/** An incident with its history, oldest event first. */
+export type IncidentDetail = IncidentRow & { events: { at: string; kind: string; level: string; detail: unknown }[] };
+
+export async function getIncident(pool: Pool, id: string): Promise<IncidentDetail | null> {
   const r = await pool.query<DbIncident>('SELECT * FROM alert_incidents WHERE id = $1', [id]);
   if (!r.rowCount) return null;
   const events = await pool.query<{ at: Date; kind: string; level: string; detail: unknown }>(
@@ -231,4 +234,15 @@ export async function getIncident(pool: Pool, id: string): Promise<(IncidentRow 
     [id],
   );
   return { ...toRow(r.rows[0]!), events: events.rows.map((e) => ({ at: e.at.toISOString(), kind: e.kind, level: e.level, detail: e.detail })) };
+}
+
+/** The alert history's reads, as the API and the CLI use them (src/client/alerts.ts takes one, not a pool). */
+export interface IncidentHistory {
+  list(opts: { includeResolved: boolean; scope?: string; limit: number }): Promise<IncidentRow[]>;
+  get(id: string): Promise<IncidentDetail | null>;
+}
+
+/** The alert history of this database. */
+export function incidentHistory(pool: Pool): IncidentHistory {
+  return { list: (opts) => listIncidents(pool, opts), get: (id) => getIncident(pool, id) };
 }

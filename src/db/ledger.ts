@@ -16,7 +16,9 @@ import { ConflictError } from '../domain/errors.js';
 import { addTokens } from '../domain/flush-summary.js';
 import { Dec, normalizeAmount } from '../domain/money.js';
 import type { BatchResult, CountedEvent, PricedEvent } from '../domain/ledger.js';
+import { TOKEN_KINDS } from '../domain/tokens.js';
 import { type TokenUsage, ZERO_USAGE } from '../domain/usage.js';
+import { TOKEN_COLUMNS, TOKEN_COLUMN_LIST, tokenSql, tokensOfKinds } from './tokens.js';
 
 export type { BatchResult, BatchTotals, CountedEvent, PricedEvent } from '../domain/ledger.js';
 
@@ -30,35 +32,43 @@ const SCOPES_SQL = `(VALUES ('system', false), ('user:' || n.user_id, false), ('
                     ('system|model:' || n.model, true), ('system|task:' || n.task_type, true)) AS s(scope, facet)`;
 
 /**
- * The ledger insert of a batch's rows ($1 batch id, $2-$29 columns), for a `new_rows` CTE. A
+ * The ledger columns a batch inserts, in parameter order from $2 (one array each, unnested), with
+ * the array's type and the cast its value needs. The token columns come from TOKEN_KINDS.
+ */
+const INSERT_COLUMNS: readonly (readonly [column: string, type: string, cast?: string])[] = [
+  ['request_id', 'text'], ['occurred_at', 'timestamptz'], ['provider', 'text'], ['model', 'text'],
+  ['matched_provider', 'text'], ['matched_model', 'text'], ['user_id', 'text'], ['task_type', 'text'],
+  ['team', 'text'], ['project', 'text'], ['tags', 'text', 'jsonb'],
+  ...TOKEN_KINDS.map((k) => [TOKEN_COLUMNS[k], 'bigint'] as const),
+  ['cost_usd', 'numeric'], ['cost_breakdown', 'text', 'jsonb'], ['price_source', 'text'], ['price_effective_from', 'text'],
+  ['catalog_version', 'text'], ['unpriced', 'boolean'], ['unpriced_reason', 'text'], ['metadata', 'text', 'jsonb'],
+  ['estimated', 'boolean'], ['kind', 'text'], ['avoided_usd', 'numeric'],
+];
+
+/** The `n`th parameter after the batch id and the columns: 1 is the rollups' time zone, then each statement's own. */
+const after = (n: number) => `$${INSERT_COLUMNS.length + 1 + n}`;
+const TIMEZONE_PARAM = after(1);
+
+/**
+ * The ledger insert of a batch's rows ($1 batch id, then INSERT_COLUMNS), for a `new_rows` CTE. A
  * response-cache hit (`kind` 'cache_hit') comes with cost 0 and its would-be cost in `avoided_usd`
  * (see `columns`).
  */
 const insertRows = (guard: string) => `
-  INSERT INTO usage_ledger (
-    request_id, batch_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type,
-    team, project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
-    output_tokens, reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from,
-    catalog_version, unpriced, unpriced_reason, metadata, estimated, kind, avoided_usd)
-  SELECT r.request_id, $1, r.occurred_at, r.provider, r.model, r.matched_provider, r.matched_model, r.user_id,
-         r.task_type, r.team, r.project, r.tags::jsonb, r.input_tokens, r.cache_read_tokens, r.cache_write_tokens,
-         r.cache_write_1h_tokens, r.output_tokens, r.reasoning_tokens, r.cost_usd, r.cost_breakdown::jsonb,
-         r.price_source, r.price_effective_from, r.catalog_version, r.unpriced, r.unpriced_reason, r.metadata::jsonb,
-         r.estimated, r.kind, r.avoided_usd
-  FROM unnest($2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-              $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
-              $17::bigint[], $18::bigint[], $19::numeric[], $20::text[], $21::text[], $22::text[], $23::text[],
-              $24::boolean[], $25::text[], $26::text[], $27::boolean[], $28::text[], $29::numeric[])
-       AS r(request_id, occurred_at, provider, model, matched_provider, matched_model, user_id, task_type, team,
-            project, tags, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens,
-            reasoning_tokens, cost_usd, cost_breakdown, price_source, price_effective_from, catalog_version, unpriced,
-            unpriced_reason, metadata, estimated, kind, avoided_usd)
+  INSERT INTO usage_ledger (batch_id, ${INSERT_COLUMNS.map(([c]) => c).join(', ')})
+  SELECT $1, ${INSERT_COLUMNS.map(([c, , cast]) => (cast ? `r.${c}::${cast}` : `r.${c}`)).join(', ')}
+  FROM unnest(${INSERT_COLUMNS.map(([, type], i) => `$${i + 2}::${type}[]`).join(', ')})
+       AS r(${INSERT_COLUMNS.map(([c]) => c).join(', ')})
   ${guard}
   ORDER BY r.request_id
   ON CONFLICT (request_id) DO NOTHING
-  RETURNING request_id, occurred_at, user_id, team, project, provider, model, task_type, cost_usd, unpriced, input_tokens, cache_read_tokens,
-            cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, kind, avoided_usd
+  RETURNING request_id, occurred_at, user_id, team, project, provider, model, task_type, cost_usd, unpriced, ${TOKEN_COLUMN_LIST},
+            kind, avoided_usd
 `;
+
+/** The tokens of the new rows `n` the providers processed (a cache hit's were not), per kind. */
+const callTokenSums = (each: (sum: string, column: string) => string, separator = ', ') =>
+  tokenSql((c) => each(`sum(CASE WHEN n.kind = 'call' THEN n.${c} ELSE 0 END)`, c), separator);
 
 /**
  * The rollup sums of a set of new ledger rows `n`: cost, calls (every answered request, cache hits
@@ -66,33 +76,25 @@ const insertRows = (guard: string) => `
  * provider processed them), cost avoided and cache hits. In the rollup column order.
  */
 const ROLLUP_SUMS = `sum(n.cost_usd), count(*), count(*) FILTER (WHERE n.unpriced),
-         sum(CASE WHEN n.kind = 'call' THEN n.input_tokens ELSE 0 END), sum(CASE WHEN n.kind = 'call' THEN n.cache_read_tokens ELSE 0 END),
-         sum(CASE WHEN n.kind = 'call' THEN n.cache_write_tokens ELSE 0 END), sum(CASE WHEN n.kind = 'call' THEN n.cache_write_1h_tokens ELSE 0 END),
-         sum(CASE WHEN n.kind = 'call' THEN n.output_tokens ELSE 0 END), sum(CASE WHEN n.kind = 'call' THEN n.reasoning_tokens ELSE 0 END),
+         ${callTokenSums((sum) => sum)},
          sum(n.avoided_usd), count(*) FILTER (WHERE n.kind = 'cache_hit')`;
 
-const ROLLUP_COLUMNS = `cost_usd, calls, unpriced_calls, input_tokens, cache_read_tokens,
-    cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, avoided_usd, cache_hits`;
+const ROLLUP_COLUMNS = `cost_usd, calls, unpriced_calls, ${TOKEN_COLUMN_LIST}, avoided_usd, cache_hits`;
 
 /** Adds a new rollup row's sums to an existing one (`u` is the table's alias). */
 const ROLLUP_ADD = `ON CONFLICT (scope, period_kind, timezone, period_start, shard) DO UPDATE SET
     cost_usd = u.cost_usd + EXCLUDED.cost_usd,
     calls = u.calls + EXCLUDED.calls,
     unpriced_calls = u.unpriced_calls + EXCLUDED.unpriced_calls,
-    input_tokens = u.input_tokens + EXCLUDED.input_tokens,
-    cache_read_tokens = u.cache_read_tokens + EXCLUDED.cache_read_tokens,
-    cache_write_tokens = u.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    cache_write_1h_tokens = u.cache_write_1h_tokens + EXCLUDED.cache_write_1h_tokens,
-    output_tokens = u.output_tokens + EXCLUDED.output_tokens,
-    reasoning_tokens = u.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    ${tokenSql((c) => `${c} = u.${c} + EXCLUDED.${c}`, ',\n    ')},
     avoided_usd = u.avoided_usd + EXCLUDED.avoided_usd,
     cache_hits = u.cache_hits + EXCLUDED.cache_hits,
     updated_at = now()`;
 
-/** Hour/day/month rollups of exactly the rows in `new_rows` ($30 time zone), for a `rollup` CTE. */
+/** Hour/day/month rollups of exactly the rows in `new_rows` (in TIMEZONE_PARAM's time zone), for a `rollup` CTE. */
 const rollupRows = (shardParam: string) => `
   INSERT INTO usage_rollups AS u (scope, period_kind, timezone, period_start, shard, ${ROLLUP_COLUMNS})
-  SELECT s.scope, k.kind, $30, date_trunc(k.kind, n.occurred_at, $30), ${shardParam}::smallint, ${ROLLUP_SUMS}
+  SELECT s.scope, k.kind, ${TIMEZONE_PARAM}, date_trunc(k.kind, n.occurred_at, ${TIMEZONE_PARAM}), ${shardParam}::smallint, ${ROLLUP_SUMS}
   FROM new_rows n
   CROSS JOIN LATERAL ${SCOPES_SQL}
   CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS k(kind)
@@ -120,23 +122,18 @@ WITH existing AS (
   SELECT fingerprint, result FROM usage_batches WHERE batch_id = $1
 ), new_rows AS (
 ${insertRows('WHERE NOT EXISTS (SELECT 1 FROM existing)')}), rollup AS (
-${rollupRows('$33')}), summary AS (
+${rollupRows(after(4))}), summary AS (
   SELECT json_build_object(
     'counted', count(*),
     'unpricedCalls', count(*) FILTER (WHERE unpriced),
     'costUsd', coalesce(sum(cost_usd), 0)::text,
-    'inputTokens', coalesce(sum(input_tokens), 0),
-    'cacheReadTokens', coalesce(sum(cache_read_tokens), 0),
-    'cacheWriteTokens', coalesce(sum(cache_write_tokens), 0),
-    'cacheWrite1hTokens', coalesce(sum(cache_write_1h_tokens), 0),
-    'outputTokens', coalesce(sum(output_tokens), 0),
-    'reasoningTokens', coalesce(sum(reasoning_tokens), 0),
+    ${tokenSql((c, k) => `'${k}', coalesce(sum(${c}), 0)`, ',\n    ')},
     'events', coalesce(json_agg(json_build_array(request_id, occurred_at, cost_usd::text, unpriced) ORDER BY request_id), '[]'::json)
   ) AS result
   FROM new_rows
 ), batch AS (
   INSERT INTO usage_batches (batch_id, fingerprint, event_count, result)
-  SELECT $1, $31, $32, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
+  SELECT $1, ${after(2)}, ${after(3)}, result::jsonb FROM summary WHERE NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (batch_id) DO NOTHING
   RETURNING result
 )
@@ -154,7 +151,7 @@ SELECT (SELECT result FROM batch) AS stored,
 export const FLUSH_SQL = `
 WITH new_rows AS (
 ${insertRows('')}), rollup AS (
-${rollupRows('$31')})
+${rollupRows(after(2))})
 SELECT request_id, occurred_at, cost_usd::text AS cost_usd, unpriced FROM new_rows`;
 
 /** Rollup rows per (scope, period): concurrent batches spread over them instead of queueing on one. */
@@ -174,8 +171,9 @@ export function batchFingerprint(requestIds: readonly string[]): string {
   return h.digest('hex');
 }
 
+/** The batch as one array per INSERT_COLUMNS entry, in its order. */
 export function columns(batch: readonly PricedEvent[]): unknown[] {
-  const cols: unknown[][] = Array.from({ length: 28 }, () => new Array<unknown>(batch.length));
+  const cols: unknown[][] = Array.from({ length: INSERT_COLUMNS.length }, () => new Array<unknown>(batch.length));
   batch.forEach(({ event: e, price: p }, i) => {
     const priced = p.priced ? p : null;
     const values: unknown[] = [
@@ -190,12 +188,9 @@ export function columns(batch: readonly PricedEvent[]): unknown[] {
       e.team,
       e.project,
       JSON.stringify(e.tags),
-      e.usage.inputTokens,
-      e.usage.cacheReadTokens,
-      e.usage.cacheWriteTokens,
-      e.usage.cacheWrite1hTokens,
-      e.usage.outputTokens,
-      e.usage.reasoningTokens,
+    ];
+    for (const k of TOKEN_KINDS) values.push(e.usage[k]);
+    values.push(
       e.cacheHit ? '0' : p.costUsd,
       JSON.stringify(priced ? priced.components : {}),
       priced?.price.source ?? null,
@@ -208,7 +203,7 @@ export function columns(batch: readonly PricedEvent[]): unknown[] {
       // A cache hit: no spend, its would-be cost as cost avoided.
       e.cacheHit ? 'cache_hit' : 'call',
       e.cacheHit ? p.costUsd : '0',
-    ];
+    );
     values.forEach((v, c) => {
       cols[c]![i] = v;
     });
@@ -235,14 +230,7 @@ function toBatchResult(batchId: string, received: number, stored: StoredResult):
       calls: stored.counted,
       unpricedCalls: stored.unpricedCalls,
       costUsd: normalizeAmount(stored.costUsd),
-      tokens: {
-        inputTokens: Number(stored.inputTokens),
-        cacheReadTokens: Number(stored.cacheReadTokens),
-        cacheWriteTokens: Number(stored.cacheWriteTokens),
-        cacheWrite1hTokens: Number(stored.cacheWrite1hTokens),
-        outputTokens: Number(stored.outputTokens),
-        reasoningTokens: Number(stored.reasoningTokens),
-      },
+      tokens: tokensOfKinds(stored),
     },
     events: stored.events.map(([requestId, occurredAt, costUsd, unpriced]) => ({
       requestId,
@@ -292,7 +280,7 @@ export async function persistBatchOnce(pool: Pool, input: PersistBatchInput): Pr
   try {
     // Named: each connection parses and plans the statement once.
     const res = await pool.query({
-      name: 'costguard_persist_batch_v4',
+      name: 'costguard_persist_batch_v5',
       text: PERSIST_SQL,
       values: [input.batchId, ...columns(unique), input.timezone, fingerprint, input.events.length, rollupShard(input.batchId)],
     });
@@ -364,14 +352,14 @@ async function insertFlushRows(
   let userDays: UserDayTotal[] = [];
   if (ingestShard === undefined) {
     const res = await pool.query<CountedRow>({
-      name: 'costguard_persist_flush_v3',
+      name: 'costguard_persist_flush_v4',
       text: FLUSH_SQL,
       values: [batchId, ...columns(events), timezone, rollupShard(batchId)],
     });
     inserted = res.rows.map(toCounted);
   } else {
     const res = await pool.query<CountedRow & { user_days: UserDayRow[] | null }>({
-      name: 'costguard_persist_ingest_v2',
+      name: 'costguard_persist_ingest_v3',
       text: INGEST_SQL,
       values: [batchId, ...columns(events), timezone, ingestShard],
     });
@@ -507,6 +495,24 @@ type UserDayRow = { scope: string; kind: 'day' | 'month'; day: string; total: st
 
 const toUserDay = (r: UserDayRow): UserDayTotal => ({ scope: r.scope, kind: r.kind, dayStartMs: Date.parse(r.day), totalUsd: normalizeAmount(r.total), deltaUsd: normalizeAmount(r.delta) });
 
+/**
+ * Day and month totals of the users of these (already committed) events, with their cost in them
+ * as the change: what an ingest flush run again after its commit signals (it inserts nothing, so
+ * its statement returns no user days).
+ */
+export async function readUserDays(pool: Pool, requestIds: readonly string[], timezone: string): Promise<UserDayTotal[]> {
+  const r = await pool.query<{ scope: string; kind: 'day' | 'month'; day: Date; total: string; delta: string }>(
+    `WITH mine AS (
+       SELECT 'user:' || user_id AS scope, k.kind, date_trunc(k.kind, occurred_at, $2) AS day, sum(cost_usd) AS delta
+       FROM usage_ledger CROSS JOIN (VALUES ('day'), ('month')) AS k(kind)
+       WHERE request_id = ANY($1::text[]) GROUP BY 1, 2, 3)
+     SELECT m.scope, m.kind, m.day, coalesce(t.cost_usd, 0)::text AS total, m.delta::text AS delta
+     FROM mine m LEFT JOIN usage_rollup_totals t ON t.scope = m.scope AND t.period_kind = m.kind AND t.timezone = $2 AND t.period_start = m.day`,
+    [requestIds, timezone],
+  );
+  return r.rows.map((row) => ({ scope: row.scope, kind: row.kind, dayStartMs: row.day.getTime(), totalUsd: normalizeAmount(row.total), deltaUsd: normalizeAmount(row.delta) }));
+}
+
 /** Sub-flushes of an isolated flush add to the same day rows in turn: the last total, the summed delta. */
 function mergeUserDays(days: readonly UserDayTotal[]): UserDayTotal[] {
   const byKey = new Map<string, UserDayTotal>();
@@ -533,14 +539,9 @@ function mergeUserDays(days: readonly UserDayTotal[]): UserDayTotal[] {
 export const INGEST_SQL = `
 WITH new_rows AS (
 ${insertRows('')}), deltas AS (
-  SELECT s.scope, k.kind, date_trunc(k.kind, n.occurred_at, $30) AS period_start, sum(n.cost_usd) AS cost_usd, count(*) AS calls,
+  SELECT s.scope, k.kind, date_trunc(k.kind, n.occurred_at, ${TIMEZONE_PARAM}) AS period_start, sum(n.cost_usd) AS cost_usd, count(*) AS calls,
          count(*) FILTER (WHERE n.unpriced) AS unpriced_calls,
-         sum(CASE WHEN n.kind = 'call' THEN n.input_tokens ELSE 0 END) AS input_tokens,
-         sum(CASE WHEN n.kind = 'call' THEN n.cache_read_tokens ELSE 0 END) AS cache_read_tokens,
-         sum(CASE WHEN n.kind = 'call' THEN n.cache_write_tokens ELSE 0 END) AS cache_write_tokens,
-         sum(CASE WHEN n.kind = 'call' THEN n.cache_write_1h_tokens ELSE 0 END) AS cache_write_1h_tokens,
-         sum(CASE WHEN n.kind = 'call' THEN n.output_tokens ELSE 0 END) AS output_tokens,
-         sum(CASE WHEN n.kind = 'call' THEN n.reasoning_tokens ELSE 0 END) AS reasoning_tokens,
+         ${callTokenSums((sum, c) => `${sum} AS ${c}`, ',\n         ')},
          sum(n.avoided_usd) AS avoided_usd, count(*) FILTER (WHERE n.kind = 'cache_hit') AS cache_hits
   FROM new_rows n
   CROSS JOIN LATERAL ${SCOPES_SQL}
@@ -549,9 +550,8 @@ ${insertRows('')}), deltas AS (
   GROUP BY 1, 2, 3
 ), rollup AS (
   INSERT INTO usage_rollups AS u (scope, period_kind, timezone, period_start, shard, ${ROLLUP_COLUMNS})
-  SELECT d.scope, d.kind, $30, d.period_start, $31::smallint, d.cost_usd, d.calls, d.unpriced_calls, d.input_tokens,
-         d.cache_read_tokens, d.cache_write_tokens, d.cache_write_1h_tokens, d.output_tokens, d.reasoning_tokens,
-         d.avoided_usd, d.cache_hits
+  SELECT d.scope, d.kind, ${TIMEZONE_PARAM}, d.period_start, ${after(2)}::smallint, d.cost_usd, d.calls, d.unpriced_calls,
+         ${tokenSql((c) => `d.${c}`)}, d.avoided_usd, d.cache_hits
   FROM deltas d
   ORDER BY 1, 2, 4
   ${ROLLUP_ADD}
@@ -559,7 +559,7 @@ ${insertRows('')}), deltas AS (
 ), user_days AS (
   SELECT r.scope, r.period_kind AS kind, r.period_start AS day,
          (r.cost_usd + coalesce((SELECT sum(o.cost_usd) FROM usage_rollups o
-                                 WHERE o.scope = r.scope AND o.period_kind = r.period_kind AND o.timezone = $30
+                                 WHERE o.scope = r.scope AND o.period_kind = r.period_kind AND o.timezone = ${TIMEZONE_PARAM}
                                    AND o.period_start = r.period_start AND o.shard <> r.shard), 0))::text AS total,
          d.cost_usd::text AS delta
   FROM rollup r

@@ -4,32 +4,21 @@
  * reports (one per kind, period and time zone) and reads open incidents. Parameterised SQL only.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { Budget } from '../domain/budget.js';
 import { normalizeAmount } from '../domain/money.js';
 import type { ModelUsageGroup, OpenIncident, Report, ReportData, UsageGroup } from '../domain/report.js';
 import type { ReportKind, ReportPeriod } from '../domain/report-period.js';
+import { TOKEN_SUMS, type TokenColumnsRow, tokensOf } from './tokens.js';
 
 const SUMS = `
   coalesce(sum(cost_usd), 0)::text AS cost_usd,
   count(*)::text AS calls,
   count(*) FILTER (WHERE unpriced)::text AS unpriced_calls,
-  coalesce(sum(input_tokens), 0)::text AS input_tokens,
-  coalesce(sum(cache_read_tokens), 0)::text AS cache_read_tokens,
-  coalesce(sum(cache_write_tokens), 0)::text AS cache_write_tokens,
-  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h_tokens,
-  coalesce(sum(output_tokens), 0)::text AS output_tokens,
-  coalesce(sum(reasoning_tokens), 0)::text AS reasoning_tokens`;
+  ${TOKEN_SUMS}`;
 
-interface SumRow {
+interface SumRow extends Partial<TokenColumnsRow> {
   cost_usd: string;
   calls: string;
   unpriced_calls: string;
-  input_tokens: string;
-  cache_read_tokens: string;
-  cache_write_tokens: string;
-  cache_write_1h_tokens: string;
-  output_tokens: string;
-  reasoning_tokens: string;
 }
 
 function group(key: string, r: SumRow): UsageGroup {
@@ -38,14 +27,7 @@ function group(key: string, r: SumRow): UsageGroup {
     costUsd: normalizeAmount(r.cost_usd),
     calls: Number(r.calls),
     unpricedCalls: Number(r.unpriced_calls),
-    tokens: {
-      inputTokens: Number(r.input_tokens),
-      cacheReadTokens: Number(r.cache_read_tokens),
-      cacheWriteTokens: Number(r.cache_write_tokens),
-      cacheWrite1hTokens: Number(r.cache_write_1h_tokens),
-      outputTokens: Number(r.output_tokens),
-      reasoningTokens: Number(r.reasoning_tokens),
-    },
+    tokens: tokensOf(r),
   };
 }
 
@@ -87,7 +69,7 @@ export async function readLedgerAggregates(
         GROUP BY GROUPING SETS ((), (provider), (provider, model), (task_type))`,
       range,
     );
-    let totals = group('total', { cost_usd: '0', calls: '0', unpriced_calls: '0', input_tokens: '0', cache_read_tokens: '0', cache_write_tokens: '0', cache_write_1h_tokens: '0', output_tokens: '0', reasoning_tokens: '0' });
+    let totals = group('total', { cost_usd: '0', calls: '0', unpriced_calls: '0' });
     const byProvider: UsageGroup[] = [];
     const byModel: ModelUsageGroup[] = [];
     const byTaskType: UsageGroup[] = [];
@@ -164,12 +146,6 @@ export async function readOpenIncidents(db: Pool | PoolClient, periodEndMs: numb
     [new Date(periodEndMs), limit],
   );
   return rows.map((r) => ({ id: r.id, scope: r.scope, rule: r.rule, level: r.level, status: r.status, openedAt: r.opened_at.toISOString(), title: r.title }));
-}
-
-/** The system scope's budgets as changed at runtime (PUT /v1/budgets/system), if ever. */
-export async function readRuntimeBudgets(pool: Pool, scope: string): Promise<Budget[] | null> {
-  const { rows } = await pool.query<{ budgets: Budget[] }>('SELECT budgets FROM budget_configs WHERE scope = $1', [scope]);
-  return rows[0]?.budgets ?? null;
 }
 
 export interface StoredReport {

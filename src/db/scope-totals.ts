@@ -1,16 +1,15 @@
 /**
- * Budgets and exact period totals of a scope, read from PostgreSQL: the budgets saved at runtime
- * (`budget_configs`, else the configured defaults), and the totals of any budget period from the
+ * Exact period totals of a scope, read from PostgreSQL: the totals of any budget period from the
  * rollups when the period lines up with them, else from the ledger rows. Used by the budget
  * workflows' activities, the ingest shards (for the totals they signal) and the API's live status.
  */
 import type { Pool } from 'pg';
-import type { Config } from '../config/index.js';
-import { type Budget, type Scope, scopeId, scopeKind } from '../domain/budget.js';
+import { type Scope, scopeId, scopeKind } from '../domain/budget.js';
 import { type AvoidedTotals, emptyTotals, topBreakdown } from '../domain/budget-state.js';
 import { normalizeAmount } from '../domain/money.js';
 import { localTime } from '../domain/periods.js';
 import type { BreakdownEntry, PeriodTotals } from '../domain/budget-status.js';
+import { TOKEN_SUMS, type TokenColumnsRow, tokenSql, tokensOf } from './tokens.js';
 
 export interface PeriodRange {
   spec: string;
@@ -28,50 +27,23 @@ function onRollupHour(ms: number, timeZone: string): boolean {
   return t.minute === 0 && t.second === 0 && ms % 1000 === 0;
 }
 
-export function defaultBudgets(config: Config, scope: Scope): Budget[] {
-  const kind = scopeKind(scope);
-  const exact = config.budgets.filter((b) => b.scope === scope);
-  const rules = exact.length > 0 ? exact : config.budgets.filter((b) => b.scope === kind);
-  return rules.map((b) => ({
-    period: b.period,
-    amount: b.amount,
-    currency: b.currency,
-    timezone: b.timezone ?? config.timezone,
-    thresholds: { ...b.thresholds },
-    ...(b.enforcement ? { enforcement: b.enforcement } : {}),
-    ...(b.failMode ? { failMode: b.failMode } : {}),
-  }));
-}
-
-interface TotalsRow {
+interface TotalsRow extends Partial<TokenColumnsRow> {
   cost: string | null;
   calls: string | null;
   unpriced: string | null;
-  input: string | null;
-  cache_read: string | null;
-  cache_write: string | null;
-  cache_write_1h: string | null;
-  output: string | null;
-  reasoning: string | null;
   avoided: string | null;
   cache_hits: string | null;
 }
 
 const SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, coalesce(sum(calls), 0)::text AS calls,
-  coalesce(sum(unpriced_calls), 0)::text AS unpriced, coalesce(sum(input_tokens), 0)::text AS input,
-  coalesce(sum(cache_read_tokens), 0)::text AS cache_read, coalesce(sum(cache_write_tokens), 0)::text AS cache_write,
-  coalesce(sum(cache_write_1h_tokens), 0)::text AS cache_write_1h, coalesce(sum(output_tokens), 0)::text AS output,
-  coalesce(sum(reasoning_tokens), 0)::text AS reasoning, coalesce(sum(avoided_usd), 0)::text AS avoided,
-  coalesce(sum(cache_hits), 0)::text AS cache_hits`;
+  coalesce(sum(unpriced_calls), 0)::text AS unpriced, ${TOKEN_SUMS},
+  coalesce(sum(avoided_usd), 0)::text AS avoided, coalesce(sum(cache_hits), 0)::text AS cache_hits`;
 
 /** The same sums from ledger rows, as the rollups count them (a cache hit's tokens are not processed tokens). */
-const callTokens = (col: string) => `coalesce(sum(${col}) FILTER (WHERE kind = 'call'), 0)::text`;
 const LEDGER_SUMS = `coalesce(sum(cost_usd), 0)::text AS cost, count(*)::text AS calls,
-  count(*) FILTER (WHERE unpriced)::text AS unpriced, ${callTokens('input_tokens')} AS input,
-  ${callTokens('cache_read_tokens')} AS cache_read, ${callTokens('cache_write_tokens')} AS cache_write,
-  ${callTokens('cache_write_1h_tokens')} AS cache_write_1h, ${callTokens('output_tokens')} AS output,
-  ${callTokens('reasoning_tokens')} AS reasoning, coalesce(sum(avoided_usd), 0)::text AS avoided,
-  count(*) FILTER (WHERE kind = 'cache_hit')::text AS cache_hits`;
+  count(*) FILTER (WHERE unpriced)::text AS unpriced,
+  ${tokenSql((c) => `coalesce(sum(${c}) FILTER (WHERE kind = 'call'), 0)::text AS ${c}`)},
+  coalesce(sum(avoided_usd), 0)::text AS avoided, count(*) FILTER (WHERE kind = 'cache_hit')::text AS cache_hits`;
 
 function toTotals(r: TotalsRow | undefined): PeriodTotals & AvoidedTotals {
   const t: PeriodTotals & AvoidedTotals = emptyTotals();
@@ -79,14 +51,7 @@ function toTotals(r: TotalsRow | undefined): PeriodTotals & AvoidedTotals {
   t.costUsd = normalizeAmount(r.cost ?? '0');
   t.calls = Number(r.calls ?? 0);
   t.unpricedCalls = Number(r.unpriced ?? 0);
-  t.tokens = {
-    inputTokens: Number(r.input ?? 0),
-    cacheReadTokens: Number(r.cache_read ?? 0),
-    cacheWriteTokens: Number(r.cache_write ?? 0),
-    cacheWrite1hTokens: Number(r.cache_write_1h ?? 0),
-    outputTokens: Number(r.output ?? 0),
-    reasoningTokens: Number(r.reasoning ?? 0),
-  };
+  t.tokens = tokensOf(r);
   // Only when the cache answered: totals without cache hits keep their shape.
   const hits = Number(r.cache_hits ?? 0);
   if (hits > 0) {
@@ -125,16 +90,6 @@ async function ledgerBreakdowns(pool: Pool, scope: Scope, startMs: number, endMs
   return { byProvider: topBreakdown(lists.provider!), byModel: topBreakdown(lists.model!), byTaskType: topBreakdown(lists.task!) };
 }
 
-
-/** Budgets of several scopes at once: saved ones from `budget_configs`, the configured defaults for the rest. */
-export async function loadBudgets(pool: Pool, config: Config, scopes: readonly Scope[]): Promise<Map<Scope, Budget[]>> {
-  const out = new Map<Scope, Budget[]>();
-  if (scopes.length === 0) return out;
-  const saved = await pool.query<{ scope: string; budgets: Budget[] }>('SELECT scope, budgets FROM budget_configs WHERE scope = ANY($1::text[])', [scopes]);
-  for (const r of saved.rows) out.set(r.scope, r.budgets);
-  for (const scope of scopes) if (!out.has(scope)) out.set(scope, defaultBudgets(config, scope));
-  return out;
-}
 
 /**
  * Exact totals of a scope for each period, from the rollups when the period lines up with them

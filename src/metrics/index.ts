@@ -25,7 +25,8 @@ import type { Budget } from '../domain/budget.js';
 import { Dec } from '../domain/money.js';
 import type { Logger } from '../lib/logger.js';
 import { type BudgetGauge, budgetGauges, usageRatio } from './budget-gauges.js';
-import { type LedgerSnapshot, readLedgerSnapshot, rollingHourUsd } from './ledger-snapshot.js';
+import { type LedgerSnapshot, readLedgerSnapshot } from '../db/ledger-snapshot.js';
+import { rollingHourUsd } from './rolling-hour.js';
 
 /** The value a bounded label takes once its distinct values are used up. */
 export const OTHER_LABEL_VALUE = 'other';

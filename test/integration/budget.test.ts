@@ -1,6 +1,6 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRealtimeView } from '../../activities/realtime.js';
+import { createRealtimeView } from '../../src/redis/realtime.js';
 import { normalizeAmount } from '../../src/domain/money.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId, searchAttributes, setBudgetUpdate, statusQuery } from '../../src/messages.js';
 import type { BudgetStatus } from '../../src/domain/budget-status.js';

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grantAmount } from '../../src/domain/leases.js';
-import { createLeaseStore } from '../../src/leases/store.js';
+import { createLeaseStore } from '../../src/redis/leases.js';
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 3 });
 const prefix = `costguard-test:${randomBytes(4).toString('hex')}:`;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRealtimeView } from '../../activities/realtime.js';
+import { createRealtimeView } from '../../src/redis/realtime.js';
 import { CostTracker } from '../../src/client/index.js';
 import { Dec } from '../../src/domain/money.js';
 import { type Proxy, startProxy } from './helpers/proxy.js';

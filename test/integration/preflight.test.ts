@@ -13,7 +13,7 @@ import type { CostTracker } from '../../src/client/index.js';
 import type { AuthorizeResult } from '../../src/client/preflight.js';
 import { Dec } from '../../src/domain/money.js';
 import { periodAt } from '../../src/domain/periods.js';
-import { createLeaseStore } from '../../src/leases/store.js';
+import { createLeaseStore } from '../../src/redis/leases.js';
 import { projectRoot } from '../../src/lib/paths.js';
 import { budgetWorkflowId, statusQuery } from '../../src/messages.js';
 import { recordHistory } from './helpers/histories.js';

@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { DEFAULT_EXCHANGE_RATES } from '../../src/domain/money.js';
 import { budgetGauges, usageRatio } from '../../src/metrics/budget-gauges.js';
 import { BoundedLabel, type CountedEventSample, createMetrics } from '../../src/metrics/index.js';
-import { rollingHourUsd } from '../../src/metrics/ledger-snapshot.js';
+import { rollingHourUsd } from '../../src/metrics/rolling-hour.js';
 import { parsePromText, promtoolCheckMetrics, promtoolPath, seriesOf, sumOf } from '../prom-text.js';
 
 function configWith(yaml: string, env: Record<string, string> = {}) {

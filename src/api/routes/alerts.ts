@@ -7,6 +7,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { acknowledgeAlert, getAlert, listAlerts } from '../../client/alerts.js';
+import { incidentHistory } from '../../db/alerts.js';
 import { assertScope } from '../../client/budgets.js';
 import type { RouteDeps } from '../deps.js';
 import { acknowledgementSchema, alertsQuerySchema, documentsOnly, errorResponse, incidentParamsSchema, incidentSchema, validationResponse } from '../schemas.js';
@@ -30,7 +31,7 @@ export const alertRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps) 
       const { status, scope, limit } = request.query as { status: 'open' | 'all'; scope?: string; limit?: string };
       if (scope !== undefined) assertScope(scope);
       const n = limit === undefined ? 100 : Number(limit);
-      return { incidents: await listAlerts(deps.pool, { all: status === 'all', scope, limit: n }) };
+      return { incidents: await listAlerts(incidentHistory(deps.pool), { all: status === 'all', scope, limit: n }) };
     },
   );
 
@@ -45,7 +46,7 @@ export const alertRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps) 
         response: { 200: incidentSchema.describe('The incident'), 400: validationResponse('Not an incident id'), 404: errorResponse('No such incident') },
       },
     },
-    async (request) => getAlert(deps.pool, request.params.id),
+    async (request) => getAlert(incidentHistory(deps.pool), request.params.id),
   );
 
   app.post(
@@ -66,6 +67,6 @@ export const alertRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps) 
         },
       },
     },
-    async (request) => acknowledgeAlert(deps.temporal, deps.pool, request.params.id, request.body),
+    async (request) => acknowledgeAlert(deps.temporal, incidentHistory(deps.pool), request.params.id, request.body),
   );
 };

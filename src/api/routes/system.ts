@@ -6,6 +6,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { pingDatabase } from '../../db/health.js';
 import type { RouteDeps } from '../deps.js';
 import { openApiDocument } from '../openapi.js';
 
@@ -27,7 +28,7 @@ export const systemRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, deps)
     },
     async (_request, reply) => {
       try {
-        await deps.pool.query('SELECT 1');
+        await pingDatabase(deps.pool);
         return { status: 'ok' as const };
       } catch {
         return reply.code(503).send({ status: 'unavailable', database: 'unreachable' });

@@ -17,6 +17,7 @@
  *     in-process map); across processes a Redis lock (`SET NX PX`) names the one caller that goes
  *     upstream, and the others poll the entry for up to `waitMs`, then call upstream themselves.
  *   - Redis trouble never fails a call: a lookup or store that fails is a miss (counted as `error`).
+ * The Redis commands are in src/redis/response-cache.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -24,6 +25,7 @@ import { DEFAULTS as DEFAULT_CONFIG } from '../../config/defaults.js';
 import { Dec } from '../../domain/money.js';
 import type { PricingEngine } from '../../domain/pricing.js';
 import type { TokenUsage } from '../../domain/usage.js';
+import { type ResponseCacheStore, createResponseCacheStore } from '../../redis/response-cache.js';
 import type { Api } from '../wrappers/protocols.js';
 
 /** One stored answer. */
@@ -84,7 +86,6 @@ function fail(message: string): never {
 }
 
 export class ResponseCache {
-  readonly redis: Redis;
   readonly pricing: PricingEngine;
   readonly prefix: string;
   readonly ttlSeconds: Readonly<Record<string, number>>;
@@ -94,6 +95,7 @@ export class ResponseCache {
   readonly pollMs: number;
   readonly maxEntryBytes: number;
   private readonly clock: () => number;
+  private readonly entries: ResponseCacheStore;
   private readonly flights = new Map<string, Promise<CacheEntry | null>>();
   private readonly onLookup: ((result: LookupResult) => void) | undefined;
   /** Per process, for tests and the benchmark: lookups by result. */
@@ -118,9 +120,9 @@ export class ResponseCache {
     if (!Number.isInteger(maxEntryBytes) || maxEntryBytes < 1024) fail(`maxEntryBytes must be at least 1024, got ${String(maxEntryBytes)}`);
     const shared = options.shared ?? d.shared;
     if (!Array.isArray(shared) || shared.some((t) => typeof t !== 'string' || t.length === 0)) fail('shared must be a list of task types');
-    this.redis = options.redis;
     this.pricing = options.pricing;
     this.prefix = `${options.keyPrefix ?? DEFAULT_CONFIG.redisKeyPrefix}cache:`;
+    this.entries = createResponseCacheStore(options.redis, this.prefix);
     this.ttlSeconds = ttl;
     this.shared = new Set(shared);
     this.minCost = new Dec(minCostUsd);
@@ -154,7 +156,7 @@ export class ResponseCache {
 
   /** The stored entry, or null (a Redis failure is a miss). */
   async get(hash: string): Promise<CacheEntry | null> {
-    const text = await this.redis.get(this.prefix + hash);
+    const text = await this.entries.get(hash);
     if (text === null) return null;
     try {
       const e = JSON.parse(text) as CacheEntry;
@@ -179,11 +181,10 @@ export class ResponseCache {
     let resolve!: (e: CacheEntry | null) => void;
     const p = new Promise<CacheEntry | null>((r) => (resolve = r));
     this.flights.set(hash, p);
-    const lockKey = `${this.prefix}lock:${hash}`;
     const token = randomBytes(8).toString('hex');
     let locked = false;
     try {
-      locked = (await this.redis.set(lockKey, token, 'PX', Math.max(1000, this.waitMs + 5000), 'NX')) === 'OK';
+      locked = await this.entries.lock(hash, token, Math.max(1000, this.waitMs + 5000));
     } catch {
       locked = true; // Redis is failing: lead (the store will fail too; nothing waits on Redis)
     }
@@ -196,7 +197,7 @@ export class ResponseCache {
       // this process's miss and its lock.
       const stored = await this.get(hash).catch(() => null);
       if (stored) {
-        this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, lockKey, token).catch(() => undefined);
+        this.entries.unlock(hash, token).catch(() => undefined);
         this.count('wait_hit');
         settle(stored);
         return { kind: 'hit', entry: stored };
@@ -209,7 +210,7 @@ export class ResponseCache {
           done = true;
           settle(entry);
           // Release only our own lock (compare and delete).
-          this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, lockKey, token).catch(() => undefined);
+          this.entries.unlock(hash, token).catch(() => undefined);
         },
       };
     }
@@ -224,8 +225,8 @@ export class ResponseCache {
           settle(entry);
           return { kind: 'hit', entry };
         }
-        const holder = await this.redis.exists(lockKey).catch(() => 0);
-        if (holder === 0) {
+        const held = await this.entries.isLocked(hash).catch(() => false);
+        if (!held) {
           // The leader finished: it may have stored the answer just after the read above.
           const last = await this.get(hash).catch(() => null);
           if (last) {
@@ -255,21 +256,14 @@ export class ResponseCache {
       this.count('not_stored');
       return false;
     }
-    await this.redis.set(this.prefix + hash, text, 'EX', this.ttlOf(taskType));
+    await this.entries.set(hash, text, this.ttlOf(taskType));
     this.count('stored');
     return true;
   }
 
   /** Entries of this cache left in Redis (for tests and `costguard` tooling): SCAN, never KEYS. */
-  async entryCount(): Promise<number> {
-    let cursor = '0';
-    let n = 0;
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      n += keys.filter((k) => !k.startsWith(`${this.prefix}lock:`)).length;
-    } while (cursor !== '0');
-    return n;
+  entryCount(): Promise<number> {
+    return this.entries.entryCount();
   }
 }
 

@@ -8,9 +8,9 @@
  *  - `<prefix>calls:<user:id>` ZSET score = occurredAt ms, member = the call as JSON (deterministic).
  */
 import type { Redis } from 'ioredis';
-import type { BatchResult } from '../src/domain/ledger.js';
-import { addAmounts } from '../src/domain/money.js';
-import type { UsageEvent } from '../src/domain/usage.js';
+import type { BatchResult } from '../domain/ledger.js';
+import { addAmounts } from '../domain/money.js';
+import type { UsageEvent } from '../domain/usage.js';
 
 export const REALTIME_TTL_SECONDS = 7 * 24 * 3600;
 const MINUTE_MS = 60_000;

@@ -11,7 +11,8 @@
  * grouping columns with parameters only, which PostgreSQL pushes below the view's GROUP BY.
  */
 import type { Pool } from 'pg';
-import { type Budget } from '../domain/budget.js';
+import type { Budget } from '../domain/budget.js';
+import { readSavedBudgets } from './budgets.js';
 
 export interface LedgerSnapshot {
   /** Cost of the current hour so far and of the whole previous hour (system scope), USD. */
@@ -58,7 +59,7 @@ export async function readLedgerSnapshot(
     opts.topUsers > 0
       ? pool.query<{ user_id: string; cost: string }>(TOP_USERS_SQL, [now, opts.timezone, opts.topUsers])
       : Promise.resolve({ rows: [] as { user_id: string; cost: string }[] }),
-    pool.query<{ scope: string; budgets: Budget[] }>('SELECT scope, budgets FROM budget_configs WHERE scope = ANY($1::text[])', [scopes]),
+    readSavedBudgets(pool, scopes),
     pool.query<{ s: number }>(HOUR_ELAPSED_SQL, [now, opts.timezone]),
   ]);
   const snapshot: LedgerSnapshot = {
@@ -67,7 +68,7 @@ export async function readLedgerSnapshot(
     hourElapsed: Math.min(1, Math.max(0, (elapsed.rows[0]?.s ?? 0) / 3600)),
     periodCostUsd: new Map(),
     topUsers: top.rows.map((r) => ({ userId: r.user_id, costUsd: r.cost })),
-    overrides: new Map(overrides.rows.map((r) => [r.scope, r.budgets])),
+    overrides,
   };
   for (const row of periods.rows) {
     if (row.period_kind === 'hour') {
@@ -79,13 +80,4 @@ export async function readLedgerSnapshot(
     }
   }
   return snapshot;
-}
-
-/**
- * Spend over the last 60 minutes, estimated from two hourly rollups: all of the current hour so
- * far, plus the share of the previous hour that still lies within the window (assuming it was spent
- * evenly). Exact at the top of each hour's end; smooth in between, with no per-event scan.
- */
-export function rollingHourUsd(s: Pick<LedgerSnapshot, 'currentHourUsd' | 'previousHourUsd' | 'hourElapsed'>): number {
-  return s.currentHourUsd + s.previousHourUsd * (1 - s.hourElapsed);
 }
