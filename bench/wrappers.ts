@@ -78,6 +78,14 @@ async function main(): Promise<void> {
   const messages = [{ role: 'user' as const, content: 'Summarise the quarterly report in three bullet points.' }];
   const ctx = new CostContext({ attribution: { userId: 'bench-request', taskType: 'chat' } });
 
+  const handEvent = (model: string, u: { prompt_tokens: number; completion_tokens: number } | undefined) => ({
+    occurredAt: new Date(),
+    provider: 'openai',
+    model,
+    userId: 'bench',
+    usage: { inputTokens: u?.prompt_tokens ?? 0, outputTokens: u?.completion_tokens ?? 0 },
+    metadata: { api: 'chat.completions', stream: false, status: 'ok', durationMs: 1, estimated: false },
+  });
   const drain = async (s: AsyncIterable<unknown>) => {
     for await (const _ of s) {
       // to the end
@@ -93,6 +101,17 @@ async function main(): Promise<void> {
       name: 'OpenAI chat.completions (JSON), events dropped instead of recorded',
       bare: () => bareOpenAI.chat.completions.create({ model: 'gpt-4o-mini', messages }),
       wrapped: () => openaiNoRecord.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+    },
+    {
+      // No wrapper: the bare call, then the record() the wrapper would make. Its overhead is what
+      // recording costs where it runs (after an SDK call), the wrapper's own share left out.
+      name: 'OpenAI chat.completions (JSON), bare call + CostTracker.record() by hand, no wrapper',
+      bare: () => bareOpenAI.chat.completions.create({ model: 'gpt-4o-mini', messages }),
+      wrapped: async () => {
+        const r = await bareOpenAI.chat.completions.create({ model: 'gpt-4o-mini', messages });
+        tracker.record(handEvent(r.model, r.usage)).catch(() => failures++);
+        return r;
+      },
     },
     {
       name: 'OpenAI chat.completions (JSON), in a request context',
