@@ -32,6 +32,15 @@ export function isDocumentationOnly(schema: unknown): boolean {
 
 const SCOPE_ID_PATTERN = '^[A-Za-z0-9._@+=:/-]{1,200}$';
 const scopeId = z.string().regex(new RegExp(SCOPE_ID_PATTERN));
+/**
+ * A usage event's label as the API takes it: surrounding spaces are trimmed (the one documented
+ * rewrite) before the length and character checks, so the pattern allows them around 1..max
+ * characters (letters, digits and ._@+=:/- for ids that name a scope).
+ */
+const labelOf = (max: number) => z.string().regex(new RegExp(`^\\s*\\S(?:.{0,${max - 2}}\\S)?\\s*$`)).meta({ description: `1 to ${max} characters once surrounding spaces are trimmed.` });
+/** An ISO-8601 date-time with an offset, seconds optional, as the API parses it (parseIsoTime). */
+const isoTime = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i).meta({ format: 'date-time' });
+const scopeIdLabel = z.string().regex(/^\s*[A-Za-z0-9._@+=:/-]{1,200}\s*$/);
 const money = (description = 'Exact decimal (never a float).') => z.string().meta({ description, examples: ['0.05'] });
 const dateTime = z.iso.datetime({ offset: true });
 const level = z.enum(['ok', 'info', 'warning', 'critical', 'emergency']);
@@ -80,15 +89,15 @@ const tokenUsageSchema = z
 export const usageEventSchema = z
   .strictObject({
     requestId: z.string().regex(/^[A-Za-z0-9._:@/+=-]{1,200}$/).optional().meta({ description: 'Idempotency key; generated when absent.' }),
-    occurredAt: dateTime.optional().meta({
+    occurredAt: isoTime.optional().meta({
       description: 'With a time zone; default now. From 2000-01-01, at most a day ahead, at most 7 days back unless the request is a backfill (`?backfill=true`).',
     }),
-    provider: z.string().min(1).max(100).meta({ examples: ['openai', 'anthropic', 'google'] }),
-    model: z.string().min(1).max(200).meta({ examples: ['gpt-4o-mini'] }),
-    userId: scopeId.meta({ description: 'Names the budget scope `user:<userId>`.' }),
-    taskType: z.string().min(1).max(100).default('default'),
-    team: scopeId.nullable().optional(),
-    project: scopeId.nullable().optional(),
+    provider: labelOf(100).meta({ description: 'Lower-cased and trimmed.', examples: ['openai', 'anthropic', 'google'] }),
+    model: labelOf(200).meta({ examples: ['gpt-4o-mini'] }),
+    userId: scopeIdLabel.meta({ description: 'Names the budget scope `user:<userId>` (surrounding spaces trimmed).' }),
+    taskType: labelOf(100).default('default'),
+    team: scopeIdLabel.nullable().optional(),
+    project: scopeIdLabel.nullable().optional(),
     tags: z.record(z.string().max(100), z.string().max(500)).optional().meta({ description: 'At most 50 tags.' }),
     usage: tokenUsageSchema,
     metadata: z.record(z.string(), z.unknown()).optional().meta({ description: 'A JSON object: at most 8 levels deep and 16 KiB serialised; finite numbers only; strings and keys under the text rule.' }),
