@@ -371,8 +371,9 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
         batchSize.observe(sample.batch.received);
       }
       // Sum each label set's cost exactly first, so the float sees one addition per batch and series.
-      const perCost = new Map<string, { labels: Record<string, string>; cost: Dec }>();
-      const perCall = new Map<string, { labels: Record<string, string>; calls: number }>();
+      // One entry per call series (the cost labels plus status); the cost series are summed from
+      // them after the loop, so each event builds one key.
+      const perCall = new Map<string, { costLabels: Record<string, string>; costKey: string; status: string; cost: Dec; calls: number }>();
       const perHitSeries = new Map<string, { labels: Record<string, string>; avoided: Dec; hits: number }>();
       for (const e of sample.counted) {
         const provider = providers.value(e.provider);
@@ -388,23 +389,30 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
           lag.observe(Math.max(0, (sample.persistedAtMs - Date.parse(e.occurredAt)) / 1000));
           continue;
         }
-        const costSet = { ...labels, task_type: taskTypes.value(e.taskType) };
-        const costKey = JSON.stringify(costSet);
-        const costSeries = perCost.get(costKey) ?? { labels: costSet, cost: new Dec(0) };
-        costSeries.cost = costSeries.cost.plus(e.costUsd);
-        perCost.set(costKey, costSeries);
-        const callSet = { ...costSet, status: statuses.value(callStatus(e.status)) };
-        const callKey = JSON.stringify(callSet);
-        const callSeries = perCall.get(callKey) ?? { labels: callSet, calls: 0 };
-        callSeries.calls += 1;
-        perCall.set(callKey, callSeries);
+        const taskType = taskTypes.value(e.taskType);
+        const status = statuses.value(callStatus(e.status));
+        const costKey = `${provider}\u0000${model}\u0000${labels.user_id ?? ''}\u0000${taskType}`;
+        const callKey = `${costKey}\u0000${status}`;
+        let series = perCall.get(callKey);
+        if (!series) {
+          series = { costLabels: { ...labels, task_type: taskType }, costKey, status, cost: new Dec(0), calls: 0 };
+          perCall.set(callKey, series);
+        }
+        series.cost = series.cost.plus(e.costUsd);
+        series.calls += 1;
         tokens.observe({ provider, model, kind: 'input' }, e.inputTokens);
         tokens.observe({ provider, model, kind: 'output' }, e.outputTokens);
         if (e.unpriced) unpriced.inc({ provider, model });
         lag.observe(Math.max(0, (sample.persistedAtMs - Date.parse(e.occurredAt)) / 1000));
       }
+      const perCost = new Map<string, { labels: Record<string, string>; cost: Dec }>();
+      for (const series of perCall.values()) {
+        calls.inc({ ...series.costLabels, status: series.status }, series.calls);
+        const c = perCost.get(series.costKey);
+        if (c) c.cost = c.cost.plus(series.cost);
+        else perCost.set(series.costKey, { labels: series.costLabels, cost: series.cost });
+      }
       for (const { labels, cost: c } of perCost.values()) cost.inc(labels, c.toNumber());
-      for (const { labels, calls: n } of perCall.values()) calls.inc(labels, n);
       for (const { labels, avoided: a, hits: n } of perHitSeries.values()) {
         avoided.inc(labels, a.toNumber());
         cacheHits.inc(labels, n);
