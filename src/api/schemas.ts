@@ -329,6 +329,7 @@ export const authorizeRequestSchema = z
     ttlSeconds: z.int().min(1).optional(),
     conversationId: z.string().max(200).optional().meta({ description: 'Keeps model advice stable within a conversation (hysteresis).' }),
     perCallBudgetUsd: money().optional(),
+    allowDowngrade: z.boolean().optional().meta({ description: 'Default true. False: reserve the model asked for or deny; never admit a cheaper model instead (cheaper_fits).' }),
   })
   .meta({ id: 'AuthorizeRequest', description: 'Give the estimate as inputTokens and maxOutputTokens, or as costUsd (the worst case itself).' });
 

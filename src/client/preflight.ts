@@ -45,6 +45,13 @@ export interface AuthorizeRequest {
   conversationId?: string;
   /** The caller's own per-call budget for model advice (USD decimal string). */
   perCallBudgetUsd?: string;
+  /**
+   * Whether a hard budget that cannot cover the model asked for may admit a cheaper model instead
+   * (`downgrade` / `cheaper_fits`, reserving the cheaper model's worst case). Default true. Set it
+   * to false when the caller will send the model asked for whatever the advice: the check then
+   * reserves that model's worst case or denies.
+   */
+  allowDowngrade?: boolean;
 }
 
 export type Decision = 'allow' | 'downgrade' | 'deny';
@@ -103,6 +110,8 @@ class LeaseUnavailable extends Error {}
 const SCOPE_ID_RE = /^[A-Za-z0-9._@+=:/-]{1,200}$/;
 /** Tries of the reservation: first as asked, then after grants, then the final (soft) one. */
 const MAX_ROUNDS = 4;
+/** No reservation is smaller than this (µ$): a zero hold would admit a call while reserving nothing. */
+const MIN_RESERVATION_MICRO = 1;
 /** How long a scope whose lease request granted nothing is not asked again. */
 const DRY_MS = 1000;
 
@@ -112,7 +121,7 @@ export function authorizeRequestProblems(input: unknown): FieldIssue[] {
   const issue = (path: string, message: string) => issues.push({ path, message });
   if (typeof input !== 'object' || input === null || Array.isArray(input)) return [{ path: '', message: 'expected an object like { "userId": "alice", "provider": "openai", "model": "gpt-4o", "inputTokens": 1200, "maxOutputTokens": 500 }' }];
   const r = input as Record<string, unknown>;
-  const known = ['userId', 'teamId', 'projectId', 'provider', 'model', 'taskType', 'complexity', 'inputTokens', 'maxOutputTokens', 'costUsd', 'ttlSeconds', 'conversationId', 'perCallBudgetUsd'];
+  const known = ['userId', 'teamId', 'projectId', 'provider', 'model', 'taskType', 'complexity', 'inputTokens', 'maxOutputTokens', 'costUsd', 'ttlSeconds', 'conversationId', 'perCallBudgetUsd', 'allowDowngrade'];
   const unknown = Object.keys(r).filter((k) => !known.includes(k));
   if (unknown.length > 0) issue('', `unknown field(s) ${unknown.join(', ')}`);
   for (const key of ['userId', 'teamId', 'projectId'] as const) {
@@ -136,6 +145,7 @@ export function authorizeRequestProblems(input: unknown): FieldIssue[] {
     if (v !== undefined && (typeof v !== 'string' || !isDecimalString(v) || v.startsWith('-') || v.length > 30)) issue(key, 'must be a non-negative decimal string like "0.05"');
   }
   if (r.costUsd === undefined && (r.inputTokens === undefined || r.maxOutputTokens === undefined)) issue('', 'give the estimate: inputTokens and maxOutputTokens, or costUsd');
+  if (r.allowDowngrade !== undefined && typeof r.allowDowngrade !== 'boolean') issue('allowDowngrade', 'must be true or false');
   if (r.ttlSeconds !== undefined && (typeof r.ttlSeconds !== 'number' || !Number.isInteger(r.ttlSeconds) || r.ttlSeconds < 1)) issue('ttlSeconds', 'must be a whole number of seconds, at least 1');
   return issues;
 }
@@ -201,7 +211,7 @@ export class Authorizer {
     const price = pricerFor(this.opts.pricing, now);
     const worstCase = req.costUsd ?? price(req.provider, req.model, req.inputTokens ?? 0, req.maxOutputTokens ?? 0);
     const unpriced = worstCase === null;
-    const amount = microUp(worstCase ?? this.opts.unknownPriceUsd);
+    const amount = Math.max(MIN_RESERVATION_MICRO, microUp(worstCase ?? this.opts.unknownPriceUsd));
     const id = makeHoldId(this.node, now, `${this.idPrefix}${(this.idSeq++).toString(36)}`);
 
     let reply: AuthorizeReply;
@@ -237,8 +247,11 @@ export class Authorizer {
     // Still short after the grants: a cheaper model may fit (hard budgets).
     const buckets = reply.kind === 'short' ? reply.buckets : [];
     const advice = await this.advise(req, buckets);
-    if (advice.downgrade && advice.expectedCostUsd !== null) {
-      const cheaper = microUp(advice.expectedCostUsd);
+    // A cheaper model is admitted only when its worst case can be priced from token counts (a check
+    // given only `costUsd` has nothing to price it with) and the caller accepts a downgrade.
+    const priceable = req.inputTokens !== undefined && req.maxOutputTokens !== undefined;
+    if (req.allowDowngrade !== false && priceable && advice.downgrade && advice.expectedCostUsd !== null) {
+      const cheaper = Math.max(MIN_RESERVATION_MICRO, microUp(advice.expectedCostUsd));
       if (cheaper < amount) {
         try {
           const second = await this.store.authorize({ scopes, amountMicro: cheaper, holdId: id, ttlMs, final: true, unpriced: false });
