@@ -334,7 +334,7 @@ export const authorizeRequestSchema = z
   .meta({ id: 'AuthorizeRequest', description: 'Give the estimate as inputTokens and maxOutputTokens, or as costUsd (the worst case itself).' });
 
 /** GET /v1/advice takes the pre-flight request's fields as query parameters (no ttlSeconds, no costUsd). */
-export const adviceQuerySchema = authorizeRequestSchema.omit({ ttlSeconds: true, costUsd: true });
+export const adviceQuerySchema = authorizeRequestSchema.omit({ ttlSeconds: true, costUsd: true, allowDowngrade: true });
 
 const scopeRemaining = z
   .object({ scope: z.string(), period: z.string(), enforcement: z.enum(['hard', 'soft']), budgetUsd: money(), remainingUsd: money(), usedRatio: z.number() })
