@@ -242,7 +242,29 @@ for _ = 1, tonumber(ARGV[2]) do
     elseif h[1] then
       status = 'again'
     end
-    for j = first, first + k - 1 do charge(ARGV[j], at, a) end
+    -- Charged once per bucket: the buckets of its scopes' leases whose period holds it, and the
+    -- hold's own buckets of those scopes (a lease may have moved on to the next period since).
+    local charged = {}
+    local mine = {}
+    for j = first, first + k - 1 do
+      mine[ARGV[j]] = true
+      for _, b in ipairs(bucketsOf(ARGV[j])) do
+        if at >= b[2] and at < b[3] then charged[b[1]] = true end
+      end
+    end
+    if h[3] then
+      for b in string.gmatch(h[3], '[^\\n]+') do
+        local bk = p .. 'b:' .. b
+        if not charged[bk] and mine[string.match(b, '^[^|]+')] then
+          local v = redis.call('HMGET', bk, 'start', 'end', 'epoch')
+          if v[3] == epoch and at >= tonumber(v[1]) and at < tonumber(v[2]) then charged[bk] = true end
+        end
+      end
+    end
+    for bk in pairs(charged) do
+      redis.call('HINCRBY', bk, 'avail', -a)
+      redis.call('HINCRBY', bk, 'spent', a)
+    end
     for _, bk in ipairs(returned) do cap(bk) end
     out[#out + 1] = status
   end
