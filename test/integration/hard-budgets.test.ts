@@ -142,6 +142,7 @@ describe('hard budgets over HTTP', () => {
   it('a resend without requestId (two calls for the ledger, one hold) is charged twice, and the budget holds', async () => {
     const user = `resend-${randomUUID().slice(0, 8)}`;
     await setBudget(`user:${user}`, '1.2', 'hard');
+    await warm(user, '1.1');
     const held = await check({ userId: user, costUsd: '0.5' });
     expect(held.decision).toBe('allow');
     await usage(user, '0.5', { holdId: held.holdId });
