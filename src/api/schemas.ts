@@ -300,7 +300,7 @@ export const reportSchema = z
     recommendations: z.array(
       z.object({
         kind: z.string(),
-        rule: z.string().meta({ description: 'The rule that produced it: provider_share, task_type_share, high_average, cheaper_tier, or the original fixed amounts original_provider_cost, original_task_type_cost, original_average_cost.' }),
+        rule: z.string().meta({ description: 'The rule that produced it: provider_share, task_type_share, high_average, cheaper_tier, or the original fixed amounts original_provider_cost, original_average_cost, original_task_type_average.' }),
         subject: z.string(),
         message: z.string(),
         estimatedSavingUsd: money().optional(),
