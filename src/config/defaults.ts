@@ -13,7 +13,6 @@ export const DEFAULTS = {
   metricsPort: 9464,
   logLevel: 'info',
   timezone: 'UTC',
-  currency: 'USD',
   /** Budgets: system daily $100 (80/95%), system monthly $2000 (85/98%), per-user daily $10 (90/98%). */
   budgets: [
     { scope: 'system', period: 'day', amount: '100', currency: 'USD', thresholds: { warning: 0.8, critical: 0.95 } },

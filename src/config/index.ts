@@ -156,7 +156,15 @@ const apiFileSchema = z
 export const fileSchema = z
   .object({
     timezone: timeZone.default(DEFAULTS.timezone),
-    currency: currency.default(DEFAULTS.currency),
+    /** Removed (it changed nothing): amounts are shown in USD; refused with a message saying so, not silently ignored. */
+    currency: z
+      .unknown()
+      .optional()
+      .superRefine((v, ctx) => {
+        if (v !== undefined) {
+          ctx.addIssue({ code: 'custom', message: 'no longer a setting: every amount is shown in USD (budgets may be set in another currency, converted with exchangeRates; `costguard price --currency` converts a price); remove the key' });
+        }
+      }),
     exchangeRates: exchangeRates.default(() => ({ ...DEFAULT_EXCHANGE_RATES })),
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
     pricing: z
@@ -320,7 +328,6 @@ export interface Config {
   dataDir: string;
   configFile: string | null;
   timezone: string;
-  currency: z.infer<typeof currency>;
   exchangeRates: ExchangeRates;
   budgets: BudgetRule[];
   pricing: { table: 'catalog' | 'original'; overrides: z.infer<typeof priceOverrideSchema>[] };
@@ -510,7 +517,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.COSTGUARD_DATA_DIR,
     configFile: e.COSTGUARD_CONFIG ?? null,
     timezone: file.timezone,
-    currency: file.currency,
     exchangeRates: file.exchangeRates,
     budgets: file.budgets,
     pricing: file.pricing,
