@@ -39,7 +39,7 @@ describe('pricing.table: the original specification\'s table', () => {
     // `-0125` is no date suffix: the dated version keeps its catalog price under `table: original`.
     expect(both('openai', 'gpt-3.5-turbo-0125')).toEqual(['0.002', '0.002']);
     // The original names the dated id only; the undated alias keeps the catalog's (equal) price.
-    expect(original.price({ provider: 'anthropic', model: 'claude-3-5-sonnet-latest', occurredAtMs: at, usage }).price).not.toMatchObject({ catalogVersion: 'original-spec' });
+    expect(original.price({ provider: 'anthropic', model: 'claude-3-5-sonnet-latest', occurredAtMs: at, usage })).not.toMatchObject({ price: { catalogVersion: 'original-spec' } });
     // No cache price in the original table: cache reads cost full input there, a tenth in the catalog.
     expect(both('anthropic', 'claude-3-opus', tokens(1000, 0, 1000))).toEqual(['0.015', '0.0015']);
     for (const [provider, model] of [['openai', 'gpt-4'], ['openai', 'gpt-4-turbo'], ['anthropic', 'claude-3-opus'], ['anthropic', 'claude-3-5-sonnet-20241022']] as const) {
