@@ -134,6 +134,21 @@ program
   });
 
 program
+  .command('prune')
+  .description('delete ledger rows and delivery log rows older than the configured retention (off by default)')
+  .option('--dry-run', 'count what would be deleted, delete nothing')
+  .option('--json', 'machine-readable output (cutoffs and rows per table)')
+  .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+    try {
+      const { renderPruneText, runPruneCommand } = await import('./prune.js');
+      const result = await runPruneCommand(config(), opts, Date.now());
+      print(Boolean(opts.json), result, renderPruneText(result));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+program
   .command('simulate')
   .description('send synthetic LLM usage through the client library, with progress on stderr (Ctrl-C stops early and flushes)')
   .requiredOption('--users <n>', 'number of users, sim-user-1 .. sim-user-<n>')

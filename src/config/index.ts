@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
 import { budgetAmountProblem } from '../domain/budget.js';
 import { fixedLengthMs, timeZoneProblem } from '../domain/periods.js';
+import { RETENTION_MIN_DAYS } from '../domain/retention.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
 import { type ChannelsConfig, channelsSchema, expandChannelSecrets } from '../channels/config.js';
 import { DEFAULTS } from './defaults.js';
@@ -198,6 +199,24 @@ export const fileSchema = z
       })
       .strict()
       .default(() => ({ ...DEFAULTS.budgetWorkflow })),
+    /** Retention (`costguard prune`): off unless a number of days is given; see src/db/retention.ts. */
+    retention: z
+      .object({
+        ledgerDays: z
+          .number()
+          .int()
+          .min(RETENTION_MIN_DAYS.ledger, `expected at least ${RETENTION_MIN_DAYS.ledger} days (monthly reports compare with the month before)`)
+          .nullable()
+          .default(null),
+        deliveryDays: z
+          .number()
+          .int()
+          .min(RETENTION_MIN_DAYS.deliveries, `expected at least ${RETENTION_MIN_DAYS.deliveries} days (a delivery retried after its row is gone would send again)`)
+          .nullable()
+          .default(null),
+      })
+      .strict()
+      .default(() => ({ ledgerDays: null, deliveryDays: null })),
     ingest: z
       .object({
         shards: z.number().int().min(1).max(256).default(DEFAULTS.ingest.shards),
@@ -333,6 +352,8 @@ export interface Config {
   pricing: { table: 'catalog' | 'original'; overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
+  /** Days of ledger rows (and batch results) and of delivery log rows kept by `costguard prune`; null: kept for ever. */
+  retention: { ledgerDays: number | null; deliveryDays: number | null };
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
   /** Pre-flight checks (POST /v1/authorize): hold lifetimes, lease slices, the refill deadline. */
   preflight: PreflightConfig;
@@ -522,6 +543,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     pricing: file.pricing,
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
+    retention: file.retention,
     ingest: file.ingest,
     preflight: file.preflight,
     advice: resolveAdviceSettings(file.advice),
