@@ -497,6 +497,8 @@ describe('BudgetState.status', () => {
       currency: 'USD',
       amountUsd: '10',
       thresholds: { warning: 0.8, critical: 0.95 },
+      enforcement: 'none',
+      failMode: 'open',
       spentUsd: '2.5',
       remainingUsd: '7.5',
       usageRatio: 0.25,
