@@ -130,24 +130,45 @@ const TOKEN_ATTRIBUTES: Record<Exclude<keyof TokenUsage, 'cacheWrite1hTokens'>, 
   ],
   reasoningTokens: ['gen_ai.usage.reasoning.output_tokens', 'gen_ai.usage.reasoning_tokens', 'llm.usage.reasoning_tokens'],
 };
+const TOKEN_ENTRIES = Object.entries(TOKEN_ATTRIBUTES) as [keyof typeof TOKEN_ATTRIBUTES, string[]][];
 const PROVIDER_ATTRIBUTES = ['gen_ai.provider.name', 'gen_ai.system'];
 const MODEL_ATTRIBUTES = ['gen_ai.response.model', 'gen_ai.request.model', 'llm.response.model', 'llm.request.model'];
 
 type Value = string | number | boolean | bigint;
 type Attributes = Map<string, Value>;
 
+/** A protobufjs Long: two 32-bit halves. */
+interface LongLike {
+  low: number;
+  high: number;
+  unsigned?: boolean;
+}
+function isLong(v: unknown): v is LongLike {
+  return typeof v === 'object' && v !== null && typeof (v as LongLike).low === 'number' && typeof (v as LongLike).high === 'number';
+}
+
+/** A 64-bit integer as a number when exact, else a bigint (or the string, when not an integer at all). */
+function integer(v: unknown): number | bigint | string {
+  if (typeof v === 'number') return v;
+  if (isLong(v)) {
+    // Read from the halves: Long's own toString divides, and this runs for every token count and time.
+    if (v.high === 0 || (v.high > 0 && v.high < 0x200000)) return v.high * 0x1_0000_0000 + (v.low >>> 0);
+    const big = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+    return v.unsigned ? big : BigInt.asIntN(64, big);
+  }
+  try {
+    const big = BigInt(String(v));
+    return big >= -BigInt(Number.MAX_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+  } catch {
+    return String(v);
+  }
+}
+
 /** An AnyValue as a scalar (arrays, maps and bytes are of no use here and read as absent). */
 function scalar(v: OtlpAnyValue | null | undefined): Value | undefined {
   if (!v) return undefined;
   if (v.stringValue != null) return v.stringValue;
-  if (v.intValue != null) {
-    if (typeof v.intValue === 'number') return v.intValue;
-    try {
-      return BigInt(String(v.intValue));
-    } catch {
-      return String(v.intValue);
-    }
-  }
+  if (v.intValue != null) return integer(v.intValue);
   if (v.doubleValue != null) return typeof v.doubleValue === 'number' ? v.doubleValue : Number(v.doubleValue);
   if (v.boolValue != null) return v.boolValue;
   return undefined;
@@ -164,33 +185,39 @@ export function attributeMap(list: readonly OtlpKeyValue[] | null | undefined): 
   return map;
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const ZERO_RE = /^0+$/;
+const HEX_RE = /^[0-9a-fA-F]+$/;
 
 /** A trace or span id as lower-case hex; undefined unless `bytes` long and not all zero (an invalid id in OTLP). */
 export function idHex(id: unknown, bytes: number): string | undefined {
   let hex: string;
   if (typeof id === 'string') {
-    if (!new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`).test(id)) return undefined;
+    if (id.length !== bytes * 2 || !HEX_RE.test(id)) return undefined;
     hex = id.toLowerCase();
   } else if (id instanceof Uint8Array && id.length === bytes) {
-    hex = '';
-    for (const b of id) hex += HEX[b];
+    hex = Buffer.from(id.buffer, id.byteOffset, id.length).toString('hex');
   } else {
     return undefined;
   }
-  return /^0+$/.test(hex) ? undefined : hex;
+  return ZERO_RE.test(hex) ? undefined : hex;
 }
 
 /** Unix nanoseconds (number, decimal string or Long) as epoch milliseconds; undefined when absent or 0. */
 function nanosToMs(v: unknown): number | undefined {
   if (v === undefined || v === null) return undefined;
-  let n: bigint;
-  try {
-    n = BigInt(typeof v === 'number' ? Math.trunc(v) : String(v));
-  } catch {
+  let ms: number;
+  if (isLong(v)) {
+    // Exact without BigInt: 2^32 ns = 4294 ms + 967296 ns, and high * 967296 + low stays below 2^53.
+    const high = v.high >>> 0;
+    ms = high * 4294 + Math.floor((high * 967_296 + (v.low >>> 0)) / 1_000_000);
+  } else if (typeof v === 'string' && /^\d{7,25}$/.test(v)) {
+    ms = Number(v.slice(0, -6));
+  } else if (typeof v === 'number' && Number.isFinite(v)) {
+    ms = Math.floor(v / 1_000_000);
+  } else {
     return undefined;
   }
-  return n > 0n ? Number(n / 1_000_000n) : undefined;
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : undefined;
 }
 
 /** What one span is. `sources` names the attribute each event field came from, for messages. */
@@ -206,12 +233,10 @@ export interface SpanRef {
   spanId: string;
 }
 
-function first(names: readonly string[], ...maps: Attributes[]): { name: string; value: Value } | undefined {
+function first(names: readonly string[], span: Attributes, resource?: Attributes): { name: string; value: Value } | undefined {
   for (const name of names) {
-    for (const m of maps) {
-      const value = m.get(name);
-      if (value !== undefined) return { name, value };
-    }
+    const value = span.get(name) ?? resource?.get(name);
+    if (value !== undefined) return { name, value };
   }
   return undefined;
 }
@@ -230,7 +255,7 @@ function label(v: Value): unknown {
 export function mapSpan(span: OtlpSpan, resource: Attributes, mapping: OtelMapping): SpanOutcome {
   const attrs = attributeMap(span.attributes);
   const tokens: Partial<Record<keyof typeof TOKEN_ATTRIBUTES, { name: string; value: Value }>> = {};
-  for (const [kind, names] of Object.entries(TOKEN_ATTRIBUTES) as [keyof typeof TOKEN_ATTRIBUTES, string[]][]) {
+  for (const [kind, names] of TOKEN_ENTRIES) {
     const found = first(names, attrs);
     if (found) tokens[kind] = found;
   }
@@ -278,7 +303,7 @@ export function mapSpan(span: OtlpSpan, resource: Attributes, mapping: OtelMappi
 
   const input: UsageEventInput & { requestId: string } = {
     requestId: `otel:${traceId}:${spanId}`,
-    occurredAt: new Date(endMs).toISOString(),
+    occurredAt: new Date(endMs),
     provider: providerId,
     model: label(model.value) as string,
     userId: label(userId.value) as string,
@@ -306,14 +331,18 @@ export function mapSpan(span: OtlpSpan, resource: Attributes, mapping: OtelMappi
 }
 
 /** Every span of an export request, each with its resource's attributes, in order. */
-export function* spansOf(request: OtlpExportTraceRequest): Generator<{ span: OtlpSpan; resource: Attributes }> {
+export function spansOf(request: OtlpExportTraceRequest): { span: OtlpSpan; resource: Attributes }[] {
+  const out: { span: OtlpSpan; resource: Attributes }[] = [];
   const resourceSpans = Array.isArray(request?.resourceSpans) ? request.resourceSpans : [];
   for (const rs of resourceSpans) {
     const resource = attributeMap(rs?.resource?.attributes);
-    for (const ss of Array.isArray(rs?.scopeSpans) ? rs.scopeSpans : []) {
-      for (const span of Array.isArray(ss?.spans) ? ss.spans : []) yield { span, resource };
+    const scopes = Array.isArray(rs?.scopeSpans) ? rs.scopeSpans : [];
+    for (const ss of scopes) {
+      const spans = Array.isArray(ss?.spans) ? ss.spans : [];
+      for (const span of spans) out.push({ span, resource });
     }
   }
+  return out;
 }
 
 /** Issues of the event check (paths like `usage.inputTokens`) named by the attributes they came from. */

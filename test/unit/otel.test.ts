@@ -46,7 +46,7 @@ describe('mapSpan: the current GenAI semantic conventions', () => {
     );
     expect(out.input).toEqual({
       requestId: `otel:${TRACE}:${SPAN}`,
-      occurredAt: '2025-12-05T00:00:00.000Z',
+      occurredAt: new Date('2025-12-05T00:00:00.000Z'),
       provider: 'openai',
       model: 'gpt-4o-2024-08-06',
       userId: 'checkout-svc',
@@ -73,7 +73,7 @@ describe('mapSpan: the current GenAI semantic conventions', () => {
       ],
     };
     const out = eventOf(s);
-    expect(out.input).toMatchObject({ requestId: `otel:${TRACE}:${SPAN}`, occurredAt: '2025-12-05T00:00:00.000Z', provider: 'anthropic', userId: 'alice', usage: { inputTokens: 5000, outputTokens: 70 } });
+    expect(out.input).toMatchObject({ requestId: `otel:${TRACE}:${SPAN}`, occurredAt: new Date('2025-12-05T00:00:00.000Z'), provider: 'anthropic', userId: 'alice', usage: { inputTokens: 5000, outputTokens: 70 } });
   });
 
   it('maps the semantic conventions provider names to the catalog ones', () => {

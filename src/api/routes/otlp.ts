@@ -117,23 +117,26 @@ export const otlpRoutes: FastifyPluginAsync<RouteDeps> = async (app, deps) => {
       }
 
       const now = deps.clock();
-      const events: UsageEvent[] = [];
+      const candidates: Extract<ReturnType<typeof mapSpan>, { kind: 'event' }>[] = [];
       const refusals: string[] = [];
       let ignored = 0;
       for (const { span, resource } of spansOf(exported)) {
         const outcome = mapSpan(span, resource, mapping);
-        if (outcome.kind === 'ignored') {
-          ignored++;
-          continue;
+        if (outcome.kind === 'event') candidates.push(outcome);
+        else if (outcome.kind === 'ignored') ignored++;
+        else refusals.push(describeRefusal(outcome.span, outcome.issues));
+      }
+      // The check POST /v1/usage applies, over all spans at once; when one fails, span by span, so a
+      // bad span is refused alone and never blocks the rest.
+      const options = { now, generateId: deps.generateId };
+      const all = parseTrackedEvents(candidates.map((c) => c.input), options);
+      const events: UsageEvent[] = all.ok ? all.value : [];
+      if (!all.ok) {
+        for (const c of candidates) {
+          const one = parseTrackedEvents([c.input], { ...options, indexed: false });
+          if (one.ok) events.push(one.value[0]!);
+          else refusals.push(describeRefusal(c.span, issuesByAttribute(one.issues, c.sources)));
         }
-        if (outcome.kind === 'refused') {
-          refusals.push(describeRefusal(outcome.span, outcome.issues));
-          continue;
-        }
-        // The check POST /v1/usage applies, one span at a time: a bad span is refused alone.
-        const parsed = parseTrackedEvents([outcome.input], { now, generateId: deps.generateId, indexed: false });
-        if (parsed.ok) events.push(parsed.value[0]!);
-        else refusals.push(describeRefusal(outcome.span, issuesByAttribute(parsed.issues, outcome.sources)));
       }
 
       if (events.length > 0) {
