@@ -11,7 +11,7 @@
  * exporters send, built by @opentelemetry/otlp-transformer's serializers from SDK spans with the
  * attributes the OpenAI instrumentation sets.
  *
- *   npx tsx bench/otlp.ts [--batch 500] [--concurrency 4] [--seconds 3] [--rounds 3]
+ *   npx tsx bench/otlp.ts [--batch 500] [--concurrency 4] [--seconds 3] [--rounds 5]
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -36,7 +36,7 @@ function arg(name: string, fallback: number): number {
 const BATCH = arg('batch', 500);
 const CONCURRENCY = arg('concurrency', 4);
 const SECONDS = arg('seconds', 3);
-const ROUNDS = arg('rounds', 3);
+const ROUNDS = arg('rounds', 5);
 /** Distinct bodies per path, sent in turn (the same ids again cost the API the same). */
 const BODIES = 8;
 const KEY = 'cg_bench_otlp_key_0123456789';

@@ -5,6 +5,7 @@
  * must equal what `costguard price` gives for the same usage, once per span however often it is sent.
  */
 import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import Anthropic from '@anthropic-ai/sdk';
 import type { Span } from '@opentelemetry/api';
@@ -16,9 +17,13 @@ import otlpRoot from '@opentelemetry/otlp-transformer/build/src/generated/root.j
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { Client, Connection } from '@temporalio/client';
 import type OpenAIType from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../../src/api/server.js';
+import { CostTracker } from '../../src/client/index.js';
 import { runPriceCommand } from '../../src/cli/price.js';
+import { createLogger } from '../../src/lib/logger.js';
 import { type LlmServer, startLlmServer } from './helpers/llm-servers.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';
 
@@ -280,5 +285,42 @@ describe('bad spans are refused by name and never block the rest', () => {
     expect(brotli.status).toBe(415);
     const anonymous = await fetch(tracesUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     expect(anonymous.status).toBe(401);
+  });
+});
+
+describe('Temporal unavailable', () => {
+  it('503 with Retry-After (retryable), a google.rpc.Status UNAVAILABLE for protobuf', async () => {
+    // A port nothing listens on, and no gRPC-level retries: the tracker's own retries are what is tested.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const connection = Connection.lazy({ address: `127.0.0.1:${port}`, interceptors: [] });
+    const deadClient = new Client({ connection });
+    const deadTracker = new CostTracker({ client: deadClient, taskQueue: stack.taskQueue, lingerMs: 1, maxSendAttempts: 2, retryBaseMs: 10 });
+    const deadApp = buildApi({ pool: stack.pool, apiKeys: [KEY], logger: createLogger('silent'), temporal: deadClient, tracker: deadTracker, config: stack.config, metrics: stack.metrics });
+    try {
+      const good = { 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o-mini', 'gen_ai.usage.input_tokens': 5 };
+      const body = exportOf(jsonSpan('3000000000000001', 'chat', good));
+      const json = await deadApp.inject({ method: 'POST', url: '/v1/traces', headers, payload: body });
+      expect(json.statusCode).toBe(503);
+      expect(json.headers['retry-after']).toBe('5');
+      expect(json.json()).toMatchObject({ error: 'unavailable' });
+      const proto = { ...body.resourceSpans[0]!, scopeSpans: [{ spans: body.resourceSpans[0]!.scopeSpans[0]!.spans.map((x) => ({ ...x, traceId: Buffer.from(x.traceId, 'hex'), spanId: Buffer.from(x.spanId, 'hex') })) }] };
+      const res = await deadApp.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { ...headers, 'content-type': 'application/x-protobuf' },
+        payload: Buffer.from(v1.ExportTraceServiceRequest!.encode({ resourceSpans: [proto] }).finish()),
+      });
+      expect(res.statusCode).toBe(503);
+      expect([...res.rawPayload.subarray(0, 2)]).toEqual([0x08, 14]); // google.rpc.Status code UNAVAILABLE
+    } finally {
+      await deadApp.close();
+      await deadTracker.close().catch(() => undefined);
+      await connection.close();
+    }
   });
 });
