@@ -19,6 +19,8 @@
  *   --no-cache                    # skip the response cache hit latency section (bench/cache.ts)
  *   npx tsx bench/run.ts --only-cache      # only bench/cache.ts: prints, and replaces (or adds) its section
  *   npx tsx bench/run.ts --only-wrappers   # only bench/wrappers.ts: the same
+ *   --no-otlp                     # skip the OTLP receiver section (bench/otlp.ts)
+ *   npx tsx bench/run.ts --only-otlp       # only bench/otlp.ts: prints, and replaces (or adds) its section
  *
  * BENCHMARKS.md keeps everything below its notes marker (the hand-written reading of the figures).
  */
@@ -126,6 +128,20 @@ async function runCache(): Promise<WrapperResult> {
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   return { command: 'npx tsx bench/cache.ts', output: out.trim(), ok: code === 0 };
+}
+
+/** bench/otlp.ts in a child process of its own (the API and its load generator in one process). */
+async function runOtlp(): Promise<WrapperResult> {
+  const child = trackChild(spawn(process.execPath, ['--import', 'tsx', 'bench/otlp.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  return { command: 'npx tsx bench/otlp.ts', output: out.trim(), ok: code === 0 };
+}
+
+const OTLP_HEADING = '## OTLP receiver throughput';
+function otlpMarkdown(o: WrapperResult): string {
+  return `${OTLP_HEADING} (target: spans/s through POST /v1/traces at least 0.8x events/s through POST /v1/usage)\n\n\`${o.command}\`:\n\n${o.ok ? o.output : `The run failed:\n\n\`\`\`\n${o.output.slice(-3000)}\n\`\`\``}\n`;
 }
 
 /** bench/wrappers.ts in a child process of its own (it starts the protocol server in another). */
@@ -533,6 +549,17 @@ if (argv.includes('--only-wrappers')) {
   process.exit(0);
 }
 
+if (argv.includes('--only-otlp')) {
+  const o = await runOtlp();
+  const section = `${otlpMarkdown(o)}\n_This section was run alone on ${date()} UTC (machine: ${machine()}; load averages ${loadAverages().join(', ')})._\n`;
+  process.stdout.write(section);
+  if (!quick && o.ok) {
+    replaceSection(OTLP_HEADING, section);
+    mergeLatest({ otlp: o, otlpDate: date() });
+  }
+  process.exit(0);
+}
+
 if (argv.includes('--only-cache')) {
   const c = await runCache();
   const section = `${CACHE_HEADING} (target: p99 under 2x a Redis GET)\n\n\`${c.command}\`:\n\n${c.ok ? c.output : `The run failed:\n\n\`\`\`\n${c.output.slice(-3000)}\n\`\`\``}\n\n_This section was run alone on ${date()} UTC (machine: ${machine()}; load averages ${loadAverages().join(', ')})._\n`;
@@ -574,12 +601,17 @@ if (!argv.includes('--no-cache')) {
   step('response cache hit latency (bench/cache.ts)');
   cache = await runCache();
 }
+let otlp: WrapperResult | null = null;
+if (!argv.includes('--no-otlp')) {
+  step('OTLP receiver throughput (bench/otlp.ts)');
+  otlp = await runOtlp();
+}
 const loadAfter = loadAverages();
 const finished = date();
 const minutes = (performance.now() - started) / 60_000;
 step(`done in ${minutes.toFixed(1)} min (load averages ${loadAfter.join(' ')})`);
 
-const results = { date: finished, machine: machine(), quick, command: `npm run bench${quick ? ' -- --quick' : ''}`, minutes, loadBefore, loadAfter, targets: TARGETS, pricing, ledger, ingest, direct, stepSweep: sweep, alerts, simulate: sim, preflight, wrappers, cache };
+const results = { date: finished, machine: machine(), quick, command: `npm run bench${quick ? ' -- --quick' : ''}`, minutes, loadBefore, loadAfter, targets: TARGETS, pricing, ledger, ingest, direct, stepSweep: sweep, alerts, simulate: sim, preflight, wrappers, cache, otlp };
 writeFileSync(join(root, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 if (ingest.length > 0) writeFileSync(join(root, 'bench/results/throughput.svg'), throughputChart(ingest, direct));
 writeAlertChart(alerts);
@@ -600,7 +632,7 @@ ${ledgerMarkdown(ledger)}${wrappers ? `\n${wrappersMarkdown(wrappers)}` : ''}${
   cache
     ? `\n${CACHE_HEADING} (target: p99 under 2x a Redis GET)\n\n\`${cache.command}\`:\n\n${cache.ok ? cache.output : `The run failed:\n\n\`\`\`\n${cache.output.slice(-3000)}\n\`\`\``}\n`
     : ''
-}`;
+}${otlp ? `\n${otlpMarkdown(otlp)}` : ''}`;
 // Hand-written analysis below the NOTES marker survives regeneration.
 const previous = existsSync(join(root, 'BENCHMARKS.md')) ? readFileSync(join(root, 'BENCHMARKS.md'), 'utf8') : '';
 const notes = previous.includes(NOTES) ? previous.slice(previous.indexOf(NOTES)) : `${NOTES}\n`;

@@ -2,7 +2,7 @@
  * Scoped API keys. A key is configured as `<scope>:<key>` (`ingest:cg_...`, `read:cg_...`,
  * `admin:cg_...`) or as a plain key, which means `admin` (how every key was configured before scopes).
  *
- * - `ingest`: POST /v1/usage (and, later, POST /v1/authorize);
+ * - `ingest`: POST /v1/usage, POST /v1/traces (OTLP) and POST /v1/authorize;
  * - `read`: GET budgets, reports, alerts, the OpenAPI document and /metrics;
  * - `admin`: everything, including PUT /v1/budgets/:scope and POST /v1/alerts/:id/ack.
  *

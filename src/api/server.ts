@@ -28,6 +28,7 @@ import { MAX_JSON_DEPTH, jsonNestingDepth } from './json-depth.js';
 import { ApiKeyVerifier, type AuthenticatedKey, type RouteScope, scopeAllows } from './keys.js';
 import { type DocumentedLimits, documentRoute, registerOpenApi } from './openapi.js';
 import { alertRoutes } from './routes/alerts.js';
+import { otlpRoutes } from './routes/otlp.js';
 import { budgetRoutes } from './routes/budgets.js';
 import { preflightRoutes } from './routes/preflight.js';
 import { reportRoutes } from './routes/reports.js';
@@ -287,8 +288,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
   });
 
+<<<<<<< HEAD
   const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, ...(deps.realtime ? { realtime: deps.realtime } : {}), clock, generateId };
   for (const routes of [systemRoutes, usageRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes, summaryRoutes]) void app.register(routes, routeDeps);
+=======
+  const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, clock, generateId };
+  for (const routes of [systemRoutes, usageRoutes, otlpRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes]) void app.register(routes, routeDeps);
+>>>>>>> otlp
 
   return app;
 }

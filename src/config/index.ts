@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
 import { budgetAmountProblem } from '../domain/budget.js';
+import { type OtelMapping, otelConfigSchema } from '../domain/otel.js';
 import { fixedLengthMs, timeZoneProblem } from '../domain/periods.js';
 import { RETENTION_MIN_DAYS } from '../domain/retention.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
@@ -275,6 +276,8 @@ export const fileSchema = z
       .strict()
       .default(() => ({ ...DEFAULTS.metrics })),
     api: apiFileSchema,
+    /** POST /v1/traces: which span and resource attributes give the user, team, project, task type and tags (src/domain/otel.ts). */
+    otel: otelConfigSchema,
   })
   .strict()
   .superRefine((file, ctx) => {
@@ -366,6 +369,7 @@ export interface Config {
   reports: ReportsConfig;
   /** Prometheus: the worker's listener (port 0 = none) and what the registry exports. */
   metrics: { host: string; port: number; userLabel: boolean; topUsers: number; maxLabelValues: number; scrapeCacheMs: number };
+  otel: OtelMapping;
 }
 
 export interface CacheConfig {
@@ -554,6 +558,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     alerts: checkRouting(resolveAlerts(file.alerts), file.channels, e.COSTGUARD_CONFIG ?? 'the defaults'),
     reports: file.reports,
     metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },
+    otel: file.otel,
   };
 }
 

@@ -125,6 +125,8 @@ export interface CostGuardMetrics {
   recordPreflight(decision: string, reason: string): void;
   /** Counts a hold's settlement or release by outcome (settled, released, late, duplicate, unknown). */
   recordHoldFinish(status: string): void;
+  /** Counts the spans of one OTLP export (POST /v1/traces): accepted as usage events, ignored (no GenAI usage), refused. */
+  recordOtlpSpans(counts: { accepted: number; ignored: number; refused: number }): void;
 }
 
 export interface MetricsOptions {
@@ -249,6 +251,12 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
     name: 'costguard_hold_settlements_total',
     help: 'Pre-flight holds finished, by outcome: settled by their usage event, released, late (usage after an expiry or release), again (usage naming a hold another event settled), duplicate (the same event again), unknown.',
     labelNames: ['status'],
+    registers,
+  });
+  const otlpSpans = new Counter({
+    name: 'costguard_otlp_spans_total',
+    help: 'Spans received at POST /v1/traces, by outcome: accepted (a usage event; a resent span counts again here, once in the ledger), ignored (no GenAI usage), refused (named in the partial success).',
+    labelNames: ['outcome'],
     registers,
   });
   const budgetSignals = new Counter({
@@ -449,6 +457,10 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
 
     recordHoldFinish(status) {
       holdFinishes.inc({ status });
+    },
+
+    recordOtlpSpans(counts) {
+      for (const [outcome, n] of Object.entries(counts)) if (n > 0) otlpSpans.inc({ outcome }, n);
     },
   };
 }
