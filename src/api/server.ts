@@ -288,13 +288,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
   });
 
-<<<<<<< HEAD
   const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, ...(deps.realtime ? { realtime: deps.realtime } : {}), clock, generateId };
-  for (const routes of [systemRoutes, usageRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes, summaryRoutes]) void app.register(routes, routeDeps);
-=======
-  const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, clock, generateId };
-  for (const routes of [systemRoutes, usageRoutes, otlpRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes]) void app.register(routes, routeDeps);
->>>>>>> otlp
+  for (const routes of [systemRoutes, usageRoutes, otlpRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes, summaryRoutes]) void app.register(routes, routeDeps);
 
   return app;
 }
