@@ -5,6 +5,7 @@
  * wrapped OpenAI SDK calls the local LLM server.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/lib/paths.js';
 import { type LlmServer, startLlmServer } from './helpers/llm-servers.js';
@@ -34,9 +35,16 @@ async function ledgerCalls(userId: string): Promise<number> {
 async function runAndStop(userId: string, signal: 'SIGINT' | 'SIGTERM'): Promise<{ code: number | null; signal: string | null }> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/tracker-signal-process.ts'], {
     cwd: projectRoot(),
-    env: stackProcessEnv(stack, { OPENAI_BASE_URL: srv.openaiBaseURL, USER_ID: userId, CALLS: String(CALLS) }),
+    env: stackProcessEnv(stack, { COSTGUARD_CONFIG: stack.config.configFile ?? '', OPENAI_BASE_URL: srv.openaiBaseURL, USER_ID: userId, CALLS: String(CALLS) }),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // A user's script runs at normal priority; the test runner may be niced (a shared machine), and a
+  // niced child on a busy machine can wait longer than 60 ms for the CPU to see its signal at all.
+  try {
+    setPriority(child.pid!, 0);
+  } catch {
+    // not allowed to raise it back: the trial runs niced
+  }
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
