@@ -24,7 +24,7 @@ import { BUDGET_WORKFLOW_TYPE, type BudgetWorkflowInput, budgetWorkflowId, scope
 import type { ScopeTotalsUpdate } from '../src/domain/budget-status.js';
 import { type LedgerActivityDeps, asIngestFlush, createFlushRecorder, withTimeout } from './ledger.js';
 import { microUp } from '../src/domain/leases.js';
-import type { LeaseStore } from '../src/redis/leases.js';
+import type { LeaseStore, RecordedHoldEvent } from '../src/redis/leases.js';
 
 export interface IngestActivityDeps extends LedgerActivityDeps {
   config: Config;
@@ -142,57 +142,55 @@ export const createIngestActivities = (deps: IngestActivityDeps) => {
   }
 
   /**
-   * Settles the pre-flight holds of these committed events with their actual cost (repeats are
-   * recognised: a retried flush settles nothing twice). Best effort: with Redis unreachable a hold
-   * expires instead, and its bucket is re-read from the ledger at the next grant.
+   * Records these committed events in the pre-flight leases: every event is charged to the lease of
+   * every scope it counts in; an event naming an open hold also settles it (its reservation goes
+   * back, once). A retried flush is recognised for events with a hold (the hold remembers its
+   * events); usage without a hold is charged again then (conservative: the next grant, computed
+   * from the ledger, gives it back). Best effort and bounded: with Redis unreachable a hold expires
+   * instead, and its bucket is re-read from the ledger at the next grant.
    */
   let chargesPausedUntil = 0;
   async function settleHolds(counted: ReadonlyArray<{ requestId: string; costUsd: string; occurredAt: string }>, events: ReadonlyMap<string, WireEvent>): Promise<void> {
     if (!deps.leases) return;
-    const items: { holdId: string; action: 's'; actualMicro: number }[] = [];
-    // Usage recorded without a hold uses up the leases of its scopes too (per scope and second of
-    // its time, so a script call stays small): a hard budget then also holds against spend that did
-    // not ask first. A flush retried after its commit charges again: conservative, and the next
-    // grant, computed from the ledger, gives it back.
+    const holds: RecordedHoldEvent[] = [];
+    // Usage without a hold is summed per scope and second of its time, so a script call stays small.
     const charges = new Map<string, { scope: string; atMs: number; costMicro: number }>();
     for (const c of counted) {
       const e = events.get(c.requestId);
       if (!e) continue;
       const cost = microUp(c.costUsd);
+      const atMs = Date.parse(c.occurredAt);
+      const scopes = ['system', `user:${e.userId}`, ...(e.team ? [`team:${e.team}`] : []), ...(e.project ? [`project:${e.project}`] : [])];
       if (e.holdId !== undefined) {
-        items.push({ holdId: e.holdId, action: 's', actualMicro: cost });
+        holds.push({ holdId: e.holdId, requestId: c.requestId, atMs, actualMicro: cost, scopes });
         continue;
       }
       if (cost === 0) continue;
-      const atMs = Math.floor(Date.parse(c.occurredAt) / 1000) * 1000;
-      for (const scope of ['system', `user:${e.userId}`, ...(e.team ? [`team:${e.team}`] : []), ...(e.project ? [`project:${e.project}`] : [])]) {
-        const key = `${scope}\u0000${atMs}`;
+      const second = Math.floor(atMs / 1000) * 1000;
+      for (const scope of scopes) {
+        const key = `${scope}\u0000${second}`;
         const charge = charges.get(key);
         if (charge) charge.costMicro += cost;
-        else charges.set(key, { scope, atMs, costMicro: cost });
+        else charges.set(key, { scope, atMs: second, costMicro: cost });
       }
     }
-    // Bounded, so a Redis outage does not slow the flushes down: holds are tried three times (2 s
-    // each); charges once, and not at all for 30 s after a failure.
-    for (let attempt = 1; items.length > 0; attempt++) {
+    // Events with a hold are tried three times (2 s each); usage without one once, and not at all
+    // for 30 s after a failure, so a Redis outage does not slow the flushes down.
+    const withCharges = charges.size > 0 && deps.clock() >= chargesPausedUntil;
+    if (holds.length === 0 && !withCharges) return;
+    for (let attempt = 1; ; attempt++) {
       try {
-        const statuses = await withTimeout(deps.leases().finish(items), LEASE_TIMEOUT_MS, 'settling holds timed out');
-        statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
-        break;
+        const r = await withTimeout(deps.leases().record(holds, withCharges ? [...charges.values()] : []), LEASE_TIMEOUT_MS, 'recording usage in the leases timed out');
+        r.statuses.forEach((status) => deps.metrics?.recordHoldFinish(status));
+        return;
       } catch (err) {
-        if (attempt >= 3) {
-          deps.logger.warn({ err: (err as Error).message, holds: items.length }, 'could not settle pre-flight holds (they will expire instead)');
-          break;
+        if (holds.length === 0 || attempt >= 3) {
+          if (withCharges) chargesPausedUntil = deps.clock() + 30_000;
+          deps.logger.warn({ err: (err as Error).message, holds: holds.length, charges: charges.size }, 'could not record usage in the pre-flight leases (holds will expire instead; the next grant reads the ledger)');
+          return;
         }
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
-    }
-    if (charges.size === 0 || deps.clock() < chargesPausedUntil) return;
-    try {
-      await withTimeout(deps.leases().charge([...charges.values()]), LEASE_TIMEOUT_MS, 'charging leases timed out');
-    } catch (err) {
-      chargesPausedUntil = deps.clock() + 30_000;
-      deps.logger.warn({ err: (err as Error).message, charges: charges.size }, 'could not charge usage without holds to the leases (the next grant reads the ledger); paused for 30 s');
     }
   }
 

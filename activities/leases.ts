@@ -9,7 +9,7 @@ import type { Pool } from 'pg';
 import type { Config } from '../src/config/index.js';
 import { readScopeTotals } from '../src/db/scope-totals.js';
 import type { Budget, Scope } from '../src/domain/budget.js';
-import { budgetMicro, bucketName, enforcementOf, grantAmount, microUp } from '../src/domain/leases.js';
+import { type EnforcingMode, budgetMicro, bucketName, enforcementOf, grantAmount, isEnforcing, microUp } from '../src/domain/leases.js';
 import { periodAt } from '../src/domain/periods.js';
 import type { LeaseStore } from '../src/redis/leases.js';
 
@@ -39,7 +39,7 @@ export interface LeaseGrantResult {
   grantedMicro: number;
   /** The scope's pre-flight decisions so far (allow, downgrade, deny), as Redis counts them. */
   decisions: Record<string, number>;
-  buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetMicro: number; spentMicro: number; calls: number; grantedMicro: number; availableMicro: number; openMicro: number; endMs: number }>;
+  buckets: Array<{ name: string; period: string; enforcement: EnforcingMode; budgetMicro: number; spentMicro: number; calls: number; grantedMicro: number; availableMicro: number; openMicro: number; endMs: number }>;
 }
 
 export interface LeaseActivityDeps {
@@ -60,7 +60,8 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
     const store = deps.leases();
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
-      const plan = input.budgets.map((b) => ({ budget: b, ...bucketName(input.scope, b, now), ...enforcementOf(b) }));
+      // Budgets without enforcement take no part in pre-flight decisions: they get no bucket.
+      const plan = input.budgets.filter(isEnforcing).map((b) => ({ budget: b, ...bucketName(input.scope, b, now), failMode: enforcementOf(b).failMode, enforcement: enforcementOf(b).enforcement as EnforcingMode }));
       const snap = await store.snapshot(plan.map((p) => p.name));
       const epochChanged = input.expectEpoch !== null && snap.epoch !== input.expectEpoch;
       const lost = epochChanged ? input.outstanding : input.lost;
@@ -68,15 +69,15 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
         deps.pool,
         deps.config.timezone,
         input.scope,
-        input.budgets.map((b) => ({ spec: b.period, timezone: b.timezone, ...periodAt(b.period, b.timezone, now) })),
+        plan.map((p) => ({ spec: p.budget.period, timezone: p.budget.timezone, ...periodAt(p.budget.period, p.budget.timezone, now) })),
       );
       const buckets = plan.map((p, i) => {
         const spent = microUp(totals[i]?.totals.costUsd ?? '0');
         const budget = budgetMicro(p.budget, deps.config.exchangeRates);
         const lostMicro = lost[p.name] ?? 0;
-        const snapshot = snap.buckets[i] ?? { available: 0, open: 0 };
+        const snapshot = snap.buckets[i] ?? { available: 0, open: 0, spent: 0, gen: 0 };
+        // A shrink grants nothing: the script's cap lowers what is available to what the budget leaves.
         const grant = input.shrink ? 0 : grantAmount({ budgetMicro: budget, spentMicro: spent, lostMicro, snapshot, needMicro: input.needMicro }, { sliceFraction: deps.config.preflight.sliceFraction });
-        const ceiling = Math.max(0, budget - spent - lostMicro - snapshot.open);
         return {
           name: p.name,
           period: p.budget.period,
@@ -88,13 +89,13 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
           failMode: p.failMode,
           endMs: p.endMs,
           startMs: p.startMs,
-          ceiling,
           calls: totals[i]?.totals.calls ?? 0,
-          snapshotOutstanding: snapshot.available + snapshot.open,
+          snapshotGen: snapshot.gen,
+          snapshotSpent: snapshot.spent,
         };
       });
       const untilMs = Math.min(now + (plan.length === 0 ? NO_BUDGET_LEASE_MS : MAX_LEASE_MS), ...plan.map((p) => p.endMs));
-      const applied = await store.grant({ scope: input.scope, epoch: snap.epoch, untilMs, shrink: input.shrink === true, buckets });
+      const applied = await store.grant({ scope: input.scope, epoch: snap.epoch, untilMs, buckets });
       if (!applied.ok) {
         // Redis lost its state, or another grant got in, between the snapshot and this grant: start over.
         if (attempt >= 5) throw new Error(applied.why === 'epoch' ? 'the Redis epoch kept changing during a lease grant' : 'other grants kept getting in first');
@@ -104,7 +105,7 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
         epoch: snap.epoch,
         epochChanged,
         lost,
-        lostHoldMs: deps.config.preflight.maxHoldTtlMs + LOST_MARGIN_MS,
+        lostHoldMs: Math.max(deps.config.preflight.maxHoldTtlMs, deps.config.preflight.acceptedHoldTtlMs) + LOST_MARGIN_MS,
         untilMs,
         grantedMicro: buckets.reduce((sum, b) => sum + b.grant, 0),
         decisions: await store.decisions(input.scope).catch(() => ({})),

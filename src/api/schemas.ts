@@ -167,7 +167,7 @@ export const budgetChangeSchema = z
           .partial()
           .required({ period: true })
           .extend({
-            enforcement: z.enum(['hard', 'soft']).nullable().optional(),
+            enforcement: z.enum(['hard', 'soft', 'none']).nullable().optional(),
             failMode: z.enum(['open', 'closed']).nullable().optional(),
             thresholds: z.record(z.string(), z.number().nullable()).optional().meta({ description: 'Merged key by key into the current thresholds; `info` and `emergency` may be `null` (removed).' }),
           }),
@@ -192,6 +192,8 @@ const budgetPeriodStatus = z.object({
   currency: z.enum(SUPPORTED_CURRENCIES),
   amountUsd: money(),
   thresholds: z.object({ info: z.number().optional(), warning: z.number(), critical: z.number(), emergency: z.number().optional() }),
+  enforcement: z.enum(['hard', 'soft', 'none']).meta({ description: 'Pre-flight: hard denies what does not fit, soft advises, none (the default) takes no part in decisions.' }),
+  failMode: z.enum(['open', 'closed']),
   spentUsd: money(),
   remainingUsd: money(),
   usageRatio: z.number().meta({ description: 'spent / amount (display only).' }),

@@ -54,6 +54,8 @@ declare module 'fastify' {
     scope?: RouteScope;
     /** How a 400 for a bad query parameter begins (default `invalid input`, as ValidationError's). */
     badQueryMessage?: string;
+    /** The route takes no body or an optional one: an empty body with a JSON content type is no body (many HTTP clients send one). */
+    emptyBody?: boolean;
   }
   interface FastifyRequest {
     /** The key the request was authenticated with (null on public routes and before the check). */
@@ -144,6 +146,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // Bytes, decoded here with a fatal decoder: invalid UTF-8 is refused, never turned into U+FFFD.
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if ((body as Buffer).length === 0 && request.routeOptions.config?.emptyBody) {
+      done(null, undefined);
+      return;
+    }
     let text: string;
     try {
       text = utf8.decode(body as Buffer);

@@ -124,8 +124,8 @@ export interface CostTrackerOptions {
    * and a pricing engine (createPricingEngine(config)); the rest defaults to the configured
    * `preflight` settings' defaults. `client` must then be a full Temporal Client.
    */
-  preflight?: Omit<AuthorizerOptions, 'temporal' | 'taskQueue' | 'keyPrefix' | 'holdTtlMs' | 'maxHoldTtlMs' | 'refillTimeoutMs' | 'unknownPriceUsd'> &
-    Partial<Pick<AuthorizerOptions, 'keyPrefix' | 'holdTtlMs' | 'maxHoldTtlMs' | 'refillTimeoutMs' | 'unknownPriceUsd'>>;
+  preflight?: Omit<AuthorizerOptions, 'temporal' | 'taskQueue' | 'keyPrefix' | 'holdTtlMs' | 'maxHoldTtlMs' | 'refillTimeoutMs' | 'unknownPriceUsd' | 'acceptedHoldTtlMs'> &
+    Partial<Pick<AuthorizerOptions, 'keyPrefix' | 'holdTtlMs' | 'maxHoldTtlMs' | 'refillTimeoutMs' | 'unknownPriceUsd' | 'acceptedHoldTtlMs'>>;
 }
 
 const DEFAULTS = {
@@ -397,6 +397,7 @@ export class CostTracker {
         maxHoldTtlMs: d.maxHoldTtlMs,
         refillTimeoutMs: d.refillTimeoutMs,
         unknownPriceUsd: d.unknownPriceUsd,
+        acceptedHoldTtlMs: d.acceptedHoldTtlMs,
         ...options.preflight,
         temporal: client as Client,
         taskQueue: this.taskQueue,
@@ -682,6 +683,26 @@ export class CostTracker {
     batch.settle(failure);
   }
 
+  /**
+   * Before usage naming pre-flight holds is signalled, those holds are extended (`Authorizer.accept`):
+   * accepted usage settles its hold instead of finding it expired and its money taken by another call.
+   * Best effort and bounded: usage is never held back or refused because Redis cannot answer.
+   */
+  private async acceptHolds(events: readonly { holdId?: string }[]): Promise<void> {
+    if (!this.authorizer) return;
+    const ids: string[] = [];
+    for (const e of events) if (e.holdId !== undefined) ids.push(e.holdId);
+    if (ids.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([this.authorizer.accept(ids), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out after 2000 ms')), 2000)))]);
+    } catch (err) {
+      this.logger?.warn({ holds: ids.length, err: (err as Error).message }, 'could not extend the pre-flight holds of accepted usage (they may expire before it is recorded)');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Signals a batch, retrying transient failures with the same batch id. Returns the final error, or undefined once accepted. */
   private async deliver(batch: Batch): Promise<Error | undefined> {
     const events = batch.entries.map((e) => e.event);
@@ -712,6 +733,7 @@ export class CostTracker {
         staticSummary: `Cost Guard budget for ${batch.scope}`,
       });
     };
+    await this.acceptHolds(events);
     let attempt = 0;
     let failure: Error | undefined;
     for (;;) {

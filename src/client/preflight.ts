@@ -93,6 +93,8 @@ export interface AuthorizerOptions {
   maxHoldTtlMs: number;
   refillTimeoutMs: number;
   unknownPriceUsd: string;
+  /** Once usage naming a hold is accepted, the hold lives at least this much longer (default maxHoldTtlMs). */
+  acceptedHoldTtlMs?: number;
   advice?: AdviceSettings;
   onDecision?: (decision: Decision, reason: DecisionReason | null) => void;
   clock?: () => number;
@@ -274,6 +276,16 @@ export class Authorizer {
     this.checkHoldId(holdId);
     const [status] = await this.store.finish([{ holdId, action: 's', actualMicro: microUp(actualCostUsd) }]);
     return status ?? 'unknown';
+  }
+
+  /**
+   * Usage naming these holds is about to be accepted for ingestion: each open hold lives at least
+   * `acceptedHoldTtlMs` more, so it is still open when the flush that records the usage settles it
+   * (an expiry in between would hand its money to another call). Well-formed ids only; one state each.
+   */
+  async accept(holdIds: readonly string[]): Promise<string[]> {
+    const ids = [...new Set(holdIds.filter(isHoldId))];
+    return this.store.accept(ids, this.opts.acceptedHoldTtlMs ?? this.opts.maxHoldTtlMs);
   }
 
   /** Gives a hold's reservation back (the call was not made). Repeats change nothing. */

@@ -31,7 +31,11 @@ export const DEFAULTS = {
    */
   ingest: { shards: 4, lingerMs: 200, flushEvents: 2000, maxFlushEvents: 5000, stepFraction: 0.05 },
   /** Pre-flight checks: holds live a minute unless renewed; a grant tops a lease up to a quarter of the budget. */
-  preflight: { holdTtlMs: 60_000, maxHoldTtlMs: 600_000, sliceFraction: 0.25, refillTimeoutMs: 3000, unknownPriceUsd: '0.10' },
+  /**
+   * Pre-flight checks. `acceptedHoldTtlMs`: once usage naming a hold is accepted for ingestion, the
+   * hold lives at least this much longer, so it settles with that usage instead of expiring first.
+   */
+  preflight: { holdTtlMs: 60_000, maxHoldTtlMs: 600_000, sliceFraction: 0.25, refillTimeoutMs: 3000, unknownPriceUsd: '0.10', acceptedHoldTtlMs: 600_000 },
   /**
    * The wrappers' response cache (src/client/cache, the original CacheOptimizer): TTL per task type
    * in seconds (the original's four, `default` for the rest), task types whose entries every tenant

@@ -63,7 +63,7 @@ export const budgetSchema = z
       .refine((t) => t.warning < t.critical, { message: 'expected warning below critical' })
       .refine((t) => t.info === undefined || t.info < t.warning, { message: 'expected info below warning' })
       .refine((t) => t.emergency === undefined || t.emergency > t.critical, { message: 'expected emergency above critical' }),
-    enforcement: z.enum(['hard', 'soft'], { error: 'expected "hard" or "soft"' }).optional(),
+    enforcement: z.enum(['hard', 'soft', 'none'], { error: 'expected "hard", "soft" or "none"' }).optional(),
     failMode: z.enum(['open', 'closed'], { error: 'expected "open" or "closed"' }).optional(),
   })
   .strict();
@@ -208,6 +208,7 @@ export const fileSchema = z
         sliceFraction: z.number().gt(0, 'expected a share above 0').max(1, 'expected a share of at most 1').default(DEFAULTS.preflight.sliceFraction),
         refillTimeoutMs: z.number().int().min(100).max(60_000).default(DEFAULTS.preflight.refillTimeoutMs),
         unknownPriceUsd: positiveAmount('the reservation for an unpriced model (USD)').default(DEFAULTS.preflight.unknownPriceUsd),
+        acceptedHoldTtlMs: z.number().int().min(1000, 'expected at least 1000 ms').max(86_400_000).default(DEFAULTS.preflight.acceptedHoldTtlMs),
       })
       .strict()
       .refine((f) => f.holdTtlMs <= f.maxHoldTtlMs, { message: 'expected holdTtlMs <= maxHoldTtlMs' })
@@ -356,7 +357,7 @@ export interface CacheConfig {
 export interface PreflightConfig {
   /** A hold's lifetime unless the caller asks for another (renewable). */
   holdTtlMs: number;
-  /** The longest lifetime a hold may be given; also how long a reserve for holds lost with Redis is kept. */
+  /** The longest lifetime a hold may be given; with acceptedHoldTtlMs, how long a reserve for holds lost with Redis is kept. */
   maxHoldTtlMs: number;
   /** A lease grant tops a budget's lease up to this share of the budget (at least what waiting checks need). */
   sliceFraction: number;
@@ -364,6 +365,8 @@ export interface PreflightConfig {
   refillTimeoutMs: number;
   /** What a soft budget reserves for a call to a model without a price. */
   unknownPriceUsd: string;
+  /** Once usage naming a hold is accepted for ingestion, the hold lives at least this much longer (so it settles rather than expires). */
+  acceptedHoldTtlMs: number;
 }
 
 export interface ApiConfig {

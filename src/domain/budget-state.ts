@@ -2,6 +2,7 @@
  * The budget workflow's state as a plain class: no Temporal, no I/O, so it is unit-tested directly.
  * The workflow function (workflows/budget.ts) only wires messages, timers and activities to it.
  */
+import { enforcementOf } from './leases.js';
 import type { TrackedIncident } from './alert-rules.js';
 import { type Budget, type Scope, scopeKind } from './budget.js';
 import type { BreakdownEntry, BudgetPeriodStatus, BudgetStatus, PeriodTotals, ScopeTotalsUpdate } from './budget-status.js';
@@ -390,6 +391,7 @@ export class BudgetState {
       currency: b.currency,
       amountUsd,
       thresholds: b.thresholds,
+      ...enforcementOf(b),
       spentUsd: t.totals.costUsd,
       remainingUsd: normalizeAmount(remaining),
       usageRatio: ratio.toDecimalPlaces(6).toNumber(),

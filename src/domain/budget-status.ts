@@ -4,6 +4,7 @@
  * Temporal UI all read this one shape), and the exact totals an ingest shard sends it. Plain data,
  * so the domain, the workflows, the ledger and the clients share it without importing each other.
  */
+import type { Enforcement, FailMode } from './leases.js';
 import type { Budget, Scope, ScopeKind } from './budget.js';
 import type { LeaseStatus } from './leases.js';
 import type { TokenUsage } from './tokens.js';
@@ -34,6 +35,10 @@ export interface BudgetPeriodStatus {
   currency: Budget['currency'];
   amountUsd: string;
   thresholds: Budget['thresholds'];
+  /** Pre-flight: hard denies what does not fit, soft advises, none (unset) takes no part in decisions. */
+  enforcement: Enforcement;
+  /** When Redis or Temporal cannot answer a check: closed denies, open admits unreserved. */
+  failMode: FailMode;
   spentUsd: string;
   remainingUsd: string;
   /** spent / budget, for display and alerting (a ratio, not money). */

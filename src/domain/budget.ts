@@ -38,10 +38,11 @@ export interface Budget {
   thresholds: { warning: number; critical: number; info?: number; emergency?: number };
   /**
    * Pre-flight enforcement (POST /v1/authorize): `hard` denies a call whose worst case does not fit;
-   * `soft` (the default) admits it with downgrade advice, overshooting by at most one call's worst case.
+   * `soft` admits it with downgrade advice, overshooting by at most one call's worst case; `none`
+   * (the default: unset) takes no part in pre-flight decisions, the budget only alerts and reports.
    */
-  enforcement?: 'hard' | 'soft';
-  /** When Redis or Temporal cannot answer a pre-flight check: `closed` denies, `open` admits unreserved. Default: closed for hard, open for soft. */
+  enforcement?: 'hard' | 'soft' | 'none';
+  /** When Redis or Temporal cannot answer a pre-flight check: `closed` denies, `open` admits unreserved. Default: closed for hard, open otherwise. */
   failMode?: 'open' | 'closed';
 }
 
@@ -161,7 +162,7 @@ export function validateBudgetChange(input: unknown, defaultTimezone: string): {
     }
     const thresholds = checkThresholds(raw.thresholds, `${path}.thresholds`, issue);
     const { enforcement, failMode } = raw;
-    if (enforcement !== undefined && enforcement !== 'hard' && enforcement !== 'soft') issue(`${path}.enforcement`, 'expected "hard" or "soft"');
+    if (enforcement !== undefined && enforcement !== 'hard' && enforcement !== 'soft' && enforcement !== 'none') issue(`${path}.enforcement`, 'expected "hard", "soft" or "none"');
     if (failMode !== undefined && failMode !== 'open' && failMode !== 'closed') issue(`${path}.failMode`, 'expected "open" or "closed"');
     if (issues.length === before && thresholds) {
       budgets.push({
@@ -170,7 +171,7 @@ export function validateBudgetChange(input: unknown, defaultTimezone: string): {
         currency: currency as Budget['currency'],
         timezone: (timezone as string | undefined) ?? defaultTimezone,
         thresholds,
-        ...(enforcement !== undefined ? { enforcement: enforcement as 'hard' | 'soft' } : {}),
+        ...(enforcement !== undefined ? { enforcement: enforcement as 'hard' | 'soft' | 'none' } : {}),
         ...(failMode !== undefined ? { failMode: failMode as 'open' | 'closed' } : {}),
       });
     }

@@ -28,15 +28,27 @@ export const MICRO = 1_000_000;
 export const MAX_LEASE_USD = '90000000';
 const MAX_MICRO = 90_000_000 * MICRO;
 
-export type Enforcement = 'hard' | 'soft';
+/** What a pre-flight check does with a budget: deny what does not fit, advise and overshoot by at most one call, or nothing. */
+export type Enforcement = 'hard' | 'soft' | 'none';
+/** The enforcements that take part in pre-flight decisions (they get a lease bucket). */
+export type EnforcingMode = Exclude<Enforcement, 'none'>;
 export type FailMode = 'open' | 'closed';
-export const ENFORCEMENTS: readonly Enforcement[] = ['hard', 'soft'];
+export const ENFORCEMENTS: readonly Enforcement[] = ['hard', 'soft', 'none'];
 export const FAIL_MODES: readonly FailMode[] = ['open', 'closed'];
 
-/** A budget's enforcement (hard or soft; soft unless set) and its fail mode (closed for hard, open for soft, unless set). */
+/**
+ * A budget's enforcement and its fail mode (closed for hard, open otherwise, unless set). A budget
+ * nobody made enforcing (`enforcement` unset) is `none`: it alerts and reports, and takes no part
+ * in pre-flight decisions, so a spent alerting budget never refuses a call.
+ */
 export function enforcementOf(b: Pick<Budget, 'enforcement' | 'failMode'>): { enforcement: Enforcement; failMode: FailMode } {
-  const enforcement = b.enforcement ?? 'soft';
+  const enforcement = b.enforcement ?? 'none';
   return { enforcement, failMode: b.failMode ?? (enforcement === 'hard' ? 'closed' : 'open') };
+}
+
+/** Whether a budget takes part in pre-flight decisions (has a lease bucket). */
+export function isEnforcing(b: Pick<Budget, 'enforcement'>): boolean {
+  return enforcementOf({ enforcement: b.enforcement }).enforcement !== 'none';
 }
 
 /** USD decimal -> µ$, rounded up (a cost or a reservation). */
@@ -160,5 +172,5 @@ export interface LeaseStatus {
   lostUntil: string | null;
   /** Pre-flight decisions on this scope (allow, downgrade, deny) as of the last grant; GET /v1/budgets/:scope has them live. */
   decisions?: Record<string, number>;
-  buckets: Array<{ name: string; period: string; enforcement: 'hard' | 'soft'; budgetUsd: string; spentUsd: string; availableUsd: string; openUsd: string }>;
+  buckets: Array<{ name: string; period: string; enforcement: EnforcingMode; budgetUsd: string; spentUsd: string; availableUsd: string; openUsd: string }>;
 }

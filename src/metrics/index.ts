@@ -247,7 +247,7 @@ export function createMetrics(opts: MetricsOptions): CostGuardMetrics {
   });
   const holdFinishes = new Counter({
     name: 'costguard_hold_settlements_total',
-    help: 'Pre-flight holds finished, by outcome: settled by their usage event, released, late (charged after an expiry or release), duplicate, unknown.',
+    help: 'Pre-flight holds finished, by outcome: settled by their usage event, released, late (usage after an expiry or release), again (usage naming a hold another event settled), duplicate (the same event again), unknown.',
     labelNames: ['status'],
     registers,
   });

@@ -7,9 +7,12 @@
  *   <p>s:<scope>             HASH the scope's lease: epoch, until (ms; the first period end), buckets
  *                            (bucket names, newline separated), decision counters d:allow ...
  *   <p>b:<bucket>            HASH one budget period of a scope: epoch, avail, open, budget, base
- *                            (ledger spend at the last grant), spent (settled since), mode (h/s), end
+ *                            (ledger spend at the last grant), spent (settled and charged since), mode
+ *                            (h/s), end, gen (grants applied: a grant computed before another is refused)
  *   <p>h:<holdId>            HASH a hold: state (o open, s settled, r released, x expired, S settled
- *                            after release or expiry), w (µ$ reserved), b (its buckets), exp (ms)
+ *                            after release or expiry), w (µ$ reserved), b (its buckets), exp (ms),
+ *                            e:<requestId> (each usage event recorded against it, so a retried flush
+ *                            is recognised and a second event is charged in full)
  *   <p>exp                   ZSET open holds by expiry time (swept by every script that runs)
  *
  * `<p>` is `<keyPrefix>{lease}:`; the braces make every key hash to one Redis Cluster slot, which
@@ -26,10 +29,19 @@ const SWEEP_LIMIT = 64;
 
 const NOW = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
+// cap: money returned to a lease never lifts it above what the budget leaves (budget - base - spent
+// - open, all read here, in the same script): a release, an expiry, a settlement below the
+// reservation or a lowered budget cannot make room the budget does not have.
 // adjust: adds to open, avail and spent of each bucket of a hold that still exists (a bucket of an
-// ended period may have expired). sweep: releases up to `lim` expired open holds (their
-// reservation goes back to their buckets).
+// ended period may have expired), capping what it returns. sweep: releases up to `lim` expired
+// open holds (their reservation goes back to their buckets).
 const SWEEP = `
+local function cap(bk)
+  local v = redis.call('HMGET', bk, 'avail', 'open', 'budget', 'base', 'spent')
+  if not v[1] or not v[3] then return end
+  local room = tonumber(v[3]) - tonumber(v[4] or '0') - tonumber(v[5] or '0') - tonumber(v[2] or '0')
+  if tonumber(v[1]) > room then redis.call('HSET', bk, 'avail', room) end
+end
 local function adjust(p, buckets, dopen, davail, dspent)
   for b in string.gmatch(buckets, '[^\\n]+') do
     local bk = p .. 'b:' .. b
@@ -37,6 +49,7 @@ local function adjust(p, buckets, dopen, davail, dspent)
       if dopen ~= 0 then redis.call('HINCRBY', bk, 'open', dopen) end
       if davail ~= 0 then redis.call('HINCRBY', bk, 'avail', davail) end
       if dspent ~= 0 then redis.call('HINCRBY', bk, 'spent', dspent) end
+      if davail > 0 then cap(bk) end
     end
   end
 end
@@ -120,7 +133,8 @@ end
 return out`;
 
 // KEYS: exp. ARGV: prefix, then triples (hold id, action s|r, actual µ$). Reply: one status per hold:
-// settled | released | late (charged after a release or expiry) | duplicate | unknown.
+// settled | released | late (charged after a release or expiry) | duplicate | unknown. A settlement
+// here (Authorizer.settle, by hand) knows no event: usage events go through RECORD instead.
 const FINISH = `${NOW}
 ${SWEEP}
 local p = ARGV[1]
@@ -153,6 +167,142 @@ for i = 2, #ARGV, 3 do
 end
 return out`;
 
+// Usage committed to the ledger (run by the ingest flush after the commit). KEYS: epoch, exp.
+// ARGV: prefix, n, then n hold items (hold id, request id, at ms, actual µ$, k, k scopes), then
+// triples (scope, at ms, µ$) of usage without a hold (summed per scope and second by the caller).
+// Every event is charged to the lease of every bucket it counts in (the buckets of its own scopes
+// whose period holds `at`), whatever hold it names: a hold only gives back its reservation, once,
+// to the event that first settles it. So an unknown, foreign, released, expired or already settled
+// hold id, or an event naming a team the check did not, never escapes its budgets. Reply: one
+// status per hold item: settled | late (the hold had been released or had expired) | again (settled
+// by another event) | unknown | duplicate (this very event again: a retried flush; nothing done).
+const RECORD = `${NOW}
+${SWEEP}
+local p = ARGV[1]
+local epoch = redis.call('GET', KEYS[1])
+sweep(p, KEYS[2], now, ${SWEEP_LIMIT})
+local scopes = {}
+local function bucketsOf(scope)
+  local list = scopes[scope]
+  if list ~= nil then return list end
+  list = {}
+  if epoch then
+    local d = redis.call('HMGET', p .. 's:' .. scope, 'epoch', 'buckets')
+    if d[1] == epoch and d[2] then
+      for b in string.gmatch(d[2], '[^\\n]+') do
+        local v = redis.call('HMGET', p .. 'b:' .. b, 'start', 'end', 'epoch')
+        if v[3] == epoch then list[#list + 1] = {p .. 'b:' .. b, tonumber(v[1]), tonumber(v[2])} end
+      end
+    end
+  end
+  scopes[scope] = list
+  return list
+end
+local function charge(scope, at, c)
+  local applied = 0
+  for _, b in ipairs(bucketsOf(scope)) do
+    if at >= b[2] and at < b[3] then
+      redis.call('HINCRBY', b[1], 'avail', -c)
+      redis.call('HINCRBY', b[1], 'spent', c)
+      applied = applied + 1
+    end
+  end
+  return applied
+end
+local out = {}
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  local id, key, at, a, k = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local first = i + 5
+  i = first + k
+  local hk = p .. 'h:' .. id
+  local h = redis.call('HMGET', hk, 'state', 'w', 'b')
+  if h[1] and redis.call('HSETNX', hk, 'e:' .. key, '1') == 0 then
+    out[#out + 1] = 'duplicate'
+  else
+    local returned = {}
+    local status = 'unknown'
+    if h[1] == 'o' then
+      local w = tonumber(h[2])
+      for b in string.gmatch(h[3], '[^\\n]+') do
+        local bk = p .. 'b:' .. b
+        if redis.call('EXISTS', bk) == 1 then
+          redis.call('HINCRBY', bk, 'open', -w)
+          redis.call('HINCRBY', bk, 'avail', w)
+          returned[#returned + 1] = bk
+        end
+      end
+      redis.call('HSET', hk, 'state', 's', 'a', a)
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('PEXPIRE', hk, ${HOLD_RETENTION_MS})
+      status = 'settled'
+    elseif h[1] == 'r' or h[1] == 'x' then
+      redis.call('HSET', hk, 'state', 'S', 'a', a)
+      status = 'late'
+    elseif h[1] then
+      status = 'again'
+    end
+    -- Charged once per bucket: the buckets of its scopes' leases whose period holds it, and the
+    -- hold's own buckets of those scopes (a lease may have moved on to the next period since).
+    local charged = {}
+    local mine = {}
+    for j = first, first + k - 1 do
+      mine[ARGV[j]] = true
+      for _, b in ipairs(bucketsOf(ARGV[j])) do
+        if at >= b[2] and at < b[3] then charged[b[1]] = true end
+      end
+    end
+    if h[3] then
+      for b in string.gmatch(h[3], '[^\\n]+') do
+        local bk = p .. 'b:' .. b
+        if not charged[bk] and mine[string.match(b, '^[^|]+')] then
+          local v = redis.call('HMGET', bk, 'start', 'end', 'epoch')
+          if v[3] == epoch and at >= tonumber(v[1]) and at < tonumber(v[2]) then charged[bk] = true end
+        end
+      end
+    end
+    for bk in pairs(charged) do
+      redis.call('HINCRBY', bk, 'avail', -a)
+      redis.call('HINCRBY', bk, 'spent', a)
+    end
+    for _, bk in ipairs(returned) do cap(bk) end
+    out[#out + 1] = status
+  end
+end
+local charged = 0
+for j = i, #ARGV, 3 do charged = charged + charge(ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])) end
+out[#out + 1] = tostring(charged)
+return out`;
+
+// Usage accepted for ingestion (before its signal is sent): each open hold it names lives at least
+// `ttl` more, so a hold cannot expire, and its money go to another call, between the acceptance of
+// its usage and the flush that settles it. KEYS: exp. ARGV: prefix, ttl ms, hold ids...
+// Reply: one state per id: o (open, extended) | x (expired) | another state | unknown.
+const ACCEPT = `${NOW}
+${SWEEP}
+local p = ARGV[1]
+sweep(p, KEYS[1], now, ${SWEEP_LIMIT})
+local ttl = tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV do
+  local hk = p .. 'h:' .. ARGV[i]
+  local h = redis.call('HMGET', hk, 'state', 'exp')
+  if h[1] == 'o' and tonumber(h[2]) > now then
+    local exp = now + ttl
+    if exp > tonumber(h[2]) then
+      redis.call('HSET', hk, 'exp', exp)
+      redis.call('ZADD', KEYS[1], exp, ARGV[i])
+      redis.call('PEXPIRE', hk, ttl + ${HOLD_RETENTION_MS})
+    end
+    out[#out + 1] = 'o'
+  elseif h[1] == 'o' then
+    out[#out + 1] = 'x'
+  else
+    out[#out + 1] = h[1] or 'unknown'
+  end
+end
+return out`;
+
 // KEYS: exp, hold. ARGV: prefix, hold id, ttl ms. Reply: {'OK', exp} | {state} | {'unknown'}.
 const RENEW = `${NOW}
 ${SWEEP}
@@ -168,7 +318,8 @@ redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) + ${HOLD_RETENTION_MS})
 return {'OK', tostring(exp)}`;
 
 // KEYS: epoch, exp. ARGV: prefix, candidate epoch, n, bucket names... Creates the epoch if missing.
-// Reply: {epoch, created (0/1), now, then per bucket: avail, open (0 when the bucket is not of this epoch)}.
+// Reply: {epoch, created (0/1), now, then per bucket: avail, open, spent, gen (0 when the bucket is
+// not of this epoch)}.
 const SNAPSHOT = `${NOW}
 ${SWEEP}
 local p = ARGV[1]
@@ -177,86 +328,60 @@ local epoch = redis.call('GET', KEYS[1])
 sweep(p, KEYS[2], now, ${SWEEP_LIMIT})
 local out = {epoch, created and '1' or '0', tostring(now)}
 for i = 1, tonumber(ARGV[3]) do
-  local v = redis.call('HMGET', p .. 'b:' .. ARGV[3 + i], 'epoch', 'avail', 'open')
+  local v = redis.call('HMGET', p .. 'b:' .. ARGV[3 + i], 'epoch', 'avail', 'open', 'spent', 'gen')
   if v[1] == epoch then
-    out[#out + 1] = v[2]; out[#out + 1] = v[3]
+    out[#out + 1] = v[2]; out[#out + 1] = v[3]; out[#out + 1] = v[4] or '0'; out[#out + 1] = v[5] or '0'
   else
-    out[#out + 1] = '0'; out[#out + 1] = '0'
+    out[#out + 1] = '0'; out[#out + 1] = '0'; out[#out + 1] = '0'; out[#out + 1] = '0'
   end
 end
 return out`;
 
-// KEYS: epoch. ARGV: prefix, scope, epoch, until ms, shrink (0/1), n, then per bucket 11 fields:
-// name, grant µ$, budget µ$, base µ$, mode h|s, end ms, ceiling µ$ (the most available may be after a
-// shrink), fail mode o|c, calls in the period so far, period start ms, avail + open at the snapshot.
-// Reply: {'EPOCH'} when the epoch changed since the snapshot; {'RACE'} when another grant was applied
-// since (available + open only fall between grants, so more than at the snapshot means a grant
-// intervened, and this one, computed without it, must not be applied); else {'OK', per bucket: avail, open}.
-const GRANT = `
+// KEYS: epoch. ARGV: prefix, scope, epoch, until ms, n, then per bucket 11 fields: name, grant µ$,
+// budget µ$, base µ$ (ledger spend read after the snapshot, plus any reserve for lost holds), mode
+// h|s, end ms, fail mode o|c, calls in the period so far, period start ms, and the bucket's gen and
+// spent at the snapshot. Reply: {'EPOCH'} when the epoch changed since the snapshot; {'RACE'} when
+// another grant was applied since (this one, computed without it, must not be); else {'OK', per
+// bucket: avail, open}. `spent` becomes what was settled or charged since the snapshot (the ledger
+// read may or may not hold it: counted at least once), and the bucket is capped (a lowered budget
+// lowers what is available at once, from `open` as it is now).
+const GRANT = `${SWEEP}
 local p = ARGV[1]
 if redis.call('GET', KEYS[1]) ~= ARGV[3] then return {'EPOCH'} end
-local n = tonumber(ARGV[6])
+local n = tonumber(ARGV[5])
 for i = 0, n - 1 do
-  local o = 7 + i * 11
-  local v = redis.call('HMGET', p .. 'b:' .. ARGV[o], 'epoch', 'avail', 'open')
-  if v[1] == ARGV[3] and tonumber(v[2]) + tonumber(v[3]) > tonumber(ARGV[o + 10]) then return {'RACE'} end
+  local o = 6 + i * 11
+  local v = redis.call('HMGET', p .. 'b:' .. ARGV[o], 'epoch', 'gen')
+  local gen = 0
+  if v[1] == ARGV[3] then gen = tonumber(v[2] or '0') end
+  if gen ~= tonumber(ARGV[o + 9]) then return {'RACE'} end
 end
 local out = {'OK'}
 local names = {}
 for i = 0, n - 1 do
-  local o = 7 + i * 11
-  local name, g, budget, base, mode, endms, ceil = ARGV[o], tonumber(ARGV[o + 1]), ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], tonumber(ARGV[o + 5]), tonumber(ARGV[o + 6])
+  local o = 6 + i * 11
+  local name, g = ARGV[o], tonumber(ARGV[o + 1])
+  local endms = tonumber(ARGV[o + 5])
   local bk = p .. 'b:' .. name
   if redis.call('HGET', bk, 'epoch') ~= ARGV[3] then
     redis.call('DEL', bk)
-    redis.call('HSET', bk, 'epoch', ARGV[3], 'avail', 0, 'open', 0, 'spent', 0)
+    redis.call('HSET', bk, 'epoch', ARGV[3], 'avail', 0, 'open', 0, 'spent', 0, 'gen', 0)
   end
-  local avail = redis.call('HINCRBY', bk, 'avail', g)
-  if ARGV[5] == '1' and avail > ceil then avail = redis.call('HINCRBY', bk, 'avail', ceil - avail) end
-  redis.call('HSET', bk, 'budget', budget, 'base', base, 'spent', 0, 'mode', mode, 'end', endms, 'fm', ARGV[o + 7], 'calls', ARGV[o + 8], 'start', ARGV[o + 9])
+  local since = tonumber(redis.call('HGET', bk, 'spent') or '0') - tonumber(ARGV[o + 10])
+  if since < 0 then since = 0 end
+  redis.call('HINCRBY', bk, 'avail', g)
+  redis.call('HSET', bk, 'budget', ARGV[o + 2], 'base', ARGV[o + 3], 'spent', since, 'mode', ARGV[o + 4], 'end', endms, 'fm', ARGV[o + 6], 'calls', ARGV[o + 7], 'start', ARGV[o + 8])
+  redis.call('HINCRBY', bk, 'gen', 1)
+  cap(bk)
   redis.call('PEXPIREAT', bk, endms + ${HOLD_RETENTION_MS})
   names[#names + 1] = name
-  out[#out + 1] = tostring(avail)
+  out[#out + 1] = redis.call('HGET', bk, 'avail')
   out[#out + 1] = redis.call('HGET', bk, 'open')
 end
 local sk = p .. 's:' .. ARGV[2]
 redis.call('HSET', sk, 'epoch', ARGV[3], 'until', ARGV[4], 'buckets', table.concat(names, '\\n'))
 redis.call('PEXPIREAT', sk, tonumber(ARGV[4]) + ${HOLD_RETENTION_MS})
 return out`;
-
-// KEYS: epoch. ARGV: prefix, then triples (scope, at ms, µ$): usage recorded WITHOUT a hold, after
-// its ledger commit, charged to the lease of every budget of the scope whose period holds `at` (so
-// spend that did not go through a pre-flight check still uses up what the lease allows). Scopes
-// without a lease are skipped. Reply: how many charges applied.
-const CHARGE = `
-local p = ARGV[1]
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then return 0 end
-local scopes = {}
-local applied = 0
-for i = 2, #ARGV, 3 do
-  local scope, at, c = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local list = scopes[scope]
-  if list == nil then
-    list = {}
-    local d = redis.call('HMGET', p .. 's:' .. scope, 'epoch', 'buckets')
-    if d[1] == epoch and d[2] then
-      for b in string.gmatch(d[2], '[^\\n]+') do
-        local v = redis.call('HMGET', p .. 'b:' .. b, 'start', 'end', 'epoch')
-        if v[3] == epoch then list[#list + 1] = {p .. 'b:' .. b, tonumber(v[1]), tonumber(v[2])} end
-      end
-    end
-    scopes[scope] = list
-  end
-  for _, b in ipairs(list) do
-    if at >= b[2] and at < b[3] then
-      redis.call('HINCRBY', b[1], 'avail', -c)
-      redis.call('HINCRBY', b[1], 'spent', c)
-      applied = applied + 1
-    end
-  end
-end
-return applied`;
 
 export interface BucketView {
   name: string;
@@ -285,6 +410,20 @@ export type AuthorizeReply =
   | { kind: 'ok'; epoch: string; expiresAtMs: number; buckets: BucketView[] };
 
 export type FinishStatus = 'settled' | 'released' | 'late' | 'duplicate' | 'unknown';
+/** What recording a committed usage event did with the hold it names (see RECORD). */
+export type RecordStatus = 'settled' | 'late' | 'again' | 'unknown' | 'duplicate';
+
+/** A committed usage event that names a hold: charged to every scope it counts in, the hold settled if open. */
+export interface RecordedHoldEvent {
+  holdId: string;
+  /** The ledger's key of the event (a retried flush sends the same one). */
+  requestId: string;
+  /** When it counts (ms): it is charged to the buckets whose period holds it. */
+  atMs: number;
+  actualMicro: number;
+  /** Every scope the ledger counts it in (system, user, team, project). */
+  scopes: readonly string[];
+}
 
 export interface GrantBucket {
   name: string;
@@ -293,13 +432,13 @@ export interface GrantBucket {
   base: number;
   mode: 'hard' | 'soft';
   endMs: number;
-  /** With `shrink`: the most `available` may be afterwards. */
-  ceiling: number;
   failMode: 'open' | 'closed';
   calls: number;
   startMs: number;
-  /** available + open when the grant was computed. */
-  snapshotOutstanding: number;
+  /** The bucket's grant generation at the snapshot (another grant since refuses this one). */
+  snapshotGen: number;
+  /** The bucket's `spent` at the snapshot. */
+  snapshotSpent: number;
 }
 
 interface LeaseCommands {
@@ -308,7 +447,8 @@ interface LeaseCommands {
   cgRenew(...args: (string | number)[]): Promise<string[]>;
   cgSnapshot(...args: (string | number)[]): Promise<string[]>;
   cgGrant(...args: (string | number)[]): Promise<string[]>;
-  cgCharge(...args: (string | number)[]): Promise<number>;
+  cgRecord(...args: (string | number)[]): Promise<string[]>;
+  cgAccept(...args: (string | number)[]): Promise<string[]>;
 }
 
 /** A bucket's fields as the scripts return them, after its name. */
@@ -344,10 +484,15 @@ export interface LeaseStore {
   /** Settles (`s`, with the actual cost) or releases (`r`) holds; one status per hold. */
   finish(items: ReadonlyArray<{ holdId: string; action: 's' | 'r'; actualMicro: number }>): Promise<FinishStatus[]>;
   renew(holdId: string, ttlMs: number): Promise<{ ok: true; expiresAtMs: number } | { ok: false; state: string }>;
-  snapshot(buckets: readonly string[]): Promise<{ epoch: string; created: boolean; nowMs: number; buckets: { available: number; open: number }[] }>;
-  grant(input: { scope: string; epoch: string; untilMs: number; shrink: boolean; buckets: readonly GrantBucket[] }): Promise<{ ok: false; why: 'epoch' | 'race' } | { ok: true; buckets: { available: number; open: number }[] }>;
-  /** Charges usage recorded without a hold (after its ledger commit) to the leases of its scopes; returns the charges applied. */
-  charge(items: ReadonlyArray<{ scope: string; atMs: number; costMicro: number }>): Promise<number>;
+  snapshot(buckets: readonly string[]): Promise<{ epoch: string; created: boolean; nowMs: number; buckets: { available: number; open: number; spent: number; gen: number }[] }>;
+  grant(input: { scope: string; epoch: string; untilMs: number; buckets: readonly GrantBucket[] }): Promise<{ ok: false; why: 'epoch' | 'race' } | { ok: true; buckets: { available: number; open: number }[] }>;
+  /**
+   * Usage committed to the ledger: events naming a hold (one status each), and usage without a
+   * hold summed per scope and second. Every event is charged to the leases of every scope it counts in.
+   */
+  record(holds: readonly RecordedHoldEvent[], charges: ReadonlyArray<{ scope: string; atMs: number; costMicro: number }>): Promise<{ statuses: RecordStatus[]; charged: number }>;
+  /** Usage naming these holds was accepted for ingestion: each open one lives at least `ttlMs` more. One state per id. */
+  accept(holdIds: readonly string[], ttlMs: number): Promise<string[]>;
   /** The epoch, or null after a flush (before anything recreated it). */
   epoch(): Promise<string | null>;
   /** A hold's state: o, s, r, x, S, or null when unknown. */
@@ -367,13 +512,14 @@ export function newEpoch(): string {
 export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
   const p = `${keyPrefix}{lease}:`;
   const r = redis as Redis & LeaseCommands;
-  if (!(r as unknown as Partial<LeaseCommands>).cgAuthorize) {
+  if (!(r as unknown as Partial<LeaseCommands>).cgRecord) {
     redis.defineCommand('cgAuthorize', { numberOfKeys: 3, lua: AUTHORIZE });
     redis.defineCommand('cgFinish', { numberOfKeys: 1, lua: FINISH });
     redis.defineCommand('cgRenew', { numberOfKeys: 2, lua: RENEW });
     redis.defineCommand('cgSnapshot', { numberOfKeys: 2, lua: SNAPSHOT });
     redis.defineCommand('cgGrant', { numberOfKeys: 1, lua: GRANT });
-    redis.defineCommand('cgCharge', { numberOfKeys: 1, lua: CHARGE });
+    redis.defineCommand('cgRecord', { numberOfKeys: 2, lua: RECORD });
+    redis.defineCommand('cgAccept', { numberOfKeys: 1, lua: ACCEPT });
   }
   const epochKey = `${p}epoch`;
   const expKey = `${p}exp`;
@@ -406,24 +552,30 @@ export function createLeaseStore(redis: Redis, keyPrefix: string): LeaseStore {
     },
     async snapshot(buckets) {
       const reply = await r.cgSnapshot(epochKey, expKey, p, newEpoch(), buckets.length, ...buckets);
-      const out: { available: number; open: number }[] = [];
-      for (let i = 3; i + 1 < reply.length; i += 2) out.push({ available: Number(reply[i]), open: Number(reply[i + 1]) });
+      const out: { available: number; open: number; spent: number; gen: number }[] = [];
+      for (let i = 3; i + 3 < reply.length; i += 4) out.push({ available: Number(reply[i]), open: Number(reply[i + 1]), spent: Number(reply[i + 2]), gen: Number(reply[i + 3]) });
       return { epoch: reply[0]!, created: reply[1] === '1', nowMs: Number(reply[2]), buckets: out };
     },
-    async grant({ scope, epoch, untilMs, shrink, buckets }) {
-      const args: (string | number)[] = [p, scope, epoch, untilMs, shrink ? 1 : 0, buckets.length];
-      for (const b of buckets) args.push(b.name, b.grant, b.budget, b.base, b.mode === 'hard' ? 'h' : 's', b.endMs, b.ceiling, b.failMode === 'open' ? 'o' : 'c', b.calls, b.startMs, b.snapshotOutstanding);
+    async grant({ scope, epoch, untilMs, buckets }) {
+      const args: (string | number)[] = [p, scope, epoch, untilMs, buckets.length];
+      for (const b of buckets) args.push(b.name, b.grant, b.budget, b.base, b.mode === 'hard' ? 'h' : 's', b.endMs, b.failMode === 'open' ? 'o' : 'c', b.calls, b.startMs, b.snapshotGen, b.snapshotSpent);
       const reply = await r.cgGrant(epochKey, ...args);
       if (reply[0] !== 'OK') return { ok: false, why: reply[0] === 'RACE' ? 'race' : 'epoch' };
       const out: { available: number; open: number }[] = [];
       for (let i = 1; i + 1 < reply.length; i += 2) out.push({ available: Number(reply[i]), open: Number(reply[i + 1] ?? 0) });
       return { ok: true, buckets: out };
     },
-    async charge(items) {
-      if (items.length === 0) return 0;
-      const args: (string | number)[] = [];
-      for (const i of items) args.push(i.scope, i.atMs, i.costMicro);
-      return r.cgCharge(epochKey, p, ...args);
+    async record(holds, charges) {
+      if (holds.length === 0 && charges.length === 0) return { statuses: [], charged: 0 };
+      const args: (string | number)[] = [p, holds.length];
+      for (const h of holds) args.push(h.holdId, h.requestId, h.atMs, h.actualMicro, h.scopes.length, ...h.scopes);
+      for (const c of charges) args.push(c.scope, c.atMs, c.costMicro);
+      const reply = await r.cgRecord(epochKey, expKey, ...args);
+      return { statuses: reply.slice(0, holds.length) as RecordStatus[], charged: Number(reply[holds.length] ?? 0) };
+    },
+    async accept(holdIds, ttlMs) {
+      if (holdIds.length === 0) return [];
+      return r.cgAccept(expKey, p, ttlMs, ...holdIds);
     },
     async epoch() {
       return redis.get(epochKey);

@@ -79,8 +79,7 @@ describe('lease scripts', () => {
               scope,
               epoch: snap.epoch,
               untilMs: Date.now() + 3_600_000,
-              shrink: false,
-              buckets: [{ name: bucket, grant: g, budget, base: spent, mode: 'hard', endMs: Date.now() + 3_600_000, ceiling: 0, failMode: 'closed', calls: 0, startMs: 0, snapshotOutstanding: s.available + s.open }],
+              buckets: [{ name: bucket, grant: g, budget, base: spent, mode: 'hard', endMs: Date.now() + 3_600_000, failMode: 'closed', calls: 0, startMs: 0, snapshotGen: s.gen, snapshotSpent: s.spent }],
             });
           } else if (o.kind === 'reserve') {
             const id = `h0.0.prop${run}x${seq++}aaaaaaaa`;

@@ -31,6 +31,8 @@ function day(spent: string, calls = 100, amount = '10'): BudgetPeriodStatus {
   return {
     period: 'day',
     timezone: 'UTC',
+    enforcement: 'none',
+    failMode: 'open',
     periodKey: 'day:2026-11-28@UTC',
     periodStart: DAY_START,
     periodEnd: DAY_END,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { budgetMicro, bucketName, enforcementOf, grantAmount, holdId, holdReservedAtMs, isHoldId, microDown, microUp, usdOf } from '../../src/domain/leases.js';
+import { budgetMicro, bucketName, enforcementOf, grantAmount, isEnforcing, holdId, holdReservedAtMs, isHoldId, microDown, microUp, usdOf } from '../../src/domain/leases.js';
 import { parseUsageEvent } from '../../src/domain/usage.js';
 import { validateBudgetChange } from '../../src/domain/budget.js';
 
@@ -39,8 +39,12 @@ describe('lease arithmetic', () => {
     expect(bucketName('user:alice', { period: 'day', timezone: 'UTC' }, at)).toEqual({ name: `user:alice|day|UTC|${Date.UTC(2026, 10, 30)}`, startMs: Date.UTC(2026, 10, 30), endMs: Date.UTC(2026, 11, 1) });
   });
 
-  it('defaults: soft, failing open; hard fails closed', () => {
-    expect(enforcementOf({})).toEqual({ enforcement: 'soft', failMode: 'open' });
+  it('defaults: none (no part in decisions), failing open; soft fails open; hard fails closed', () => {
+    expect(enforcementOf({})).toEqual({ enforcement: 'none', failMode: 'open' });
+    expect(isEnforcing({})).toBe(false);
+    expect(isEnforcing({ enforcement: 'none' })).toBe(false);
+    expect(isEnforcing({ enforcement: 'soft' })).toBe(true);
+    expect(enforcementOf({ enforcement: 'soft' })).toEqual({ enforcement: 'soft', failMode: 'open' });
     expect(enforcementOf({ enforcement: 'hard' })).toEqual({ enforcement: 'hard', failMode: 'closed' });
     expect(enforcementOf({ enforcement: 'hard', failMode: 'open' })).toEqual({ enforcement: 'hard', failMode: 'open' });
   });
@@ -87,6 +91,6 @@ advice: { maxTokensByTaskType: { summarization: 500 }, perCall: { economyBelowUs
     expect(file.preflight).toMatchObject({ holdTtlMs: 30000, sliceFraction: 0.5, maxHoldTtlMs: 600_000, unknownPriceUsd: '0.10' });
     expect(() => parseConfigFile('preflight: { holdTtlMs: 700000 }\n', 'bad.yaml')).toThrow(/holdTtlMs <= maxHoldTtlMs/);
     expect(() => parseConfigFile('advice: { hysteresis: 2 }\n', 'bad.yaml')).toThrow(/advice.hysteresis must be a number in \[0, 1\)/);
-    expect(() => parseConfigFile('budgets:\n  - { scope: user, period: day, amount: "5", thresholds: { warning: 0.8, critical: 0.95 }, enforcement: strict }\n', 'bad.yaml')).toThrow(/expected "hard" or "soft"/);
+    expect(() => parseConfigFile('budgets:\n  - { scope: user, period: day, amount: "5", thresholds: { warning: 0.8, critical: 0.95 }, enforcement: strict }\n', 'bad.yaml')).toThrow(/expected "hard", "soft" or "none"/);
   });
 });

@@ -28,6 +28,8 @@ function status(spent: string, scope = 'user:alice', calls = 1): BudgetStatus {
       {
         period: 'day',
         timezone: 'UTC',
+        enforcement: 'none',
+        failMode: 'open',
         periodKey: 'day:2026-11-28@UTC',
         periodStart: '2026-11-28T00:00:00.000Z',
         periodEnd: '2026-11-29T00:00:00.000Z',

@@ -14,6 +14,8 @@ function budget(period: string, spentUsd: string, amountUsd: string, level: Budg
   return {
     period,
     timezone: 'UTC',
+    enforcement: 'none',
+    failMode: 'open',
     periodKey: `${period}:key`,
     periodStart: '2026-03-10T00:00:00.000Z',
     periodEnd: '2026-03-11T00:00:00.000Z',

@@ -73,7 +73,7 @@ export const preflightRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, de
   app.delete(
     '/v1/holds/:id',
     {
-      config: { scope: 'ingest' },
+      config: { scope: 'ingest', emptyBody: true },
       schema: {
         operationId: 'releaseHold',
         summary: 'Give a hold\'s reservation back (the call was not made); repeats change nothing',
@@ -87,12 +87,12 @@ export const preflightRoutes: FastifyPluginAsync<RouteDeps> = async (fastify, de
   app.post(
     '/v1/holds/:id/renew',
     {
-      config: { scope: 'ingest' },
+      config: { scope: 'ingest', emptyBody: true },
       schema: {
         operationId: 'renewHold',
         summary: 'Extend an open hold\'s life (a long stream renews its hold every third of its TTL)',
         params: holdParamsSchema,
-        body: renewBodySchema,
+        body: renewBodySchema.optional(),
         response: {
           200: z.object({ holdId: z.string(), expiresAt: z.string() }).describe('Renewed, with the new expiry'),
           400: validationResponse('Invalid request'),
