@@ -34,6 +34,8 @@ advice:
     premium: [{ provider: openai, model: gpt-4 }, { provider: anthropic, model: claude-3-opus-20240229 }]
     standard: [{ provider: openai, model: gpt-4o }, { provider: anthropic, model: claude-3-5-sonnet-20241022 }]
     economy: [{ provider: openai, model: gpt-4o-mini }]
+  # Only complexity "simple" advises the economy tier here, not a small derived per-call budget.
+  perCall: { economyBelowUsd: "0.000001", standardBelowUsd: "0.000002" }
 `,
     }),
     startLlmServer(),
@@ -214,6 +216,8 @@ describe('authorize.onDowngrade keep and deny', () => {
     const client = openai(user, { tracker: noting(answers), authorize: { complexity: 'simple', onDowngrade: 'deny' } });
     // $0.01 worst case: half the budget, allowed.
     await client.chat.completions.create({ model: 'gpt-4o', max_tokens: 1000, messages: [{ role: 'user', content: `One. ${marker}` }] }, reply({ usage: { input: 5, output: 1000 } }));
+    await tracker.flush();
+    await eventually(() => tracker.holdState(answers[0]!.holdId!), (h) => h?.state === 'settled', 30_000, 'first hold settled');
     // The second holds the rest: past 90%, the check advises gpt-4o-mini (downgrade, near_budget).
     const err = await client.chat.completions.create({ model: 'gpt-4o', max_tokens: 900, messages: [{ role: 'user', content: `Two. ${marker}` }] }).catch((e: unknown) => e);
     expect(answers[1]).toMatchObject({ decision: 'downgrade' });
