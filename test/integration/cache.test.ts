@@ -465,6 +465,18 @@ describe('wrapper authorize option', () => {
     expect(upstream(`new m-${user}`)).toBe(0);
   });
 
+  it('denied but cached, for a request that set no output limit (stored with the limit its reservation assumed)', async () => {
+    const user = newUser('deny-cached-nolimit');
+    await setBudget(user, '10');
+    const client = openai(user, { authorize: true, userId: user } as Partial<WrapperOptions>);
+    const ask = () => client.chat.completions.create({ model: 'cache-model', messages: [{ role: 'user', content: `nolimit m-${user}` }] });
+    await ask();
+    expect(srv.requests.at(-1)!.body).toMatchObject({ max_completion_tokens: 4096 }); // the assumed limit, sent
+    await setBudget(user, '0.01');
+    expect((await ask()).choices[0]!.message.content).toBeTruthy();
+    expect(upstream(`nolimit m-${user}`)).toBe(1);
+  });
+
   it('allowed: the hold settles with the usage event; a failed call releases it', async () => {
     const user = newUser('allow');
     await setBudget(user, '10');

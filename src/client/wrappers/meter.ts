@@ -588,7 +588,17 @@ async function authorizeCall(call: Call, out: Obj): Promise<Obj> {
     // A call the cache can answer costs nothing: it goes ahead without a hold (and is served as a
     // hit). Looked up only on a denial, so the common path pays nothing for it. Should the entry
     // expire in between, the call goes upstream unreserved (a window of one Redis round trip).
-    if (call.cacheHash && meter.cache && (await meter.cache.get(call.cacheHash).catch(() => null))) return out;
+    // An allowed call would have been sent (and stored) with the assumed limit: its key is looked up too.
+    const keys = [call.cacheHash, own === undefined && isObj(call.body) ? cacheHashOf(call, { ...call.body, [limitField(call, call.body)]: request.maxOutputTokens }, out.headers) : undefined];
+    for (const key of keys) {
+      if (!key || !meter.cache || !(await meter.cache.get(key).catch(() => null))) continue;
+      if (key !== call.cacheHash) {
+        call.body = { ...(call.body as Obj), [limitField(call, call.body as Obj)]: request.maxOutputTokens };
+        out.body = call.body;
+        call.cacheHash = key;
+      }
+      return out;
+    }
     refuse();
   }
   let body = call.body;
