@@ -55,6 +55,12 @@ const NO_BUDGET_LEASE_MS = 60_000;
 /** A lease is re-granted at least this often, so a budget or mode change made elsewhere is picked up. */
 const MAX_LEASE_MS = 3_600_000;
 
+function addMicro(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
 export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
   async grantLease(input: LeaseGrantInput): Promise<LeaseGrantResult> {
     const store = deps.leases();
@@ -64,7 +70,9 @@ export const createLeaseActivities = (deps: LeaseActivityDeps) => ({
       const plan = input.budgets.filter(isEnforcing).map((b) => ({ budget: b, ...bucketName(input.scope, b, now), failMode: enforcementOf(b).failMode, enforcement: enforcementOf(b).enforcement as EnforcingMode }));
       const snap = await store.snapshot(plan.map((p) => p.name));
       const epochChanged = input.expectEpoch !== null && snap.epoch !== input.expectEpoch;
-      const lost = epochChanged ? input.outstanding : input.lost;
+      // A second loss while the reserve for the first is in force keeps both: holds lost the first
+      // time may still settle.
+      const lost = epochChanged ? addMicro(input.outstanding, input.lost) : input.lost;
       const totals = await readScopeTotals(
         deps.pool,
         deps.config.timezone,

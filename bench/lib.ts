@@ -274,10 +274,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The p-th percentile (nearest rank) of ascending numbers; NaN when empty. */
+/**
+ * The p-th percentile (nearest rank) of ascending numbers, p in percent from 1 to 100 (99 for the
+ * p99, 99.9 for the p99.9); NaN when empty. A fraction such as 0.99 is refused: it would silently
+ * give about the 1st percentile.
+ */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (!(p >= 1 && p <= 100)) throw new RangeError(`percentile takes p in percent from 1 to 100 (99 for the p99), got ${p}`);
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  // Rounded before ceil: 99.9 / 100 * 1000 is 999.0000000000001 in binary floating point.
+  const rank = Math.ceil(Number(((p / 100) * sorted.length).toFixed(9)));
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
 /** Ascending copy of `xs` as a typed array. */

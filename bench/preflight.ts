@@ -131,9 +131,9 @@ export async function runPreflightBench(baseUrl: string, redisUrl: string, opts:
       checks: latencies.length,
       achievedPerSec: latencies.length / elapsed,
       decisions,
-      authorize: { p50: percentile(a, 0.5), p99: percentile(a, 0.99), p999: percentile(a, 0.999), max: a[a.length - 1] ?? 0 },
-      redisGet: { samples: gets.length, p50: percentile(g, 0.5), p99: percentile(g, 0.99), p999: percentile(g, 0.999) },
-      p99OverGet: percentile(a, 0.99) / percentile(g, 0.99),
+      authorize: { p50: percentile(a, 50), p99: percentile(a, 99), p999: percentile(a, 99.9), max: a[a.length - 1] ?? 0 },
+      redisGet: { samples: gets.length, p50: percentile(g, 50), p99: percentile(g, 99), p999: percentile(g, 99.9) },
+      p99OverGet: percentile(a, 99) / percentile(g, 99),
       leaseRequests,
     };
     return result;

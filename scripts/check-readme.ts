@@ -3,8 +3,12 @@
  * unnoticed: repository paths, `npm` scripts, `costguard` commands and their flags (read from the
  * commander program itself, nothing run), Prometheus metric names (from a real registry),
  * environment variables (read somewhere in the code, scripts or deployment files), the search
- * attributes and `createActivities` dependencies listed, and the claim that every command has
- * `--json`. It also checks that no file of the repository cites a file outside it.
+ * attributes and `createActivities` dependencies listed, the claim that every command has
+ * `--json`, the `patched()` ids named (and the list of them), and numbers that have one source in
+ * the code: a default or limit written as `` `name` (N) `` or `` `name` N `` (the config defaults,
+ * the CostTracker options, the API's limits, the summary window, the retention minimums) and the
+ * batch ids a workflow remembers. It also checks that no file of the repository cites a file
+ * outside it.
  *
  *   npx tsx scripts/check-readme.ts      # prints each problem with its file and line; exit 1 if any
  *
@@ -15,7 +19,14 @@ import { existsSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_URL_LENGTH } from '../src/api/server.js';
+import { COST_TRACKER_DEFAULTS } from '../src/client/cost-tracker.js';
+import { DEFAULTS } from '../src/config/defaults.js';
 import { loadConfig } from '../src/config/index.js';
+import { RECENT_BATCH_IDS } from '../src/domain/budget-state.js';
+import { INGEST_RECENT_BATCH_IDS } from '../src/domain/ingest.js';
+import { RETENTION_MIN_DAYS } from '../src/domain/retention.js';
+import { SUMMARY_DEFAULT_HOURS, SUMMARY_MAX_HOURS } from '../src/domain/summary.js';
 import { projectRoot } from '../src/lib/paths.js';
 import { createMetrics } from '../src/metrics/index.js';
 
@@ -169,6 +180,66 @@ export function outsideCitations(root: string, files = listFiles(root)): { file:
   return found;
 }
 
+/**
+ * Every number of a nested defaults object under each dotted name that ends its path
+ * (`metrics.maxLabelValues`, `maxLabelValues`); a name given two different values is ambiguous and
+ * left out (see `numbers` below).
+ */
+function collectNumbers(into: Map<string, Set<number>>, value: unknown, path: string[] = []): void {
+  if (typeof value === 'number') {
+    for (let i = 0; i < path.length; i++) {
+      const name = path.slice(i).join('.');
+      into.set(name, (into.get(name) ?? new Set()).add(value));
+    }
+    return;
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value)) for (const [k, v] of Object.entries(value)) collectNumbers(into, v, [...path, k]);
+}
+
+/** The numbers the docs may state, by the name they give them, each from its one source in the code. */
+function codeNumbers(): Map<string, number> {
+  const all = new Map<string, Set<number>>();
+  collectNumbers(all, DEFAULTS);
+  collectNumbers(all, { api: loadConfig({}).api, retention: { minLedgerDays: RETENTION_MIN_DAYS.ledger, minDeliveryDays: RETENTION_MIN_DAYS.deliveries } });
+  const tracker = new Map<string, Set<number>>();
+  collectNumbers(tracker, COST_TRACKER_DEFAULTS);
+  // The CostTracker's options are named bare in the docs; they win over config keys of the same name.
+  for (const [k, v] of tracker) all.set(k, v);
+  const out = new Map<string, number>();
+  for (const [k, v] of all) if (v.size === 1) out.set(k, [...v][0]!);
+  out.set('hours', SUMMARY_DEFAULT_HOURS);
+  return out;
+}
+
+/** Numbers stated in prose rather than after a name: the pattern (its group 1 the number) and the value in the code. */
+function phraseNumbers(): { re: RegExp; value: number; source: string }[] {
+  return [
+    { re: /ingest (?:shard|workflow)s? remembers? the last ([\d,]+) batch ids/i, value: INGEST_RECENT_BATCH_IDS, source: 'INGEST_RECENT_BATCH_IDS (src/domain/ingest.ts)' },
+    { re: /budget workflow(?:,[^,]*,)? (?:remembers )?the last ([\d,]+)/i, value: RECENT_BATCH_IDS, source: 'RECENT_BATCH_IDS (src/domain/budget-state.ts)' },
+    // Which workflow: the ingest and budget workflows keep different numbers.
+    { re: /(?<!(?:ingest|budget) workflows? )remembers the last ([\d,]+)/i, value: Number.NaN, source: 'the batch ids kept differ by workflow (ingest or budget): name it, and' },
+    { re: /a JSON body of at most ([\d,]+) MiB/i, value: BODY_LIMIT_BYTES / 1_048_576, source: 'BODY_LIMIT_BYTES (src/api/server.ts)' },
+    { re: /a URL of\s+at most ([\d,]+) characters/i, value: MAX_URL_LENGTH, source: 'MAX_URL_LENGTH (src/api/server.ts)' },
+    { re: /request line and headers within ([\d,]+) KiB/i, value: MAX_HEADER_BYTES / 1024, source: 'MAX_HEADER_BYTES (src/api/server.ts)' },
+    { re: /\(N from 1 to ([\d,]+)/i, value: SUMMARY_MAX_HOURS, source: 'SUMMARY_MAX_HOURS (src/domain/summary.ts)' },
+  ];
+}
+
+/** A number as the docs write it (`50,000`, `5_000`, `0.2`), converted by its unit to the code's (ms, bytes, fractions). */
+export function docNumber(text: string, unit: string | undefined, name: string): number | null {
+  const n = Number(text.replace(/[,_]/g, ''));
+  if (!Number.isFinite(n)) return null;
+  const u = (unit ?? '').toLowerCase();
+  if (u === '') return n;
+  if (/ms$/i.test(name)) {
+    const factor: Record<string, number> = { ms: 1, s: 1000, seconds: 1000, min: 60_000, minutes: 60_000, h: 3_600_000, hours: 3_600_000 };
+    return factor[u] === undefined ? null : n * factor[u]!;
+  }
+  if (/bytes$/i.test(name)) return u === 'kib' ? n * 1024 : u === 'mib' ? n * 1_048_576 : null;
+  if (u === '%') return n / 100;
+  return null;
+}
+
 /** The facts the docs are checked against, read from the code. */
 export interface CodeFacts {
   commands: Map<string, Set<string>>;
@@ -179,6 +250,10 @@ export interface CodeFacts {
   searchAttributes: Set<string>;
   activityDeps: string[];
   shellFunctions: Set<string>;
+  /** Numbers with one source in the code, by the name the docs give them. */
+  numbers: Map<string, number>;
+  /** The ids workflow code passes to `patched()`. */
+  patchIds: Set<string>;
 }
 
 export async function readCodeFacts(root: string): Promise<CodeFacts> {
@@ -199,7 +274,9 @@ export async function readCodeFacts(root: string): Promise<CodeFacts> {
   const depsBody = /interface ActivityDeps \{([\s\S]*?)\n\}/.exec(readFileSync(join(root, 'activities/index.ts'), 'utf8'))?.[1] ?? '';
   const activityDeps = [...depsBody.matchAll(/^\s{2}(\w+)\??:/gm)].map((m) => m[1]!);
   const shellFunctions = new Set([...sources.matchAll(/^(\w+)\(\)\s*\{/gm)].map((m) => m[1]!));
-  return { commands: commandTree(program), scripts: new Set(Object.keys(pkg.scripts)), metrics, sources, searchAttributes, activityDeps, shellFunctions };
+  const workflowText = files.filter((f) => f.startsWith('workflows/')).map((f) => readFileSync(join(root, f), 'utf8')).join('\n');
+  const patchIds = new Set([...workflowText.matchAll(/\bpatched\(\s*'([^']+)'/g)].map((m) => m[1]!));
+  return { commands: commandTree(program), scripts: new Set(Object.keys(pkg.scripts)), metrics, sources, searchAttributes, activityDeps, shellFunctions, numbers: codeNumbers(), patchIds };
 }
 
 /** The problems of one document, checked against the facts. */
@@ -237,7 +314,47 @@ export function checkDocument(root: string, file: string, text: string, facts: C
       if (ENV_RE.test(name) && !new RegExp(`\\b${name}\\b`).test(facts.sources)) problem(span, t, `${name} is read nowhere in the code, scripts or deployment files`);
     }
   }
-  problems.push(...checkListings(file, text, facts));
+  problems.push(...checkListings(file, text, facts), ...checkNumbers(file, text, facts));
+  return problems;
+}
+
+/**
+ * Numbers the docs state for a name with one source in the code: `` `name` (N) ``, `` `name` N ``,
+ * `` `name`: N `` (a unit after N converts: 15 min for a ...Ms name, 384 KiB for ...Bytes, 80% for
+ * a fraction), and the prose numbers of phraseNumbers(). Fenced blocks are examples, not claims.
+ */
+function checkNumbers(file: string, text: string, facts: CodeFacts): ClaimProblem[] {
+  const problems: ClaimProblem[] = [];
+  let fenced = false;
+  const phrases = phraseNumbers();
+  text.split('\n').forEach((line, i) => {
+    if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+    if (fenced) return;
+    // `name` (N unit) closed right after, or `name` N / `name`: N / `name` = N (an HTTP status in "(408, ...)" is no value).
+    for (const m of line.matchAll(/`([a-zA-Z][\w.]*)`\s*(?:\(`?(?=[\d,_.]+`?\s*(?:ms|s|seconds|min|minutes|h|hours|KiB|MiB|%)?\))|:\s*|=\s*)?`?(\d[\d,_]*(?:\.\d+)?)(?!\.\d)`?\s*(ms|s|seconds|min|minutes|h|hours|KiB|MiB|%)?(?![\w.-])/g)) {
+      const name = m[1]!;
+      const want = facts.numbers.get(name);
+      if (want === undefined) continue;
+      const got = docNumber(m[2]!, m[3], name);
+      if (got !== null && got !== want) problems.push({ file, line: i + 1, claim: m[0], problem: `${name} is ${want} in the code` });
+    }
+    for (const p of phrases) {
+      const m = p.re.exec(line);
+      if (m && Number(m[1]!.replace(/,/g, '')) !== p.value) problems.push({ file, line: i + 1, claim: m[0], problem: Number.isNaN(p.value) ? `${p.source} check its number` : `${p.source} is ${p.value}` });
+    }
+  });
+  // `patched('id')` must name an id the workflows use; a list of them after "behind `patched()`" must be complete.
+  for (const m of text.matchAll(/patched\('([^']+)'\)/g)) {
+    if (!facts.patchIds.has(m[1]!)) problems.push({ file, line: text.slice(0, m.index).split('\n').length, claim: m[0], problem: `no workflow calls patched('${m[1]!}')` });
+  }
+  for (const m of text.matchAll(/behind `patched\(\)` \(([^)]*)\)/g)) {
+    const named = [...m[1]!.matchAll(/`([\w.-]+)`/g)].map((x) => x[1]!);
+    const line = text.slice(0, m.index).split('\n').length;
+    const unknown = named.filter((n) => !facts.patchIds.has(n));
+    const missing = [...facts.patchIds].filter((n) => !named.includes(n));
+    if (unknown.length) problems.push({ file, line, claim: named.join(', '), problem: `no workflow calls patched() with ${unknown.join(', ')}` });
+    if (missing.length) problems.push({ file, line, claim: named.join(', '), problem: `the list of patched() ids leaves out ${missing.join(', ')}` });
+  }
   return problems;
 }
 

@@ -20,7 +20,7 @@
  */
 import { allHandlersFinished, condition, continueAsNew, log, proxyLocalActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { type IngestBatch, ingestBatchProblem, type IngestCounters, type IngestStatus } from '../src/domain/ingest.js';
+import { INGEST_RECENT_BATCH_IDS as RECENT_BATCH_IDS, type IngestBatch, ingestBatchProblem, type IngestCounters, type IngestStatus } from '../src/domain/ingest.js';
 import { ScopeAlerts } from '../src/domain/scope-alerts.js';
 import { type IngestWorkflowInput, ingestSignal, ingestStatusQuery } from '../src/messages.js';
 
@@ -51,8 +51,6 @@ const alerting = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
 });
 
-/** Batch ids remembered against re-sends (carried across continue-as-new). */
-const RECENT_BATCH_IDS = 4096;
 
 const zeroCounters = (): IngestCounters => ({ batches: 0, duplicateBatches: 0, droppedBatches: 0, events: 0, counted: 0, duplicateEvents: 0, deadLettered: 0, flushes: 0, signalsSent: 0 });
 

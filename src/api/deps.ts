@@ -4,6 +4,7 @@ import type { CostTracker } from '../client/cost-tracker.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../lib/logger.js';
 import type { CostGuardMetrics } from '../metrics/index.js';
+import type { RealtimeView } from '../redis/realtime.js';
 import type { ApiKey } from './keys.js';
 
 /** What the HTTP API is built from (src/cli/start.ts wires the real ones, tests their own). */
@@ -17,6 +18,8 @@ export interface ApiDeps {
   config: Config;
   /** The process's Prometheus registry, served at GET /metrics (API key required, as everywhere). */
   metrics: CostGuardMetrics;
+  /** The Redis real-time view the ledger activity writes; summaries read their last hour from it (none: `recent` is null). */
+  realtime?: RealtimeView;
   /** Injected for tests; default Date.now and randomUUID. */
   clock?: () => number;
   generateId?: () => string;

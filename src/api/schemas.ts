@@ -14,6 +14,7 @@ import { COMPLEXITIES } from '../domain/advice.js';
 import { MAX_AMOUNT_DIGITS, MAX_AMOUNT_SCALE } from '../domain/budget.js';
 import { SUPPORTED_CURRENCIES } from '../domain/money.js';
 import { REPORT_KINDS } from '../domain/report-period.js';
+import { SUMMARY_DEFAULT_HOURS, SUMMARY_MAX_HOURS } from '../domain/summary.js';
 import { isHoldId } from '../domain/leases.js';
 import { MAX_TOKENS, TOKEN_KINDS } from '../domain/usage.js';
 import { STATUS_OF_CODE, clip } from './errors.js';
@@ -302,7 +303,7 @@ export const reportSchema = z
     recommendations: z.array(
       z.object({
         kind: z.string(),
-        rule: z.string().meta({ description: 'The rule that produced it: provider_share, task_type_share, high_average, cheaper_tier, or the original fixed amounts original_provider_cost, original_task_type_cost, original_average_cost.' }),
+        rule: z.string().meta({ description: 'The rule that produced it: provider_share, task_type_share, high_average, cheaper_tier, or the original fixed amounts original_provider_cost, original_average_cost, original_task_type_average.' }),
         subject: z.string(),
         message: z.string(),
         estimatedSavingUsd: money().optional(),
@@ -392,3 +393,44 @@ export const renewBodySchema = z
     { error: 'expected {} or { "ttlSeconds": 60 }' },
   )
   .nullish();
+
+// Rolling summaries ------------------------------------------------------------------------------
+
+export const summaryQuerySchema = z.object({
+  hours: z
+    .string()
+    .optional()
+    .meta({ description: `The window: the last N hours, a whole number from 1 to ${SUMMARY_MAX_HOURS}; default ${SUMMARY_DEFAULT_HOURS}.`, examples: ['24'] }),
+});
+
+const summaryGroup = {
+  costUsd: money(),
+  calls: z.int(),
+  unpricedCalls: z.int(),
+  inputTokens: z.int(),
+  outputTokens: z.int(),
+  avgCostPerCallUsd: money('Exact quotient cost / calls, cut half-even at 24 places.'),
+};
+
+export const summarySchema = z
+  .object({
+    scope: z.string(),
+    hours: z.int(),
+    startTime: dateTime,
+    endTime: dateTime,
+    totals: z.object(summaryGroup),
+    byProviderModel: z.array(z.object({ provider: z.string(), model: z.string(), ...summaryGroup })).meta({ description: 'Most expensive first (the original user summary).' }),
+    byProvider: z.array(z.object({ provider: z.string(), ...summaryGroup })),
+    byTaskType: z.array(z.object({ taskType: z.string(), ...summaryGroup })),
+    byHour: z.array(z.object({ hour: dateTime, ...summaryGroup })).meta({ description: 'UTC hours with usage, newest first.' }),
+    recent: z
+      .object({
+        source: z.literal('redis'),
+        lastHourUsd: money(),
+        perMinute: z.array(z.object({ minute: dateTime, costUsd: money() })),
+        calls: z.array(z.record(z.string(), z.unknown())).optional().meta({ description: "A user's latest calls, newest first." }),
+      })
+      .nullable()
+      .meta({ description: 'The last 60 minutes from the Redis real-time view; null for team and project scopes or when Redis did not answer within a second.' }),
+  })
+  .meta({ id: 'CostSummary' });

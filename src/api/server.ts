@@ -31,6 +31,7 @@ import { alertRoutes } from './routes/alerts.js';
 import { budgetRoutes } from './routes/budgets.js';
 import { preflightRoutes } from './routes/preflight.js';
 import { reportRoutes } from './routes/reports.js';
+import { summaryRoutes } from './routes/summary.js';
 import { systemRoutes } from './routes/system.js';
 import { usageRoutes } from './routes/usage.js';
 import { isDocumentationOnly } from './schemas.js';
@@ -286,8 +287,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.code(500).send({ error: 'internal', message: 'internal error (logged on the server)' });
   });
 
-  const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, clock, generateId };
-  for (const routes of [systemRoutes, usageRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes]) void app.register(routes, routeDeps);
+  const routeDeps: RouteDeps = { pool: deps.pool, temporal: deps.temporal, tracker: deps.tracker, config: deps.config, metrics: deps.metrics, ...(deps.realtime ? { realtime: deps.realtime } : {}), clock, generateId };
+  for (const routes of [systemRoutes, usageRoutes, preflightRoutes, budgetRoutes, alertRoutes, reportRoutes, summaryRoutes]) void app.register(routes, routeDeps);
 
   return app;
 }

@@ -117,6 +117,38 @@ program
   });
 
 program
+  .command('summary')
+  .description("a scope's cost over the last N hours: totals, by provider and model, task type and hour (default scope: system)")
+  .option('--user <id>', "a user's cost (scope user:<id>)")
+  .option('--scope <scope>', 'a scope: system, user:<id>, team:<id> or project:<id>')
+  .option('--hours <n>', 'the window, 1 to 168 hours', '24')
+  .option('--json', 'machine-readable output (the summary object, exact decimal strings)')
+  .action(async (opts: { user?: string; scope?: string; hours?: string; json?: boolean }) => {
+    try {
+      const { renderSummaryText, runSummaryCommand } = await import('./summary.js');
+      const summary = await runSummaryCommand(config(), opts, Date.now());
+      print(Boolean(opts.json), summary, renderSummaryText(summary));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+program
+  .command('prune')
+  .description('delete ledger rows and delivery log rows older than the configured retention (off by default)')
+  .option('--dry-run', 'count what would be deleted, delete nothing')
+  .option('--json', 'machine-readable output (cutoffs and rows per table)')
+  .action(async (opts: { dryRun?: boolean; json?: boolean }) => {
+    try {
+      const { renderPruneText, runPruneCommand } = await import('./prune.js');
+      const result = await runPruneCommand(config(), opts, Date.now());
+      print(Boolean(opts.json), result, renderPruneText(result));
+    } catch (err) {
+      handleError(err, Boolean(opts.json));
+    }
+  });
+
+program
   .command('simulate')
   .description('send synthetic LLM usage through the client library, with progress on stderr (Ctrl-C stops early and flushes)')
   .requiredOption('--users <n>', 'number of users, sim-user-1 .. sim-user-<n>')

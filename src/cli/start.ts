@@ -14,6 +14,7 @@ import { ensureReportSchedules } from '../temporal/schedules.js';
 import { registerSearchAttributes } from '../temporal/search-attributes.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId } from '../messages.js';
 import { createWorker } from '../worker/index.js';
+import { createRealtimeView } from '../redis/realtime.js';
 
 /** `system`, plus each team/project scope that has a budget of its own in the config. */
 export function aggregateScopes(config: Config): string[] {
@@ -80,7 +81,8 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
       logger,
       preflight: { redis, pricing, keyPrefix: config.redis.keyPrefix, ...config.preflight, advice: config.advice, onDecision: (decision, reason) => metrics.recordPreflight(decision, reason ?? 'none') },
     });
-    const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics });
+    const realtime = createRealtimeView(redis, config.redis.keyPrefix);
+    const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics, realtime });
     let apiClosed: Promise<void> | undefined;
     /** Stops taking requests, then delivers every event already accepted (before the worker stops). */
     closeApi = () =>

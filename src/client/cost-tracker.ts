@@ -1,7 +1,9 @@
 /**
  * CostTracker: how a service records LLM usage. It validates each event at once (a bad event is the
  * caller's bug and is reported to the caller, never to the budget workflow), batches events per
- * budget scope, and signals each batch to the scope's budget workflow with signal-with-start.
+ * ingest shard (many users' events together; a user always maps to the same shard) and signals each
+ * batch to its ingest workflow with signal-with-start (`target: 'budget'`: per scope, to the
+ * scope's budget workflow, the design before the ingest tier).
  *
  * Guarantees:
  *   - `record()` resolves only when Temporal has accepted the batch holding the event: from then on
@@ -12,7 +14,8 @@
  *   - Memory is bounded: at most `maxPendingEvents` events are queued or in flight. Past that,
  *     `record()` waits for room (backpressure) instead of failing or growing without limit.
  *
- * Why signal-with-start: the budget workflow of a scope may not exist yet (a new user); the one call
+ * Why signal-with-start: the workflow signalled may not exist yet (a shard after a restart of the
+ * stack, a new user's budget workflow); the one call
  * starts it if needed and delivers the signal in the same server transaction.
  */
 import { DEFAULTS as DEFAULT_CONFIG } from '../config/defaults.js';
@@ -142,6 +145,8 @@ const DEFAULTS = {
   maxConcurrentSends: 32,
   maxEventAgeMs: MAX_PAST_MS,
 } as const;
+/** The option defaults, for the docs check (scripts/check-readme.ts). */
+export { DEFAULTS as COST_TRACKER_DEFAULTS };
 
 /** An event was invalid: nothing was queued. `issues` names each bad field. */
 export class CostTrackerValidationError extends ValidationError {

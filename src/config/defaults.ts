@@ -13,7 +13,6 @@ export const DEFAULTS = {
   metricsPort: 9464,
   logLevel: 'info',
   timezone: 'UTC',
-  currency: 'USD',
   /** Budgets: system daily $100 (80/95%), system monthly $2000 (85/98%), per-user daily $10 (90/98%). */
   budgets: [
     { scope: 'system', period: 'day', amount: '100', currency: 'USD', thresholds: { warning: 0.8, critical: 0.95 } },
@@ -68,13 +67,14 @@ export const DEFAULTS = {
    * every 15 minutes (up to 3 times), adding SMS and push; spike = the last 60 minutes above 3x the
    * usual spend for that hour, and above $1. Time-based rules (forecast, spike) are re-checked every
    * minute; thresholds after every persisted batch. Routing names channels of `channels:`; names
-   * not configured are skipped. SMS is for critical and above.
+   * not configured are skipped. The original's table: email, Slack and push at every level, SMS for
+   * critical (and emergency, which the original never raises); `webhook` is ours.
    */
   alerts: {
     repeatIntervalMs: 60 * 60 * 1000,
     evaluateEveryMs: 60 * 1000,
     routing: {
-      info: ['email', 'slack', 'webhook'],
+      info: ['email', 'slack', 'push', 'webhook'],
       warning: ['email', 'slack', 'push', 'webhook'],
       critical: ['email', 'slack', 'sms', 'push', 'webhook'],
       emergency: ['email', 'slack', 'sms', 'push', 'webhook'],

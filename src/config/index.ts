@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { DEFAULT_EXCHANGE_RATES, type ExchangeRates, SUPPORTED_CURRENCIES, isDecimalString } from '../domain/money.js';
 import { budgetAmountProblem } from '../domain/budget.js';
 import { fixedLengthMs, timeZoneProblem } from '../domain/periods.js';
+import { RETENTION_MIN_DAYS } from '../domain/retention.js';
 import { type AlertsConfig, alertsSchema, resolveAlerts } from './alerts.js';
 import { type ChannelsConfig, channelsSchema, expandChannelSecrets } from '../channels/config.js';
 import { DEFAULTS } from './defaults.js';
@@ -156,7 +157,15 @@ const apiFileSchema = z
 export const fileSchema = z
   .object({
     timezone: timeZone.default(DEFAULTS.timezone),
-    currency: currency.default(DEFAULTS.currency),
+    /** Removed (it changed nothing): amounts are shown in USD; refused with a message saying so, not silently ignored. */
+    currency: z
+      .unknown()
+      .optional()
+      .superRefine((v, ctx) => {
+        if (v !== undefined) {
+          ctx.addIssue({ code: 'custom', message: 'no longer a setting: every amount is shown in USD (budgets may be set in another currency, converted with exchangeRates; `costguard price --currency` converts a price); remove the key' });
+        }
+      }),
     exchangeRates: exchangeRates.default(() => ({ ...DEFAULT_EXCHANGE_RATES })),
     budgets: z.array(budgetSchema).default(() => DEFAULTS.budgets.map((b) => ({ ...b, thresholds: { ...b.thresholds } }))),
     pricing: z
@@ -190,6 +199,24 @@ export const fileSchema = z
       })
       .strict()
       .default(() => ({ ...DEFAULTS.budgetWorkflow })),
+    /** Retention (`costguard prune`): off unless a number of days is given; see src/db/retention.ts. */
+    retention: z
+      .object({
+        ledgerDays: z
+          .number()
+          .int()
+          .min(RETENTION_MIN_DAYS.ledger, `expected at least ${RETENTION_MIN_DAYS.ledger} days (monthly reports compare with the month before)`)
+          .nullable()
+          .default(null),
+        deliveryDays: z
+          .number()
+          .int()
+          .min(RETENTION_MIN_DAYS.deliveries, `expected at least ${RETENTION_MIN_DAYS.deliveries} days (a delivery retried after its row is gone would send again)`)
+          .nullable()
+          .default(null),
+      })
+      .strict()
+      .default(() => ({ ledgerDays: null, deliveryDays: null })),
     ingest: z
       .object({
         shards: z.number().int().min(1).max(256).default(DEFAULTS.ingest.shards),
@@ -321,12 +348,13 @@ export interface Config {
   dataDir: string;
   configFile: string | null;
   timezone: string;
-  currency: z.infer<typeof currency>;
   exchangeRates: ExchangeRates;
   budgets: BudgetRule[];
   pricing: { table: 'catalog' | 'original'; overrides: z.infer<typeof priceOverrideSchema>[] };
   channels: ChannelsConfig;
   budgetWorkflow: { ledgerPollMs: number; maxFlushEvents: number };
+  /** Days of ledger rows (and batch results) and of delivery log rows kept by `costguard prune`; null: kept for ever. */
+  retention: { ledgerDays: number | null; deliveryDays: number | null };
   ingest: { shards: number; lingerMs: number; flushEvents: number; maxFlushEvents: number; stepFraction: number };
   /** Pre-flight checks (POST /v1/authorize): hold lifetimes, lease slices, the refill deadline. */
   preflight: PreflightConfig;
@@ -513,12 +541,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.COSTGUARD_DATA_DIR,
     configFile: e.COSTGUARD_CONFIG ?? null,
     timezone: file.timezone,
-    currency: file.currency,
     exchangeRates: file.exchangeRates,
     budgets: file.budgets,
     pricing: file.pricing,
     channels: file.channels,
     budgetWorkflow: file.budgetWorkflow,
+    retention: file.retention,
     ingest: file.ingest,
     preflight: file.preflight,
     advice: resolveAdviceSettings(file.advice),

@@ -19,6 +19,9 @@ import { TOKEN_KINDS } from './tokens.js';
 
 export const INGEST_BATCH_VERSION = 1;
 
+/** Batch ids an ingest workflow remembers against re-sends (carried across continue-as-new). */
+export const INGEST_RECENT_BATCH_IDS = 4096;
+
 export type CompactTokens = number[];
 export type CompactEvent = [string, number, number, number, number, number, CompactTokens, CompactExtra?];
 export interface CompactExtra {

@@ -15,9 +15,9 @@
  *     long-context tiers are judged per call as they are billed.
  * The original specification's absolute rules, beside these on daily reports (its figures are per
  * day; a monthly report would trip them every month):
- *  5. A provider that cost more than ORIGINAL_PROVIDER_USD ($50) in the day.
- *  6. A task type that cost more than ORIGINAL_TASK_TYPE_USD ($1) in the day.
- *  7. An average cost per call above ORIGINAL_AVERAGE_CALL_USD ($2) over the day.
+ *  5. The most expensive provider, when it cost more than ORIGINAL_PROVIDER_USD ($50) in the day.
+ *  6. An average cost per call over all the day's calls above ORIGINAL_AVERAGE_CALL_USD ($1).
+ *  7. Each task type whose average cost per call is above ORIGINAL_TASK_TYPE_AVERAGE_USD ($2).
  * Each recommendation names the rule that produced it (`rule`), so a reader can tell the original's
  * fixed amounts from the shares and ratios that scale with the spend.
  */
@@ -32,10 +32,10 @@ export const PROVIDER_SHARE = 0.5;
 export const TASK_TYPE_SHARE = 0.4;
 export const HIGH_AVERAGE_FACTOR = 2;
 export const MIN_CALLS_FOR_AVERAGE = 2;
-/** The original specification's fixed amounts (USD per day, exact decimals; "more than"). */
+/** The original specification's fixed amounts (USD, exact decimals; "more than"). */
 export const ORIGINAL_PROVIDER_USD = '50';
-export const ORIGINAL_TASK_TYPE_USD = '1';
-export const ORIGINAL_AVERAGE_CALL_USD = '2';
+export const ORIGINAL_AVERAGE_CALL_USD = '1';
+export const ORIGINAL_TASK_TYPE_AVERAGE_USD = '2';
 
 /** One group of ledger rows as the aggregation returns it (a provider, a task type, a user...). */
 export interface UsageGroup {
@@ -110,7 +110,7 @@ export type RecommendationRule =
   | 'high_average'
   | 'cheaper_tier'
   | 'original_provider_cost'
-  | 'original_task_type_cost'
+  | 'original_task_type_average'
   | 'original_average_cost';
 
 export interface Recommendation {
@@ -308,25 +308,14 @@ export function recommend(data: ReportData, pricer: Pricer): Recommendation[] {
 export function originalRecommendations(data: ReportData): Recommendation[] {
   const recs: Recommendation[] = [];
   const day = data.period.period;
-  for (const p of [...data.byProvider].sort(byCost)) {
-    if (parseAmount(p.costUsd).gt(ORIGINAL_PROVIDER_USD)) {
-      recs.push({
-        kind: 'expensive_provider',
-        rule: 'original_provider_cost',
-        subject: p.key,
-        message: `${p.key} cost ${fmtUsd(p.costUsd)} on ${day}, more than the original rule's $${ORIGINAL_PROVIDER_USD} a day: move the calls that do not need it to a cheaper model or provider.`,
-      });
-    }
-  }
-  for (const t of [...data.byTaskType].sort(byCost)) {
-    if (parseAmount(t.costUsd).gt(ORIGINAL_TASK_TYPE_USD)) {
-      recs.push({
-        kind: 'expensive_task_type',
-        rule: 'original_task_type_cost',
-        subject: t.key,
-        message: `Task type "${t.key}" cost ${fmtUsd(t.costUsd)} on ${day}, more than the original rule's $${ORIGINAL_TASK_TYPE_USD} a day: cache its repeated prompts or give it a cheaper model.`,
-      });
-    }
+  const top = [...data.byProvider].sort(byCost)[0];
+  if (top && parseAmount(top.costUsd).gt(ORIGINAL_PROVIDER_USD)) {
+    recs.push({
+      kind: 'expensive_provider',
+      rule: 'original_provider_cost',
+      subject: top.key,
+      message: `${top.key} cost ${fmtUsd(top.costUsd)} on ${day}, more than the original rule's $${ORIGINAL_PROVIDER_USD} a day: move the calls that do not need it to a cheaper model or provider.`,
+    });
   }
   const avg = averageCost(data.totals.costUsd, data.totals.calls);
   if (parseAmount(avg).gt(ORIGINAL_AVERAGE_CALL_USD)) {
@@ -334,8 +323,19 @@ export function originalRecommendations(data: ReportData): Recommendation[] {
       kind: 'high_average_cost',
       rule: 'original_average_cost',
       subject: 'all calls',
-      message: `Calls averaged ${fmtUsd(avg)} on ${day}, more than the original rule's $${ORIGINAL_AVERAGE_CALL_USD} a call: shorten prompts, cap max_tokens, or use a cheaper tier.`,
+      message: `Calls averaged ${fmtUsd(avg)} on ${day}, more than the original rule's $${ORIGINAL_AVERAGE_CALL_USD} a call: use a cheaper model or cache more responses.`,
     });
+  }
+  for (const t of [...data.byTaskType].sort(byCost)) {
+    const taskAvg = averageCost(t.costUsd, t.calls);
+    if (parseAmount(taskAvg).gt(ORIGINAL_TASK_TYPE_AVERAGE_USD)) {
+      recs.push({
+        kind: 'expensive_task_type',
+        rule: 'original_task_type_average',
+        subject: t.key,
+        message: `Task type "${t.key}" averaged ${fmtUsd(taskAvg)} a call on ${day}, more than the original rule's $${ORIGINAL_TASK_TYPE_AVERAGE_USD}: optimise its prompts or give it a cheaper model.`,
+      });
+    }
   }
   return recs;
 }

@@ -35,7 +35,7 @@ export const OTHER_LABEL_VALUE = 'other';
 const NON_CONFORMING_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 /** The original specification's token buckets (tokens per call, per direction). */
-export const TOKEN_BUCKETS = [100, 250, 500, 1000, 2000, 4000, 8000, 16000];
+export const TOKEN_BUCKETS = [100, 500, 1000, 2000, 4000, 8000, 16000];
 const LAG_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 const BATCH_BUCKETS = [1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 const FLUSH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

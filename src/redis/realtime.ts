@@ -1,8 +1,9 @@
 /**
- * The Redis real-time view (as in the original design): per-scope cost per minute, and each user's
- * recent calls in a sorted set kept for 7 days. Written after the ledger commit, from the events the
- * ledger newly counted, with idempotent commands only: a retried activity writes the same values
- * again and counts nothing twice.
+ * The Redis real-time view (the original design keeps recent calls in Redis; README "The original
+ * contract" says how this differs): per-scope cost per minute, and each user's recent calls in a
+ * sorted set kept for 7 days. Written after the ledger commit, from the events the ledger newly
+ * counted, with idempotent commands only: a retried activity writes the same values again and
+ * counts nothing twice. Read by the rolling summaries' `recent` part (src/client/summary.ts).
  *  - `<prefix>cpm:<scope>:<minute>` HASH batchId -> that batch's cost in that minute (decimal string);
  *    the minute's cost is the exact decimal sum of the hash's values.
  *  - `<prefix>calls:<user:id>` ZSET score = occurredAt ms, member = the call as JSON (deterministic).

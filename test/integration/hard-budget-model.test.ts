@@ -7,9 +7,12 @@
  * everything has landed, the ledger's spend of every hard budget stays within
  *
  *     spend <= max(B, committed when B was last lowered)
- *              + sum over calls of (actual - reserved) where a call exceeded its own reservation
- *              + sum of usage that never asked (or whose hold was not its own, open one)
+ *              + sum over calls that settled their own open hold of max(0, actual - reserved)
+ *              + sum over other usage of max(0, cost - room left when it was recorded)
  *
+ * where "other usage" never asked (no hold, or a hold that was not its own open one) and "room" is
+ * the budget less spend and open reservations (0 while the usage may still be in flight, as in the
+ * concurrent case). The sequential case waits for each event to land before the next step.
  * (docs/architecture.md, "The invariant"). A concurrent version runs three processes at once.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -89,25 +92,48 @@ interface World {
   sent: Sent[];
   /** Events whose fate (settled or late) sits on an expiry boundary: the formula treats them as never asked. */
   boundary: number;
+  /** What happened, for the failure message. */
+  trace: string[];
 }
 
 function scopesOf(user: string, team?: string, project?: string): string[] {
   return [`user:${user}`, ...(team ? [`team:${team}`] : []), ...(project ? [`project:${project}`] : [])];
 }
 
-/** What an event may add beyond each hard budget: the excess over its own open hold's reservation, else all of it. */
-function allowanceOf(w: World, scopes: string[], costMicro: number, hold: Held | undefined, acceptedAtMs: number): Map<string, number> {
+/**
+ * What an event may add beyond each hard budget. Where it settles its own open hold: what it spent
+ * beyond the reservation. Anything else (no hold, or a hold that is not its own open one: unknown,
+ * another user's, already settled, released, expired, or not naming this scope) was never reserved
+ * here, so it is charged after its ledger commit and may overshoot by what it costs beyond the room
+ * the budget had left (spend and open reservations) when it was recorded; with `landed` false (it
+ * may still be in flight while other checks are admitted, the concurrent case) by all of its cost.
+ */
+function allowanceOf(w: World, scopes: string[], costMicro: number, hold: Held | undefined, acceptedAtMs: number, landed: boolean): Map<string, number> {
   const out = new Map<string, number>();
   let covers = false;
+  let ambiguous = false;
   if (hold && !hold.released && !hold.claimed) {
     if (acceptedAtMs < hold.expiresAtMs - BOUNDARY_MS) covers = true;
-    else if (acceptedAtMs <= hold.expiresAtMs + BOUNDARY_MS) w.boundary++;
-    if (covers || acceptedAtMs <= hold.expiresAtMs + BOUNDARY_MS) hold.claimed = true;
+    else if (acceptedAtMs <= hold.expiresAtMs + BOUNDARY_MS) ambiguous = true;
   }
+  if (ambiguous) w.boundary++;
   for (const s of scopes) {
-    if (!w.budgets.has(s)) continue;
-    out.set(s, covers && hold!.scopes.includes(s) ? Math.max(0, costMicro - hold!.reservedMicro) : costMicro);
+    const b = w.budgets.get(s);
+    if (!b) continue;
+    if (covers && hold!.scopes.includes(s)) {
+      out.set(s, Math.max(0, costMicro - hold!.reservedMicro));
+      continue;
+    }
+    if (!landed || ambiguous) {
+      out.set(s, costMicro);
+      continue;
+    }
+    const spent = w.sent.reduce((a, e) => a + (e.scopes.includes(s) ? e.costMicro : 0), 0);
+    const open = w.held.filter((h) => h !== hold && h.scopes.includes(s) && !h.released && !h.claimed && h.expiresAtMs > acceptedAtMs - BOUNDARY_MS).reduce((a, h) => a + h.reservedMicro, 0);
+    const room = Math.max(0, Math.max(b.amountMicro, b.floorMicro) - spent - open);
+    out.set(s, Math.max(0, costMicro - room));
   }
+  if (hold && (covers || ambiguous)) hold.claimed = true;
   return out;
 }
 
@@ -123,8 +149,14 @@ async function checkInvariant(w: World, label: string): Promise<void> {
     const spent = await spendOf(scope);
     const allowance = w.sent.reduce((a, e) => a + (e.allowance.get(scope) ?? 0), 0);
     const bound = Math.max(b.amountMicro, b.floorMicro) + allowance;
-    expect(spent, `${label}: ${scope} spent ${spent} µ$ > bound ${bound} (budget ${b.amountMicro}, floor ${b.floorMicro}, allowed excess ${allowance})`).toBeLessThanOrEqual(bound);
+    expect(spent, `${label}: ${scope} spent ${spent} µ$ > bound ${bound} (budget ${b.amountMicro}, floor ${b.floorMicro}, allowed excess ${allowance})\n${w.trace.join('\n')}`).toBeLessThanOrEqual(bound);
   }
+}
+
+/** Waits until every event sent in this world is in the ledger, then for the flush to record it in the leases. */
+async function landed(w: World): Promise<void> {
+  await eventually(() => ledgerCalls(w.run), (n) => n >= w.sent.length, 60_000, `${w.sent.length} events of ${w.run} in the ledger`);
+  await new Promise((r) => setTimeout(r, 150));
 }
 
 async function ledgerCalls(run: string): Promise<number> {
@@ -190,6 +222,7 @@ async function authorize(w: World, c: Extract<Cmd, { kind: 'check' }>): Promise<
     ...(c.short ? { ttlSeconds: 2 } : {}),
   };
   const r = c.via === 'http' ? ((await http('POST', '/v1/authorize', req)).json as unknown as { holdId: string | null; reservedUsd: string; expiresAt: string | null }) : await api.tracker.authorize(req);
+  w.trace.push(`check ${JSON.stringify(req)} -> ${r.holdId ?? 'denied'} reserved ${r.reservedUsd}`);
   if (!r.holdId) return;
   w.held.push({ holdId: r.holdId, scopes: scopesOf(user, c.team ? TEAM(w) : undefined, c.project ? PROJECT(w) : undefined), reservedMicro: microUp(r.reservedUsd), expiresAtMs: Date.parse(r.expiresAt!), released: false, claimed: false });
 }
@@ -212,7 +245,11 @@ async function sendUsage(w: World, e: { user: string; team?: string; project?: s
   // for "was the hold still open" and the earlier for "had it expired".
   const acceptedAfter = Date.now();
   const at = hold && acceptedBefore < hold.expiresAtMs - BOUNDARY_MS && acceptedAfter >= hold.expiresAtMs - BOUNDARY_MS ? hold.expiresAtMs : acceptedAfter;
-  w.sent.push({ scopes, costMicro, allowance: allowanceOf(w, scopes, costMicro, hold, at) });
+  const allowance = allowanceOf(w, scopes, costMicro, hold, at, true);
+  w.sent.push({ scopes, costMicro, allowance });
+  w.trace.push(`usage ${scopes.join(',')} ${costMicro} hold=${e.holdId ?? '-'} allowance=${JSON.stringify([...allowance])}`);
+  // The next step starts once this event is in the ledger and recorded in the leases.
+  await landed(w);
 }
 
 interface Used {
@@ -224,6 +261,7 @@ interface Used {
 }
 
 async function step(w: World, c: Cmd, used: Used[]): Promise<void> {
+  if (c.kind === 'release' || c.kind === 'wait' || c.kind === 'restartWorker' || c.kind === 'loseRedis') w.trace.push(c.kind);
   switch (c.kind) {
     case 'check':
       return authorize(w, c);
@@ -271,6 +309,7 @@ async function step(w: World, c: Cmd, used: Used[]): Promise<void> {
         b.floorMicro = Math.max(b.floorMicro, (await spendOf(scope)) + pending);
       }
       b.amountMicro = amountMicro;
+      w.trace.push(`budget ${scope} -> ${amountMicro} floor ${b.floorMicro}`);
       return putBudget(scope, new Dec(amountMicro).div(1e6).toFixed());
     }
     case 'wait':
@@ -292,7 +331,7 @@ async function step(w: World, c: Cmd, used: Used[]): Promise<void> {
 let runs = 0;
 
 async function newWorld(): Promise<World> {
-  const w: World = { run: `adv${runs++}${randomBytes(3).toString('hex')}`, budgets: new Map(), held: [], sent: [], boundary: 0 };
+  const w: World = { run: `adv${runs++}${randomBytes(3).toString('hex')}`, budgets: new Map(), held: [], sent: [], boundary: 0, trace: [] };
   for (const [i, scope] of allScopes(w).entries()) {
     const usd = [1, 1.5, 0.8, 2, 2.5][i] ?? 1;
     w.budgets.set(scope, { amountMicro: usd * 1e6, floorMicro: 0 });
@@ -306,7 +345,7 @@ describe('hard budgets against an adversary', () => {
     let boundary = 0;
     let steps = 0;
     await fc.assert(
-      fc.asyncProperty(fc.array(cmd, { minLength: 10, maxLength: 30 }), async (cmds) => {
+      fc.asyncProperty(fc.array(cmd, { minLength: 10, maxLength: 25 }), async (cmds) => {
         const w = await newWorld();
         const used: Used[] = [];
         for (const [i, c] of cmds.entries()) {
@@ -314,15 +353,24 @@ describe('hard budgets against an adversary', () => {
           await checkInvariant(w, `after step ${i} (${c.kind})`);
           steps++;
         }
+        // Every admitted call that is still open is made, spending its whole reservation: an
+        // admission the budget could not afford becomes spend the formula does not allow.
+        for (const h of w.held.filter((x) => !x.released && !x.claimed)) {
+          const user = h.scopes.find((x) => x.startsWith('user:'))!.slice(5);
+          const team = h.scopes.includes(`team:${TEAM(w)}`) ? TEAM(w) : undefined;
+          const project = h.scopes.includes(`project:${PROJECT(w)}`) ? PROJECT(w) : undefined;
+          await sendUsage(w, { user, ...(team ? { team } : {}), ...(project ? { project } : {}), costMicro: Math.floor(h.reservedMicro / 1000) * 1000, holdId: h.holdId, via: 'http' }, h);
+        }
         // Everything accepted reaches the ledger; then the bound must still hold.
         await eventually(() => ledgerCalls(w.run), (n) => n === w.sent.length, 60_000, `${w.sent.length} events of ${w.run} in the ledger`);
         await checkInvariant(w, 'once everything landed');
         boundary += w.boundary;
       }),
-      { numRuns: 8, endOnFailure: true },
+      // ADVERSARY_SEED and ADVERSARY_PATH replay a failing run (fast-check prints both).
+      { numRuns: 6, endOnFailure: true, ...(process.env.ADVERSARY_SEED ? { seed: Number(process.env.ADVERSARY_SEED), path: process.env.ADVERSARY_PATH ?? '0' } : {}) },
     );
     // The property ran: steps were taken and only a few events sat on an expiry boundary.
-    expect(steps).toBeGreaterThan(80);
+    expect(steps).toBeGreaterThan(50);
     expect(boundary).toBeLessThan(steps / 4);
   }, 900_000);
 
@@ -358,7 +406,7 @@ describe('hard budgets against an adversary', () => {
     events.sort((a, b) => a.acceptedBeforeMs - b.acceptedBeforeMs);
     for (const e of events) {
       const hold = e.holdId ? holds.get(e.holdId) : undefined;
-      w.sent.push({ scopes: e.scopes, costMicro: e.costMicro, allowance: allowanceOf(w, e.scopes, e.costMicro, hold, e.acceptedAtMs) });
+      w.sent.push({ scopes: e.scopes, costMicro: e.costMicro, allowance: allowanceOf(w, e.scopes, e.costMicro, hold, e.acceptedAtMs, false) });
     }
     expect(events.length).toBeGreaterThan(30);
     await eventually(() => ledgerCalls(w.run), (n) => n === events.length, 60_000, `${events.length} events in the ledger`);

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ORIGINAL_MAX_TOKENS as GUARD_MAX_TOKENS } from '../../src/client/wrappers/prompt-guard.js';
@@ -7,6 +9,7 @@ import {
   type AdviceSettings,
   adviceSettingsProblem,
   adviseModel,
+  COMPLEXITIES,
   DEFAULT_ADVICE_SETTINGS,
   DEFAULT_ADVICE_TIERS,
   derivedPerCallBudget,
@@ -16,6 +19,7 @@ import {
   resolveAdviceSettings,
 } from '../../src/domain/advice.js';
 import { MODEL_TIER_TABLE, MODEL_TIERS, type ModelTier, modelTier } from '../../src/domain/model-tiers.js';
+import { projectRoot } from '../../src/lib/paths.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { DEFAULT_AT, costOf } from './helpers.js';
 
@@ -276,5 +280,63 @@ describe('adviseModel: properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("differences from the original select_optimal_model, each stated in the README's contract table", () => {
+  /** The original specification's select_optimal_model, line for line. */
+  function originalSelect(complexity: string, budgetConstraint: number): string {
+    const modelTiers: Record<string, string[]> = {
+      premium: ['gpt-4', 'claude-3-opus'],
+      standard: ['gpt-4-turbo', 'claude-3-5-sonnet'],
+      economy: ['gpt-3.5-turbo', 'gemini-pro'],
+    };
+    const complexityMapping: Record<string, string> = { simple: 'economy', medium: 'standard', complex: 'premium' };
+    let targetTier = complexityMapping[complexity] ?? 'standard';
+    if (budgetConstraint < 0.01) targetTier = 'economy';
+    else if (budgetConstraint < 0.05) targetTier = 'standard';
+    return modelTiers[targetTier]![0]!;
+  }
+  const tierOfOriginal = (model: string) => modelTier('openai', model)!.tier;
+  const contract = (() => {
+    const readme = readFileSync(join(projectRoot(), 'README.md'), 'utf8');
+    return readme.slice(readme.indexOf('## The original contract'), readme.indexOf('\n## ', readme.indexOf('## The original contract') + 5));
+  })();
+  const row = (start: string) => contract.split('\n').find((l) => l.startsWith(`| \`${start}`));
+
+  it('tiers: equal for every complexity and budget, except a simple task under $0.05, which the original raises to standard', () => {
+    const differ: string[] = [];
+    for (const complexity of COMPLEXITIES) {
+      for (const budget of ['0.001', '0.0099', '0.01', '0.03', '0.0499', '0.05', '0.2', '5']) {
+        const original = tierOfOriginal(originalSelect(complexity, Number(budget)));
+        const here = advise({ complexity, perCallBudgetUsd: budget }).tier; // gpt-4 asked: premium, no ceiling below
+        if (original !== here) differ.push(`${complexity} ${budget}: ${original} -> ${here}`);
+      }
+    }
+    expect(differ).toEqual(['simple 0.01: standard -> economy', 'simple 0.03: standard -> economy', 'simple 0.0499: standard -> economy']);
+    expect(row('select_optimal_model`: a per-call budget under $0.05 sets the tier to standard')).toBeDefined();
+  });
+
+  it('an unknown complexity: standard in the original, refused here', () => {
+    expect(tierOfOriginal(originalSelect('hard', 1))).toBe('standard');
+    expect(() => advise({ complexity: 'hard' as never })).toThrow(/complexity must be one of simple, medium, complex/);
+    expect(row('select_optimal_model`: an unknown complexity means standard')).toBeDefined();
+  });
+
+  it("the model: the original's tier head whatever the provider; here the caller's provider, never above the model asked for", () => {
+    expect(originalSelect('medium', 1)).toBe('gpt-4-turbo');
+    expect(advise({ provider: 'anthropic', model: 'claude-3-opus-20240229', complexity: 'medium' })).toMatchObject({ provider: 'anthropic', model: 'claude-3-5-sonnet-20241022' });
+    expect(originalSelect('complex', 1)).toBe('gpt-4');
+    expect(advise({ model: 'gpt-3.5-turbo', complexity: 'complex' })).toMatchObject({ tier: 'economy', model: 'gpt-3.5-turbo' });
+    expect(advise({ complexity: 'complex' })).toMatchObject({ perCallBudgetUsd: null, tier: 'premium' }); // no budget: complexity alone
+    expect(row('select_optimal_model`: returns the first model of the tier')).toBeDefined();
+    expect(row('select_optimal_model`: knows nothing of the model asked for')).toBeDefined();
+    expect(row('select_optimal_model`: the budget per call is an argument')).toBeDefined();
+  });
+
+  it('max_tokens caps: by a word in the prompt in the original, by task type here', () => {
+    expect(advise({ taskType: 'translation', maxOutputTokens: 4000 }).maxOutputTokens).toBe(4000);
+    expect(advise({ taskType: 'analysis', maxOutputTokens: 4000 }).maxOutputTokens).toBe(2000);
+    expect(row('optimize_token_usage`: caps `max_tokens`')).toBeDefined();
   });
 });

@@ -54,6 +54,15 @@ describe('alerts config', () => {
     expect(c.alerts.spike).toMatchObject({ windowMinutes: 60, factor: 3, floorUsd: '1' });
   });
 
+  it("default routing is the original's table: email, Slack and push at every level, SMS from critical on (plus a webhook named `webhook`)", () => {
+    expect(loadConfig({}).alerts.routing).toEqual({
+      info: ['email', 'slack', 'push', 'webhook'],
+      warning: ['email', 'slack', 'push', 'webhook'],
+      critical: ['email', 'slack', 'sms', 'push', 'webhook'],
+      emergency: ['email', 'slack', 'sms', 'push', 'webhook'],
+    });
+  });
+
   it('keeps only configured channels in the settings an incident snapshots', () => {
     const c = load(`${CHANNELS}alerts: { escalation: { delay: 2s } }\n`);
     const s = alertSettings(c);

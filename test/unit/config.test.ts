@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
+import { projectRoot } from '../../src/lib/paths.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { DEFAULT_AT, costOf } from './helpers.js';
 
@@ -61,7 +62,6 @@ describe('loadConfig({}): the defaults', () => {
       dataDir: '.data',
       configFile: null,
       timezone: 'UTC',
-      currency: 'USD',
       pricing: { overrides: [] },
       channels: {},
     });
@@ -167,10 +167,15 @@ describe('loadConfig: the environment', () => {
 });
 
 describe('loadConfig: the config file', () => {
+  it('refuses the removed display currency, saying amounts are shown in USD', () => {
+    const path = configFile('currency: EUR\n');
+    expect(() => loadConfig({ COSTGUARD_CONFIG: path })).toThrow(/currency.*no longer a setting: every amount is shown in USD/s);
+    expect(readFileSync(`${projectRoot()}/config/costguard.example.yaml`, 'utf8')).not.toMatch(/^currency:/m);
+  });
+
   it('loads budgets, overrides and exchange rates from YAML', () => {
     const path = configFile(`
 timezone: Europe/Paris
-currency: EUR
 exchangeRates:
   EUR: "0.95"
   JPY: 150
@@ -202,7 +207,7 @@ channels:
     const config = loadConfig({ COSTGUARD_CONFIG: path });
     expect(config.configFile).toBe(path);
     expect(config.timezone).toBe('Europe/Paris');
-    expect(config.currency).toBe('EUR');
+    expect('currency' in config).toBe(false);
     expect(config.exchangeRates).toEqual({ USD: '1', EUR: '0.95', GBP: '0.79', JPY: '150', CNY: '7.24' });
     expect(config.budgets).toEqual([
       { scope: 'system', period: 'day', amount: '250.50', currency: 'USD', timezone: 'America/New_York', thresholds: { warning: 0.7, critical: 0.9 } },
@@ -353,7 +358,7 @@ describe('the shipped example configuration', () => {
     const cfg = load({ COSTGUARD_CONFIG: `${projectRoot()}/config/costguard.example.yaml` });
     expect(cfg.pricing.table).toBe('catalog');
     expect(cfg.pricing.overrides).toHaveLength(2);
-    expect(cfg.pricing.overrides[1]).toMatchObject({ provider: 'google', model: 'gemini-pro', inputPer1k: '0.00025', outputPer1k: '0.0005' });
+    expect(cfg.pricing.overrides[1]).toMatchObject({ provider: 'google', model: 'gemini-pro', inputPer1k: '0.0005', outputPer1k: '0.0015' });
     expect(cfg.budgets.map((b) => `${b.scope}/${b.period}/${b.amount}`)).toEqual(['system/day/100', 'system/month/2000', 'user/day/10']);
   });
 });

@@ -108,6 +108,11 @@ const ORIGINAL_QUERIES = [
   'sum by (task_type) (rate(llm_cost_usd_total[5m]))',
   'sum by (status) (rate(llm_api_calls_total[5m]))',
   'histogram_quantile(0.95, sum by (le, model) (rate(llm_token_usage_bucket[5m])))',
+  // The original dashboard's four queries.
+  'rate(llm_total_cost_usd[1h])',
+  "budget_usage_ratio{budget_type='daily'}",
+  'sum by (provider) (rate(llm_total_cost_usd[1h]))',
+  'sum(rate(llm_total_cost_usd[1h])) by (provider)',
 ];
 
 describe('the Grafana dashboard', () => {
@@ -151,7 +156,11 @@ describe('the Grafana dashboard', () => {
     for (const t of ['Cost rate (USD per hour)', 'Daily budget (system)', 'Cost by provider', 'Cost trend (USD per hour, by provider)', 'Budget usage per scope', 'Alert notifications by outcome']) {
       expect(titles).toContain(t);
     }
-    expect(dashboard.panels.find((p) => p.title === 'Daily budget (system)')?.type).toBe('gauge');
+    // The original's four panels, each of the type it names.
+    const typeOf = (title: string) => dashboard.panels.find((p) => p.title === title)?.type;
+    expect(['Cost rate (USD per hour)', 'Daily budget (system)', 'Cost by provider', 'Cost trend (USD per hour, by provider)'].map(typeOf)).toEqual([
+      'stat', 'gauge', 'piechart', 'timeseries',
+    ]);
     const datasources = parseYaml(read('deploy/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string; url: string }[] };
     const uids = new Set(dashboard.panels.filter((p) => p.type !== 'row').map((p) => p.datasource?.uid));
     expect([...uids]).toEqual([datasources.datasources[0]!.uid]);

@@ -69,6 +69,9 @@ describe('event counters', () => {
     expect(sumOf(s, 'llm_token_usage_sum', { provider: 'openai', kind: 'input' })).toBe(4000);
     expect(sumOf(s, 'llm_token_usage_bucket', { provider: 'openai', kind: 'input', le: '1000' })).toBe(1);
     expect(sumOf(s, 'llm_token_usage_bucket', { provider: 'openai', kind: 'input', le: '4000' })).toBe(2);
+    // The original specification's buckets, and no other.
+    const les = seriesOf(s, 'llm_token_usage_bucket').filter((x) => x.labels.provider === 'openai' && x.labels.kind === 'input').map((x) => x.labels.le);
+    expect(les).toEqual(['100', '500', '1000', '2000', '4000', '8000', '16000', '+Inf']);
     expect(sumOf(s, 'costguard_ingestion_lag_seconds_sum')).toBeCloseTo(4.5, 9);
     expect(sumOf(s, 'costguard_ingestion_lag_seconds_bucket', { le: '1' })).toBe(0);
     expect(sumOf(s, 'costguard_ingestion_lag_seconds_bucket', { le: '2.5' })).toBe(3);

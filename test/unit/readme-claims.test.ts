@@ -75,6 +75,37 @@ describe('the check fails on a wrong claim, naming it and its line', () => {
     expect(problems).toHaveLength(11);
   });
 
+  it('finds numbers that disagree with their one source in the code, and stale patched() ids', () => {
+    const wrong = [
+      '# Numbers', // 1
+      'Batches of `maxBatchSize` 400, at most `maxPendingEvents` (50,000) queued; `lingerMs` 200.', // 2
+      'Labels: `metrics.maxLabelValues` (300), top `metrics.topUsers` (10); `maxBatchBytes` 256 KiB.', // 3
+      'The budget poll `budgetWorkflow.ledgerPollMs` (5 s); `maxFlushEvents` 7 (budget workflow and ingest differ: ambiguous).', // 4
+      'Each ingest workflow remembers the last 2,000 batch ids; a budget workflow, for its own batches, the last 2,000.', // 5
+      'The workflow remembers the last 4,096 across continue-as-new.', // 6
+      'Changes are behind `patched()` (`alerts-v1`, `made-up-v2`); see `patched(\'gone-v1\')`.', // 7
+      '```yaml', // 8
+      'maxBatchSize: 1   # an example, not a claim', // 9
+      '```', // 10
+    ].join('\n');
+    const problems = checkDocument(root, 'NUMBERS.md', wrong, facts).map((p) => [p.line, p.problem]);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        [2, 'maxBatchSize is 500 in the code'],
+        [3, 'metrics.maxLabelValues is 200 in the code'],
+        [3, 'maxBatchBytes is 393216 in the code'],
+        [4, 'budgetWorkflow.ledgerPollMs is 2000 in the code'],
+        [5, 'INGEST_RECENT_BATCH_IDS (src/domain/ingest.ts) is 4096'],
+        [6, expect.stringMatching(/^the batch ids kept differ by workflow/)],
+        [7, expect.stringMatching(/^no workflow calls patched\(\) with made-up-v2/)],
+        [7, expect.stringMatching(/^the list of patched\(\) ids leaves out .*local-activities-v1/)],
+        [7, "no workflow calls patched('gone-v1')"],
+      ]),
+    );
+    // ...and nothing else: the right numbers (50,000, 10, 200, the budget workflow's 2,000), an ambiguous name (`maxFlushEvents`) and fenced examples pass.
+    expect(problems, JSON.stringify(problems)).toHaveLength(9);
+  });
+
   it('reads alternatives and arguments in commands', () => {
     expect(checkCommand(['report', 'daily|monthly', '[--tz', 'ZONE]', '[--json]'], facts.commands)).toEqual([]);
     expect(checkCommand(['alerts', 'ack', 'inc-1', '--by', 'me'], facts.commands)).toEqual([]);

@@ -271,7 +271,7 @@ describe('report HTML', () => {
   });
 });
 
-describe("the original specification's recommendation rules ($50 / $1 / $2 a day)", () => {
+describe("the original specification's recommendation rules ($50 a day, $1 and $2 a call)", () => {
   /** One day on one provider, model (gpt-4) and task type: `cost` over `calls` calls. */
   function day(cost: string, calls: number, over: Partial<ReportData> = {}): ReportData {
     return sample({
@@ -284,31 +284,36 @@ describe("the original specification's recommendation rules ($50 / $1 / $2 a day
   }
   const original = (data: ReportData) => originalRecommendations(data).map((r) => [r.rule, r.subject]);
 
-  it('a provider over $50 in the day (not at $50)', () => {
-    expect(original(day('50', 1000))).toEqual([['original_task_type_cost', 'chat']]);
-    expect(original(day('50.000001', 1000))).toEqual([['original_provider_cost', 'openai'], ['original_task_type_cost', 'chat']]);
+  it('the most expensive provider over $50 in the day (not at $50), and only that one', () => {
+    expect(original(day('50', 1000))).toEqual([]);
+    expect(original(day('50.000001', 1000))).toEqual([['original_provider_cost', 'openai']]);
     expect(originalRecommendations(day('50.5', 1000))[0]!.message).toBe(
       'openai cost $50.500000 on 2026-03-08, more than the original rule\'s $50 a day: move the calls that do not need it to a cheaper model or provider.',
     );
+    const two = day('130', 1000, { byProvider: [g('openai', '60', 500), g('anthropic', '70', 500)] });
+    expect(original(two)).toEqual([['original_provider_cost', 'anthropic']]);
   });
 
-  it('a task type over $1 in the day (not at $1)', () => {
-    expect(original(day('1', 10))).toEqual([]);
-    expect(original(day('1.000001', 10))).toEqual([['original_task_type_cost', 'chat']]);
-    const split = day('1.5', 10, { byTaskType: [g('chat', '1.4', 5), g('summarize', '0.1', 5)] });
-    expect(original(split)).toEqual([['original_task_type_cost', 'chat']]);
+  it('an average cost per call over all calls above $1 (not at $1)', () => {
+    expect(original(day('10', 10, { byTaskType: [] }))).toEqual([]);
+    expect(original(day('10.00001', 10, { byTaskType: [] }))).toEqual([['original_average_cost', 'all calls']]);
+    // A day's total over $1 with a small average is no finding.
+    expect(original(day('45', 1000))).toEqual([]);
   });
 
-  it('an average call over $2 over the day (not at $2)', () => {
-    expect(original(day('2', 1, { byTaskType: [] }))).toEqual([]);
-    expect(original(day('4', 2, { byTaskType: [] }))).toEqual([]);
-    expect(original(day('2.000001', 1, { byTaskType: [] }))).toEqual([['original_average_cost', 'all calls']]);
+  it("each task type whose average cost per call is above $2 (not at $2), whatever its total", () => {
+    const tasks = (...t: UsageGroup[]) => day('30', 100, { byTaskType: t });
+    expect(original(tasks(g('chat', '20', 10), g('summarize', '10', 90)))).toEqual([]);
+    expect(original(tasks(g('chat', '20.00001', 10), g('summarize', '2.1', 1), g('tiny', '0.5', 89)))).toEqual([
+      ['original_task_type_average', 'chat'],
+      ['original_task_type_average', 'summarize'],
+    ]);
   });
 
   it('sit beside the relative rules in a daily report, and stay out of monthly reports', () => {
     const r = buildReport(day('60', 20), engine);
     expect(r.recommendations.map((x) => x.rule)).toEqual([
-      'provider_share', 'task_type_share', 'cheaper_tier', 'original_provider_cost', 'original_task_type_cost', 'original_average_cost',
+      'provider_share', 'task_type_share', 'cheaper_tier', 'original_provider_cost', 'original_average_cost', 'original_task_type_average',
     ]);
     const monthly = buildReport(day('60', 20, { period: parseReportPeriod('monthly', '2026-03', 'America/New_York'), byBucket: [] }), engine);
     expect(monthly.recommendations.map((x) => x.rule).filter((rule) => rule.startsWith('original_'))).toEqual([]);
