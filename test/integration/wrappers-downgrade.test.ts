@@ -146,22 +146,34 @@ describe('a downgrade the check reserved for is what the wrapper sends', () => {
     expect(row!.metadata.downgradedFrom).toBe('gpt-4o');
   });
 
-  it('Anthropic: claude-3-opus on $0.25, 8 concurrent callers: the downgraded ones send claude-3-5-sonnet with the summarization cap; spend within the budget', async () => {
+  it('Anthropic: claude-3-opus on $0.25, 8 concurrent callers, then one at a time until denied: the downgraded calls send claude-3-5-sonnet with the summarization cap; spend within the budget', async () => {
     const user = newUser('anthropic');
     const marker = `m-${user}`;
     await setBudget(user, '0.25');
     const answers: AuthorizeResult[] = [];
     const client = anthropic(user, { tracker: noting(answers), authorize: true, taskType: 'summarization' });
     // 900 output tokens: $0.0675 at claude-3-opus, $0.0135 at claude-3-5-sonnet.
-    const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) =>
-        client.messages.create(
-          { model: 'claude-3-opus-20240229', max_tokens: 1500, messages: [{ role: 'user', content: `Summarise this. ${marker} #${i}` }] },
-          reply({ usage: { input: 5, output: 900 } }),
-        ),
-      ),
-    );
+    const ask = (i: number) =>
+      client.messages.create(
+        { model: 'claude-3-opus-20240229', max_tokens: 1500, messages: [{ role: 'user', content: `Summarise this. ${marker} #${i}` }] },
+        reply({ usage: { input: 5, output: 900 } }),
+      );
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => ask(i)));
     for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(BudgetDeniedError);
+    // Then one at a time, each after the last settled: what remains falls through the range where
+    // only the cheaper model fits ($0.015 to $0.1125, wider than one opus call), whatever the burst left.
+    const settled = async () => {
+      await tracker.flush();
+      for (const a of answers) if (a.holdId) await eventually(() => tracker.holdState(a.holdId!), (h) => h?.state !== 'open', 30_000, 'holds settled');
+    };
+    for (let i = 8; i < 20; i++) {
+      await settled();
+      const denied = await ask(i).then(() => false, (err: unknown) => {
+        expect(err).toBeInstanceOf(BudgetDeniedError);
+        return true;
+      });
+      if (denied) break;
+    }
     const downgraded = answers.filter((a) => a.decision === 'downgrade' && a.reason === 'cheaper_fits');
     expect(downgraded.length).toBeGreaterThan(0);
     const bodies = received(marker);
@@ -172,7 +184,7 @@ describe('a downgrade the check reserved for is what the wrapper sends', () => {
     const rows = await ledger(user, bodies.length);
     expect(rows.filter((r) => r.metadata.downgradedFrom === 'claude-3-opus-20240229')).toHaveLength(downgraded.length);
     expect(spent(rows).lessThanOrEqualTo('0.25')).toBe(true);
-  });
+  }, 120_000);
 
   it('advice of another provider than the SDK calls: the hold released, a denial that says why, nothing sent', async () => {
     const user = newUser('mismatch');
