@@ -35,6 +35,8 @@ export interface RecordedCall {
   estimated: boolean;
   status: CallStatus;
   occurredAtMs: number;
+  /** Answered by the response cache: a call of the request, but no tokens and no spend. */
+  cacheHit?: boolean;
 }
 
 /** How a call ended: read to its end, failed, aborted by a signal, or not read to its end. */
@@ -57,6 +59,8 @@ export interface CostTotals {
   costUsd: string | null;
   /** Calls the local pricing engine could not price (counted in `calls`, not in `costUsd`). */
   unpricedCalls: number;
+  /** Calls the response cache answered (counted in `calls`; they add no tokens and no cost). */
+  cacheHits: number;
 }
 
 function zeroTokens(): TokenUsage {
@@ -89,7 +93,7 @@ export class CostContext {
       this.controller = new AbortController();
       this.signal = this.controller.signal;
     }
-    this.totals = { calls: 0, estimatedCalls: 0, failedCalls: 0, tokens: zeroTokens(), costUsd: this.pricer ? '0' : null, unpricedCalls: 0 };
+    this.totals = { calls: 0, estimatedCalls: 0, failedCalls: 0, tokens: zeroTokens(), costUsd: this.pricer ? '0' : null, unpricedCalls: 0, cacheHits: 0 };
   }
 
   /** Aborts the calls in flight inside this context (the middleware does it when the client disconnects). */
@@ -124,7 +128,7 @@ export class CostContext {
   addCall(call: RecordedCall): void {
     let costUsd: string | undefined;
     let unpriced = false;
-    if (this.pricer) {
+    if (this.pricer && !call.cacheHit) {
       try {
         const r = this.pricer.price({ provider: call.provider, model: call.model, occurredAtMs: call.occurredAtMs, usage: call.usage });
         if (r.priced) costUsd = r.costUsd;
@@ -140,6 +144,7 @@ export class CostContext {
   private count(call: RecordedCall, costUsd: string | undefined, unpriced: boolean): void {
     const t = this.totals;
     t.calls++;
+    if (call.cacheHit) t.cacheHits++;
     if (call.estimated) t.estimatedCalls++;
     if (call.status === 'error' || call.status === 'aborted') t.failedCalls++;
     t.tokens.inputTokens += call.usage.inputTokens;

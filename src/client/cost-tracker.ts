@@ -19,6 +19,7 @@
  * starts it if needed and delivers the signal in the same server transaction.
  */
 import { DEFAULTS as DEFAULT_CONFIG } from '../config/defaults.js';
+import { type Flushable, flushOnExit, forgetOnExit } from './exit-flush.js';
 import { usdOf } from '../domain/leases.js';
 import { type AuthorizeRequest, type AuthorizeResult, Authorizer, type AuthorizerOptions } from './preflight.js';
 import { randomUUID } from 'node:crypto';
@@ -115,6 +116,12 @@ export interface CostTrackerOptions {
   clock?: () => number;
   generateId?: () => string;
   logger?: Logger;
+  /**
+   * Send what is held at once on SIGINT, SIGTERM and beforeExit (src/client/exit-flush.ts), so a
+   * script stopped with Ctrl-C keeps its last calls; the signal then ends the process as usual
+   * unless the application handles it (then it should `await tracker.close()`). Default true.
+   */
+  flushOnExit?: boolean;
   /**
    * Pre-flight checks (`authorize()`, `releaseHold()`, `renewHold()`): the Redis the worker uses
    * and a pricing engine (createPricingEngine(config)); the rest defaults to the configured
@@ -350,6 +357,8 @@ export class CostTracker {
   private readonly counters = { sentBatches: 0, sentEvents: 0, failedBatches: 0, retries: 0 };
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** What the process's exit listeners flush (src/client/exit-flush.ts). */
+  private readonly exitHook: Flushable = { flush: () => this.flush(), pendingEvents: () => this.pending };
 
   constructor(options: CostTrackerOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`CostTracker options must be an object, got ${describe(options)}`);
@@ -383,6 +392,8 @@ export class CostTracker {
     this.clock = functionOption('clock', options.clock ?? Date.now);
     this.generateId = functionOption('generateId', options.generateId ?? randomUUID);
     this.logger = options.logger?.child({ component: 'cost-tracker', trackerId: this.instanceId });
+    if (options.flushOnExit !== undefined && typeof options.flushOnExit !== 'boolean') throw new TypeError(`CostTracker option flushOnExit must be true or false, got ${describe(options.flushOnExit)}`);
+    if (options.flushOnExit !== false) flushOnExit(this.exitHook);
     if (options.preflight) {
       const d = DEFAULT_CONFIG.preflight;
       this.authorizer = new Authorizer({
@@ -520,6 +531,7 @@ export class CostTracker {
   /** Flushes, then refuses further events with CostTrackerClosedError. Idempotent: every call returns the same promise. */
   close(): Promise<void> {
     this.closed = true;
+    forgetOnExit(this.exitHook);
     this.closing ??= this.drain();
     return this.closing;
   }

@@ -35,6 +35,7 @@ export {
 export {
   BudgetDeniedError,
   ORIGINAL_MAX_TOKENS,
+  ORIGINAL_PROMPT_GUARD,
   ResponseCache,
   applyPromptGuard,
   createResponseCache,

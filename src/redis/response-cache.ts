@@ -1,11 +1,12 @@
 /**
  * The response cache's Redis keys (the behaviour is src/client/cache/response-cache.ts):
  *
- *   <prefix><sha256>        STRING one stored answer (JSON), with its task type's TTL
- *   <prefix>lock:<sha256>   STRING the token of the one caller, across processes, that went upstream
- *                           for that key (SET NX PX; deleted only by its owner, else it expires)
+ *   <prefix><task><sha256>       STRING one stored answer (JSON), with its task type's TTL
+ *   <prefix>lock:<task><sha256>  STRING the token of the one caller, across processes, that went
+ *                                upstream for that key (SET NX PX; deleted only by its owner, else it expires)
  *
- * `<prefix>` is `<keyPrefix>cache:`.
+ * `<prefix>` is `<keyPrefix>cache:`; `<task>` is the task type's key prefix (the original's `news:`,
+ * `tech:`, `strategy:`, `llm:`). The functions below take `<task><sha256>` as the key.
  */
 import type { Redis } from 'ioredis';
 
@@ -27,6 +28,8 @@ export interface ResponseCacheStore {
   isLocked(hash: string): Promise<boolean>;
   /** Entries stored (locks left out): SCAN, never KEYS. */
   entryCount(): Promise<number>;
+  /** Each entry's key (after `<prefix>`) and seconds to live: SCAN, never KEYS. */
+  entries(): Promise<Array<{ key: string; ttlSeconds: number }>>;
 }
 
 export function createResponseCacheStore(redis: Redis, prefix: string): ResponseCacheStore {
@@ -55,6 +58,21 @@ export function createResponseCacheStore(redis: Redis, prefix: string): Response
         n += keys.filter((k) => !k.startsWith(`${prefix}lock:`)).length;
       } while (cursor !== '0');
       return n;
+    },
+    async entries() {
+      const out: Array<{ key: string; ttlSeconds: number }> = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        const mine = keys.filter((k) => !k.startsWith(`${prefix}lock:`));
+        if (mine.length === 0) continue;
+        const pipeline = redis.pipeline();
+        for (const k of mine) pipeline.ttl(k);
+        const ttls = (await pipeline.exec()) ?? [];
+        mine.forEach((k, i) => out.push({ key: k.slice(prefix.length), ttlSeconds: Number(ttls[i]?.[1] ?? -2) }));
+      } while (cursor !== '0');
+      return out;
     },
   };
 }

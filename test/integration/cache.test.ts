@@ -260,6 +260,84 @@ describe('response cache', () => {
     expect(hits.rowCount).toBe(0);
   });
 
+  it('the original key prefixes and TTLs per task type; other task types under llm: for the default TTL, or not cached with default 0', async () => {
+    const own = createResponseCache({ redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: `${stack.config.redis.keyPrefix}ttl${Date.now()}:` });
+    const user = newUser('ttl');
+    const expected: Array<[taskType: string, prefix: string, ttl: number]> = [
+      ['news_analysis', 'news:', 3600],
+      ['technical_analysis', 'tech:', 300],
+      ['strategy_generation', 'strategy:', 1800],
+      ['llm_response', 'llm:', 7200],
+      ['chat', 'llm:', 3600],
+    ];
+    for (const [taskType] of expected) {
+      await openai(user, { cache: own, taskType }).chat.completions.create({ model: 'cache-model', messages: [{ role: 'user', content: `ttl ${taskType} m-${user}` }] });
+    }
+    const entries = await eventually(() => own.listEntries(), (e) => e.length === expected.length, 10_000, 'entries stored');
+    for (const [taskType, prefix, ttl] of expected) {
+      const mine = entries.filter((e) => e.key.startsWith(prefix) && e.ttlSeconds <= ttl && e.ttlSeconds > ttl - 60);
+      expect(mine, `${taskType}: ${JSON.stringify(entries)}`).toHaveLength(1);
+      expect(mine[0]!.key).toMatch(new RegExp(`^${prefix}[0-9a-f]{64}$`));
+    }
+    // As the original: only the four task types cached.
+    const onlyFour = createResponseCache({ redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: `${stack.config.redis.keyPrefix}four${Date.now()}:`, ttlSeconds: { default: 0 } });
+    for (let i = 0; i < 2; i++) {
+      await openai(user, { cache: onlyFour, taskType: 'chat' }).chat.completions.create({ model: 'cache-model', messages: [{ role: 'user', content: `four chat m-${user}` }] });
+      await openai(user, { cache: onlyFour, taskType: 'news_analysis' }).chat.completions.create({ model: 'cache-model', messages: [{ role: 'user', content: `four news m-${user}` }] });
+    }
+    expect(upstream(`four chat m-${user}`)).toBe(2);
+    expect(upstream(`four news m-${user}`)).toBe(1);
+  });
+
+  it('an answer costing exactly $0.001 is stored, $0.00099 is not', async () => {
+    const user = newUser('min');
+    const client = openai(user);
+    for (const [tag, input] of [['at', 100], ['under', 99]] as const) {
+      for (let i = 0; i < 2; i++) {
+        await client.chat.completions.create({ model: 'cache-model', messages: [{ role: 'user', content: `${tag} m-${user}` }] }, reply({ usage: { input, output: 0 } }));
+      }
+    }
+    expect(upstream(`at m-${user}`)).toBe(1);
+    expect(upstream(`under m-${user}`)).toBe(2);
+  });
+
+  it('a cached Chat Completions stream gives each caller what the SDK would: the usage chunk only to callers who asked for it', async () => {
+    const user = newUser('usage');
+    const client = openai(user);
+    const chunks = async (content: string, includeUsage: boolean) => {
+      const out: Array<{ delta: boolean; usage: boolean }> = [];
+      const stream = await client.chat.completions.create({
+        model: 'cache-model',
+        stream: true,
+        messages: [{ role: 'user', content }],
+        ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+      });
+      for await (const c of stream) {
+        // What a caller who did not ask for usage writes: every chunk has a choice.
+        if (!includeUsage) expect(c.choices[0]!.delta).toBeDefined();
+        out.push({ delta: c.choices.length > 0, usage: c.usage != null });
+      }
+      return out;
+    };
+    const lastIsUsage = (c: Array<{ delta: boolean; usage: boolean }>) => c.at(-1)!.usage && !c.at(-1)!.delta;
+    // First a caller who did not ask, then callers who did (the first of them goes upstream).
+    const a = `first-plain m-${user}`;
+    expect((await chunks(a, false)).some((c) => c.usage)).toBe(false);
+    expect(lastIsUsage(await chunks(a, true))).toBe(true);
+    expect(lastIsUsage(await chunks(a, true))).toBe(true); // a hit
+    expect((await chunks(a, false)).some((c) => c.usage || !c.delta)).toBe(false); // a hit
+    expect(upstream(a)).toBe(2);
+    // The other order.
+    const b = `first-usage m-${user}`;
+    expect(lastIsUsage(await chunks(b, true))).toBe(true);
+    expect((await chunks(b, false)).some((c) => c.usage || !c.delta)).toBe(false);
+    expect((await chunks(b, false)).some((c) => c.usage || !c.delta)).toBe(false); // a hit
+    expect(lastIsUsage(await chunks(b, true))).toBe(true); // a hit
+    expect(upstream(b)).toBe(2);
+    const rows = await ledgerRows(user, 8);
+    expect(rows.filter((r) => r.kind === 'cache_hit')).toHaveLength(4);
+  });
+
   it('100 identical concurrent misses make one upstream call; the other 99 are hits', async () => {
     const user = newUser('flight');
     const marker = `m-${user}`;
@@ -385,6 +463,18 @@ describe('wrapper authorize option', () => {
     const err = await ask(`new m-${user}`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BudgetDeniedError);
     expect(upstream(`new m-${user}`)).toBe(0);
+  });
+
+  it('denied but cached, for a request that set no output limit (stored with the limit its reservation assumed)', async () => {
+    const user = newUser('deny-cached-nolimit');
+    await setBudget(user, '10');
+    const client = openai(user, { authorize: true, userId: user } as Partial<WrapperOptions>);
+    const ask = () => client.chat.completions.create({ model: 'cache-model', messages: [{ role: 'user', content: `nolimit m-${user}` }] });
+    await ask();
+    expect(srv.requests.at(-1)!.body).toMatchObject({ max_completion_tokens: 4096 }); // the assumed limit, sent
+    await setBudget(user, '0.01');
+    expect((await ask()).choices[0]!.message.content).toBeTruthy();
+    expect(upstream(`nolimit m-${user}`)).toBe(1);
   });
 
   it('allowed: the hold settles with the usage event; a failed call releases it', async () => {

@@ -21,6 +21,7 @@ import {
   withCostAttribution,
   wrapOpenAI,
 } from '../../src/client/index.js';
+import { createResponseCache } from '../../src/client/wrappers/index.js';
 import { addAmounts, normalizeAmount } from '../../src/domain/money.js';
 import { createPricingEngine } from '../../src/pricing/index.js';
 import { defaultInputTokens, type LlmServer, startLlmServer } from './helpers/llm-servers.js';
@@ -30,6 +31,8 @@ let stack: Stack;
 let srv: LlmServer;
 let tracker: CostTracker;
 let client: OpenAI;
+/** The same, with the response cache. */
+let cachedClient: OpenAI;
 const recorded: UsageEventInput[] = [];
 const errors: unknown[] = [];
 
@@ -42,6 +45,8 @@ beforeAll(async () => {
     onRecord: (e) => recorded.push(e),
     onError: (err) => errors.push(err),
   });
+  const cache = createResponseCache({ redis: stack.redis, pricing: createPricingEngine(stack.config), keyPrefix: stack.config.redis.keyPrefix });
+  cachedClient = wrapOpenAI(new OpenAI({ apiKey: 'sk-test', baseURL: srv.openaiBaseURL, maxRetries: 0 }), { tracker, cache, onError: (err) => errors.push(err) });
 });
 
 afterAll(async () => {
@@ -101,6 +106,14 @@ async function slowCall(): Promise<{ chunks: number }> {
   return { chunks };
 }
 
+/** The same question twice through the cache: a miss, then a hit (10,000 input tokens: worth storing). */
+async function askTwice(prompt: string, ctx: CostContext | null | undefined) {
+  const ask = () => cachedClient.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] }, { headers: { 'x-fake-reply': JSON.stringify({ usage: { input: 10_000, output: 5 } }) } });
+  const first = await ask();
+  const second = await ask();
+  return { same: first.choices[0]!.message.content === second.choices[0]!.message.content, totals: ctx?.snapshot() };
+}
+
 const pricing = () => createPricingEngine(stack.config);
 
 interface Harness {
@@ -126,6 +139,7 @@ const harnesses: Harness[] = [
         return { calls: request.costGuard!.calls };
       });
       app.post('/slow', async () => slowCall());
+      app.post('/cached', async (request) => askTwice((request.body as { prompt: string }).prompt, request.costGuard));
       await app.listen({ port: 0, host: '127.0.0.1' });
       return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
     },
@@ -146,6 +160,9 @@ const harnesses: Harness[] = [
       });
       app.post('/slow', async (_req, res) => {
         res.json(await slowCall());
+      });
+      app.post('/cached', async (req, res) => {
+        res.json(await askTwice((req.body as { prompt: string }).prompt, res.locals.costGuard as CostContext));
       });
       const server = app.listen(0, '127.0.0.1');
       await once(server, 'listening');
@@ -203,6 +220,20 @@ describe.each(harnesses)('$name', (harness) => {
     expect(await res.json()).toEqual({ calls: 2 });
     const rows = await rowsOf(user, 2);
     expect(rows.map((r) => r.task_type).sort()).toEqual(['default-task', 'summarization']);
+  });
+
+  it('a cache hit counts in the request\'s totals (a call, no tokens, no spend)', async () => {
+    const user = `mw-${harness.name}-cached`;
+    const before = srv.requests.length;
+    const res = await post('/cached', user, { prompt: `cached question ${harness.name} ${Date.now()}` });
+    const body = (await res.json()) as Awaited<ReturnType<typeof askTwice>>;
+    expect(srv.requests.length - before).toBe(1); // the second was a hit
+    expect(body.same).toBe(true);
+    expect(body.totals).toMatchObject({ calls: 2, cacheHits: 1, tokens: { inputTokens: 10_000, outputTokens: 5 } });
+    expect(res.headers.get('x-costguard-calls')).toBe('2');
+    const rows = await rowsOf(user, 2);
+    // The request's cost is the miss's alone, as in the ledger (a hit is cost avoided).
+    expect(res.headers.get('x-costguard-cost-usd')).toBe(normalizeAmount(addAmounts(...rows.map((r) => r.cost_usd))));
   });
 
   it('a client that disconnects aborts the upstream call, recorded as aborted with estimated tokens', async () => {

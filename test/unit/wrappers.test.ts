@@ -8,7 +8,7 @@ import { CostContext, mergeAttribution, runWithCostContext, withCostAttribution,
 import { CostTracker } from '../../src/client/cost-tracker.js';
 import type { UsageEventInput } from '../../src/domain/usage.js';
 import { apiOf, CALL, type Call, createMeter, observeAttempt, prepareCall } from '../../src/client/wrappers/meter.js';
-import { applyPromptGuard, ORIGINAL_MAX_TOKENS, truncatePrompt, validatePromptGuard } from '../../src/client/wrappers/prompt-guard.js';
+import { applyPromptGuard, ORIGINAL_MAX_TOKENS, ORIGINAL_PROMPT_GUARD, truncatePrompt, validatePromptGuard } from '../../src/client/wrappers/prompt-guard.js';
 import { estimateTokens, newObservation, observeJson, observeSseEvent, promptChars } from '../../src/client/wrappers/protocols.js';
 import { type SseEvent, SseParser } from '../../src/client/wrappers/sse.js';
 import { realEngine } from './helpers.js';
@@ -166,6 +166,29 @@ describe('prompt guard', () => {
     expect(applyPromptGuard('messages', body, 'chat', guard).change).toBeUndefined();
     expect(applyPromptGuard('messages', { max_tokens: 9000 }, 'chat', { ...guard, defaultMaxTokens: 4000 }).change).toEqual({ maxTokensCappedFrom: 9000, maxTokensCappedTo: 4000 });
     expect(applyPromptGuard('messages', { max_tokens: 9000 }, 'constructor', guard).change).toBeUndefined(); // no prototype keys
+  });
+
+  it('promptGuard: true is the original optimize_token_usage: over 8,000 characters cut to 8,000 plus "...", then summarization 1,000, else analysis 2,000', () => {
+    const guard = validatePromptGuard(true)!;
+    expect(guard).toBe(ORIGINAL_PROMPT_GUARD);
+    expect(validatePromptGuard(false)).toBeUndefined();
+    const ask = (content: string, max_tokens = 4000) => applyPromptGuard('chat.completions', deepFreeze({ max_tokens, messages: [{ role: 'user', content }] }), 'default', guard);
+    const text = (r: ReturnType<typeof ask>) => (r.body as { messages: Array<{ content: string }> }).messages[0]!.content;
+    // 8,000 characters exactly: kept; 8,001: the first 8,000 and "...".
+    const at = 'y'.repeat(8000);
+    expect(ask(at)).toEqual({ body: { max_tokens: 4000, messages: [{ role: 'user', content: at }] }, change: undefined });
+    const over = ask(`${at}z`);
+    expect(text(over)).toBe(`${at}...`);
+    expect(over.change).toEqual({ truncatedChars: 1 });
+    // The keyword test, case-insensitive, summarization first; min() keeps a lower limit.
+    expect(ask('Do a SUMMARIZATION and an analysis').change).toEqual({ maxTokensCappedFrom: 4000, maxTokensCappedTo: 1000 });
+    expect(ask('Write an Analysis').change).toEqual({ maxTokensCappedFrom: 4000, maxTokensCappedTo: 2000 });
+    expect(ask('summarization please', 500).change).toBeUndefined();
+    expect(ask('summarise this').change).toBeUndefined(); // the original's word, exactly
+    // The keyword is looked for in the prompt as cut: one past the 8,000th character does not count.
+    expect(ask(`${at} analysis`).change).toEqual({ truncatedChars: 9 });
+    expect(() => validatePromptGuard({ maxTokensByKeyword: [['', 5]] })).toThrow(/maxTokensByKeyword\[0\] must be \[keyword, cap\]/);
+    expect(() => validatePromptGuard('yes' as never)).toThrow(/promptGuard must be true/);
   });
 
   it('truncates from the end of the longest user text, never system text, never to nothing, never mid surrogate pair', () => {

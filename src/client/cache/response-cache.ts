@@ -1,12 +1,16 @@
 /**
  * The response cache (the original CacheOptimizer), used by the wrappers (`wrapOpenAI(client, {
  * tracker, cache })`): an exact match on the canonical form of the whole request (canonical.ts),
- * stored in Redis under `<keyPrefix>cache:<sha256>`.
+ * stored in Redis under `<keyPrefix>cache:<task prefix><sha256>`.
  *
  *   - Scope: an entry belongs to one tenant (the wrapper's `tenant` option, else the call's user)
  *     unless its task type is listed in `shared`; the scope is part of the hashed key, so two
  *     tenants can never read each other's entries.
- *   - TTL per task type (`ttlSeconds`, `default` for the rest).
+ *   - The original's key prefix and TTL per task type: news_analysis `news:` 3,600 s,
+ *     technical_analysis `tech:` 300 s, strategy_generation `strategy:` 1,800 s, llm_response `llm:`
+ *     7,200 s. Task types the original does not list (it caches none of them) are cached under
+ *     `llm:` for `ttlSeconds.default` (3,600 s); `ttlSeconds: { default: 0 }` caches only the four,
+ *     as the original did (0 for any task type: not cached).
  *   - Stored: only answers that finished normally (finish reason stop, end_turn, tool_calls,
  *     tool_use, stop_sequence; a Responses `completed`), with the provider's own usage, whose cost
  *     is at least `minCostUsd`. Never an HTTP error (429s included), a length/max_tokens cut, an
@@ -74,6 +78,10 @@ export type LookupResult = 'hit' | 'miss' | 'wait_hit' | 'wait_timeout' | 'error
 /** What a caller that missed must do: go upstream as the leader (and `complete` after), or use what the leader stored. */
 export type MissOutcome = { kind: 'hit'; entry: CacheEntry } | { kind: 'lead'; complete: (entry: CacheEntry | null) => void } | { kind: 'upstream' };
 
+/** The original's key prefix per task type; other task types use `llm:` (its generic LLM response). */
+export const ORIGINAL_KEY_PREFIXES: Readonly<Record<string, string>> = Object.freeze({ news_analysis: 'news:', technical_analysis: 'tech:', strategy_generation: 'strategy:', llm_response: 'llm:' });
+const OTHER_KEY_PREFIX = 'llm:';
+
 const NORMAL_FINISH = new Set(['stop', 'end_turn', 'tool_calls', 'tool_use', 'function_call', 'stop_sequence', 'completed']);
 
 /** True for a finish reason after which an answer may be stored. */
@@ -108,7 +116,7 @@ export class ResponseCache {
     const d = DEFAULT_CONFIG.cache;
     const ttl = { ...d.ttlSeconds, ...options.ttlSeconds };
     for (const [task, s] of Object.entries(ttl)) {
-      if (!Number.isInteger(s) || s < 1 || s > 30 * 86_400) fail(`ttlSeconds.${task} must be whole seconds from 1 to 2592000 (30 days), got ${String(s)}`);
+      if (!Number.isInteger(s) || s < 0 || s > 30 * 86_400) fail(`ttlSeconds.${task} must be whole seconds from 0 (not cached) to 2592000 (30 days), got ${String(s)}`);
     }
     const minCostUsd = options.minCostUsd ?? d.minCostUsd;
     if (typeof minCostUsd !== 'string' || !/^\d{1,6}(\.\d{1,12})?$/.test(minCostUsd)) fail(`minCostUsd must be a USD amount as a decimal string such as "0.001", got ${JSON.stringify(minCostUsd)}`);
@@ -139,8 +147,14 @@ export class ResponseCache {
     return this.shared.has(taskType) ? 'shared' : `tenant:${tenant}`;
   }
 
+  /** Seconds an entry of this task type lives; 0: the task type is not cached. */
   ttlOf(taskType: string): number {
-    return this.ttlSeconds[taskType] ?? this.ttlSeconds.default ?? 3600;
+    return (Object.hasOwn(this.ttlSeconds, taskType) ? this.ttlSeconds[taskType] : this.ttlSeconds.default) ?? 3600;
+  }
+
+  /** The entry key (after `<keyPrefix>cache:`) of a request hash for a task type: the task type's prefix, then the hash. */
+  keyOf(taskType: string, hash: string): string {
+    return (Object.hasOwn(ORIGINAL_KEY_PREFIXES, taskType) ? ORIGINAL_KEY_PREFIXES[taskType] : OTHER_KEY_PREFIX) + hash;
   }
 
   count(result: LookupResult | 'stored' | 'not_stored'): void {
@@ -264,6 +278,11 @@ export class ResponseCache {
   /** Entries of this cache left in Redis (for tests and `costguard` tooling): SCAN, never KEYS. */
   entryCount(): Promise<number> {
     return this.entries.entryCount();
+  }
+
+  /** Each entry's key (after `<keyPrefix>cache:`, e.g. `tech:<sha256>`) and seconds to live. */
+  listEntries(): Promise<Array<{ key: string; ttlSeconds: number }>> {
+    return this.entries.entries();
   }
 }
 

@@ -73,7 +73,8 @@ function install(client: ClientInternals, meter: Meter): void {
  * first wrapping's options.
  */
 export function wrapAnthropic<C extends Anthropic>(client: C, options: WrapperOptions): C {
-  const meter = createMeter('anthropic', options);
+  // The SDK's base error: a denial must pass its stream helpers unwrapped (see BudgetDeniedError).
+  const meter = createMeter('anthropic', options, (client?.constructor as { AnthropicError?: unknown } | undefined)?.AnthropicError);
   const internals = client as unknown as ClientInternals;
   if (typeof internals?.withOptions !== 'function' || typeof internals.request !== 'function') {
     throw new TypeError('wrapAnthropic(client, options): client must be an Anthropic client from the @anthropic-ai/sdk package');

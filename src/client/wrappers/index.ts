@@ -40,5 +40,5 @@ export { wrapOpenAI, isWrappedOpenAI } from './openai.js';
 export { wrapAnthropic, isWrappedAnthropic } from './anthropic.js';
 export { type AuthorizeOptions, BudgetDeniedError, type StreamUsageMode, type UsageRecorder, type WrapperOptions } from './meter.js';
 export { type CacheEntry, createResponseCache, ResponseCache, type ResponseCacheOptions } from '../cache/index.js';
-export { ORIGINAL_MAX_TOKENS, applyPromptGuard, type PromptGuardChange, type PromptGuardOptions } from './prompt-guard.js';
+export { ORIGINAL_MAX_TOKENS, ORIGINAL_PROMPT_GUARD, applyPromptGuard, type PromptGuardChange, type PromptGuardOptions } from './prompt-guard.js';
 export { type Api, estimateTokens, promptChars } from './protocols.js';

@@ -40,20 +40,72 @@ import { type CacheEntry, type MissOutcome, type ResponseCache, ResponseCache as
 import type { AuthorizeRequest, AuthorizeResult } from '../preflight.js';
 import type { Complexity } from '../../domain/advice.js';
 
+const DENIED = Symbol.for('costguard.budgetDenied');
+
 /**
- * Thrown by a wrapped call made with the `authorize` option when the pre-flight check denies it:
- * the call was not sent. `decision` is the check's full answer (reason, scopes and what remains).
+ * Thrown by a wrapped call made with the `authorize` option when the pre-flight check denies it (or
+ * admits only a model the wrapper will not send, see `AuthorizeOptions.onDowngrade`): the call was
+ * not sent. `decision` is the check's full answer (reason, scopes and what remains).
+ *
+ * The wrappers throw it as a subclass of the SDK's own base error (`OpenAIError`, `AnthropicError`),
+ * because the SDKs' stream helpers (`chat.completions.stream()`, `responses.stream()`,
+ * `messages.stream()`) pass those through as they are and wrap any other error in one of theirs;
+ * `instanceof BudgetDeniedError` holds for both forms.
  */
 export class BudgetDeniedError extends Error {
   override readonly name = 'BudgetDeniedError';
-  constructor(readonly decision: AuthorizeResult) {
-    const scope = decision.scopes.find((s) => s.enforcement === 'hard' && Number(s.remainingUsd) <= 0) ?? decision.scopes[0];
-    super(
-      `Cost Guard denied the call before it was sent (${decision.reason ?? 'denied'}): worst case ${decision.worstCaseUsd ?? 'unknown'} USD` +
-        (scope ? `, ${scope.scope} has ${scope.remainingUsd} USD left of its ${scope.period} budget of ${scope.budgetUsd} USD` : ''),
-    );
+  readonly [DENIED] = true;
+  constructor(readonly decision: AuthorizeResult, why?: string) {
+    super(deniedMessage(decision, why));
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== BudgetDeniedError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [DENIED]?: unknown })[DENIED] === true;
   }
 }
+
+/**
+ * The denial in words, naming the budget that refused: the hard budget with the least left of those
+ * that cannot cover the worst case (else the one with the least left), never a roomy one beside it.
+ */
+function deniedMessage(decision: AuthorizeResult, why: string | undefined): string {
+  const worst = Number(decision.worstCaseUsd ?? decision.reservedUsd ?? 0);
+  const byRemaining = [...decision.scopes].sort((a, b) => Number(a.remainingUsd) - Number(b.remainingUsd));
+  const hard = byRemaining.filter((s) => s.enforcement === 'hard');
+  const scope = hard.find((s) => Number(s.remainingUsd) < worst) ?? hard[0] ?? byRemaining[0];
+  return (
+    `Cost Guard denied the call before it was sent (${decision.reason ?? decision.decision}): ` +
+    (why ? `${why}; ` : '') +
+    `worst case ${decision.worstCaseUsd ?? 'unknown'} USD` +
+    (scope ? `, ${scope.scope} has ${scope.remainingUsd} USD left of its ${scope.period} budget of ${scope.budgetUsd} USD` : '')
+  );
+}
+
+type ErrorClass = new (message: string) => Error;
+const deniedClasses = new WeakMap<ErrorClass, ErrorClass>();
+
+/** A BudgetDeniedError that is also an instance of the SDK's base error class (when known). */
+function deniedError(meter: Meter, decision: AuthorizeResult, why?: string): Error {
+  const base = meter.sdkError;
+  if (!base) return new BudgetDeniedError(decision, why);
+  let cls = deniedClasses.get(base);
+  if (!cls) {
+    cls = class extends base {
+      override readonly name = 'BudgetDeniedError';
+      readonly [DENIED] = true;
+      declare readonly decision: AuthorizeResult;
+    };
+    deniedClasses.set(base, cls);
+  }
+  const err = new cls(deniedMessage(decision, why)) as Error & { decision: AuthorizeResult };
+  Object.defineProperty(err, 'decision', { value: decision, enumerable: true });
+  return err;
+}
+
+/** What the wrapper does with a `downgrade` decision, see AuthorizeOptions.onDowngrade. */
+export type OnDowngrade = 'apply' | 'keep' | 'deny';
+const ON_DOWNGRADE: readonly OnDowngrade[] = ['apply', 'keep', 'deny'];
 
 /** The wrapper's `authorize` option in full. */
 export interface AuthorizeOptions {
@@ -61,8 +113,18 @@ export interface AuthorizeOptions {
   complexity?: Complexity;
   /** The hold's lifetime (default: the tracker's configured one); renewed every third of it while the call runs. */
   ttlSeconds?: number;
-  /** The output limit assumed for the worst case when the request sets none. Default 4096. */
+  /** The output limit assumed for the worst case when the request sets none (and then sent with it). Default 4096. */
   defaultMaxOutputTokens?: number;
+  /**
+   * When a hard budget cannot cover the model asked for but a cheaper one fits:
+   *   - `apply` (default): the check may reserve the cheaper advised model (`cheaper_fits`), and the
+   *     wrapper then sends that model with the advised output limit (the event's
+   *     `metadata.downgradedFrom` names the model asked for); advice of another provider than the
+   *     wrapped SDK's cannot be sent, so the call is denied;
+   *   - `keep`: the check reserves the model asked for or denies (`allowDowngrade: false`);
+   *   - `deny`: as `keep`, and any `downgrade` decision (advice near or over a budget) is a denial.
+   */
+  onDowngrade?: OnDowngrade;
 }
 
 /** The part of CostTracker the wrappers use. */
@@ -104,8 +166,8 @@ export interface WrapperOptions extends CostAttribution {
    * Responses and Anthropic streams always report usage.
    */
   streamUsage?: StreamUsageMode;
-  /** The opt-in prompt guard (off by default), see prompt-guard.ts. */
-  promptGuard?: PromptGuardOptions;
+  /** The opt-in prompt guard (off by default): `true` for the original's rules, or an object, see prompt-guard.ts. */
+  promptGuard?: PromptGuardOptions | boolean;
   /** Record calls that failed with nothing billable (HTTP errors, connections refused), with zero tokens. Default true. */
   recordErrors?: boolean;
   /** Called when a call could not be recorded (instead of logging it). Must not throw. */
@@ -152,6 +214,8 @@ export interface Meter {
   cache: ResponseCache | undefined;
   tenant: string | undefined;
   authorize: AuthorizeOptions | undefined;
+  /** The SDK's base error class (denials are thrown as a subclass of it, see BudgetDeniedError). */
+  sdkError: ErrorClass | undefined;
 }
 
 /** The key under which a call's record travels with the SDK's request. */
@@ -174,6 +238,8 @@ export interface Call {
   maxRetries: number;
   attempts: number;
   injectedStreamUsage: boolean;
+  /** The caller's own `stream_options` (undefined: none), kept when the wrapper adds `include_usage`. */
+  callerStreamOptions?: unknown;
   guard: PromptGuardChange | undefined;
   recorded: boolean;
   /** Unlinks the call's signal from the caller's and the context's (once recorded). */
@@ -195,6 +261,8 @@ export interface Call {
   holdTtlMs?: number | undefined;
   holdTimer?: ReturnType<typeof setInterval> | undefined;
   holdRenewals?: number | undefined;
+  /** The model asked for, when the wrapper sent a cheaper one the check reserved for. */
+  downgradedFrom?: string | undefined;
 }
 
 interface ResolvedAttribution {
@@ -207,7 +275,7 @@ interface ResolvedAttribution {
 
 const STREAM_USAGE_MODES: readonly StreamUsageMode[] = ['auto', 'always', 'never'];
 
-export function createMeter(sdk: 'openai' | 'anthropic', options: WrapperOptions): Meter {
+export function createMeter(sdk: 'openai' | 'anthropic', options: WrapperOptions, sdkError?: unknown): Meter {
   if (typeof options !== 'object' || options === null) throw new TypeError(`wrap${sdk === 'openai' ? 'OpenAI' : 'Anthropic'}(client, options): options must be an object with a tracker`);
   if (typeof options.tracker?.record !== 'function') throw new TypeError('wrapper option tracker must be a CostTracker (an object with record())');
   const streamUsage = options.streamUsage ?? 'auto';
@@ -237,6 +305,7 @@ export function createMeter(sdk: 'openai' | 'anthropic', options: WrapperOptions
     cache: checkCache(options.cache),
     tenant: checkTenant(options.tenant),
     authorize: checkAuthorize(options),
+    sdkError: typeof sdkError === 'function' && (sdkError as { prototype?: unknown }).prototype instanceof Error ? (sdkError as ErrorClass) : undefined,
   };
 }
 
@@ -260,7 +329,8 @@ function checkAuthorize(options: WrapperOptions): AuthorizeOptions | undefined {
     throw new TypeError('wrapper option authorize needs a CostTracker with pre-flight checks (authorize, renewHold, releaseHold)');
   }
   if (a === true) return {};
-  if (typeof a !== 'object' || a === null) throw new TypeError(`wrapper option authorize must be true or { complexity?, ttlSeconds?, defaultMaxOutputTokens? }, got ${String(a)}`);
+  if (typeof a !== 'object' || a === null) throw new TypeError(`wrapper option authorize must be true or { complexity?, ttlSeconds?, defaultMaxOutputTokens?, onDowngrade? }, got ${String(a)}`);
+  if (a.onDowngrade !== undefined && !ON_DOWNGRADE.includes(a.onDowngrade)) throw new TypeError(`wrapper option authorize.onDowngrade must be one of ${ON_DOWNGRADE.join(', ')}, got ${String(a.onDowngrade)}`);
   if (a.ttlSeconds !== undefined && (!Number.isInteger(a.ttlSeconds) || a.ttlSeconds < 1)) throw new TypeError(`wrapper option authorize.ttlSeconds must be a whole number of seconds >= 1, got ${String(a.ttlSeconds)}`);
   if (a.defaultMaxOutputTokens !== undefined && (!Number.isInteger(a.defaultMaxOutputTokens) || a.defaultMaxOutputTokens < 1)) {
     throw new TypeError(`wrapper option authorize.defaultMaxOutputTokens must be a whole number >= 1, got ${String(a.defaultMaxOutputTokens)}`);
@@ -376,6 +446,7 @@ export function prepareCall(meter: Meter, options: unknown, ctx: CostContext | u
     call.stream = options.stream === true || (isObj(body) && body.stream === true);
     if (api === 'chat.completions' && call.stream && isObj(body) && meter.streamUsage !== 'never') {
       const so = body.stream_options;
+      call.callerStreamOptions = so;
       if (so === undefined || so === null) {
         if (meter.streamUsage === 'always' || !meter.streamUsageRefused) {
           body = { ...body, stream_options: { include_usage: true } };
@@ -387,16 +458,7 @@ export function prepareCall(meter: Meter, options: unknown, ctx: CostContext | u
       }
     }
     call.body = body;
-    if (meter.cache && isObj(body) && body.background !== true) {
-      const taskType = call.attribution.taskType;
-      call.cacheHash = cacheKeyHash({
-        provider: meter.provider,
-        api,
-        body,
-        scope: meter.cache.scopeOf(taskType, meter.tenant ?? call.attribution.userId),
-        headers: answerHeaders(options.headers),
-      });
-    }
+    call.cacheHash = cacheHashOf(call, body, options.headers);
     const { signal, release } = linkSignals(options.signal as AbortSignal | null | undefined, ctx?.signal);
     call.userSignal = signal;
     call.releaseSignal = release;
@@ -412,6 +474,35 @@ export function prepareCall(meter: Meter, options: unknown, ctx: CostContext | u
   }
 }
 
+/** The response cache's key of a call sending `body` (undefined when the cache does not apply). */
+function cacheHashOf(call: Call, body: unknown, headers: unknown): string | undefined {
+  const meter = call.meter;
+  const taskType = call.attribution.taskType;
+  if (!meter.cache || !isObj(body) || body.background === true || meter.cache.ttlOf(taskType) === 0) return undefined;
+  const hash = cacheKeyHash({
+    provider: meter.provider,
+    api: call.api,
+    body: asCallerSent(call, body),
+    scope: meter.cache.scopeOf(taskType, meter.tenant ?? call.attribution.userId),
+    headers: answerHeaders(headers),
+  });
+  return meter.cache.keyOf(taskType, hash);
+}
+
+/**
+ * The body as the caller made it as far as the answer it gets is concerned: without the
+ * `stream_options` the wrapper added. A stream's entry is the bytes its first caller read (with the
+ * usage chunk only when that caller asked for it), so callers who asked and callers who did not
+ * must not share one.
+ */
+function asCallerSent(call: Call, body: Obj): Obj {
+  if (!call.injectedStreamUsage) return body;
+  const out = { ...body };
+  if (call.callerStreamOptions === undefined) delete out.stream_options;
+  else out.stream_options = call.callerStreamOptions;
+  return out;
+}
+
 /** Request headers that change the answer (beta features), lower-cased, for the cache key. */
 function answerHeaders(headers: unknown): Record<string, string> | undefined {
   if (!isObj(headers)) return undefined;
@@ -424,33 +515,60 @@ function answerHeaders(headers: unknown): Record<string, string> | undefined {
   return out;
 }
 
-/** The worst case's output limit: the request's own, else the configured default. */
-function maxOutputOf(body: unknown, fallback: number): number {
-  if (!isObj(body)) return fallback;
+/** The request's own output limit, if it sets one. */
+function maxOutputOf(body: unknown): number | undefined {
+  if (!isObj(body)) return undefined;
   for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
     const v = body[k];
     if (typeof v === 'number' && Number.isInteger(v) && v > 0) return v;
   }
-  return fallback;
+  return undefined;
 }
 
-/** The pre-flight check of a call (the `authorize` option): the options to send, or BudgetDeniedError. */
+/**
+ * The field a request's output limit goes in: the one the request uses; else Chat Completions'
+ * `max_completion_tokens` for OpenAI itself and `max_tokens` for compatible servers (which know it
+ * more widely).
+ */
+function limitField(call: Call, body: Obj): string {
+  if (call.api === 'responses') return 'max_output_tokens';
+  if (call.api === 'messages') return 'max_tokens';
+  if (body.max_completion_tokens != null) return 'max_completion_tokens';
+  if (body.max_tokens != null) return 'max_tokens';
+  return call.meter.provider === 'openai' ? 'max_completion_tokens' : 'max_tokens';
+}
+
+/** Lets the hold go (fire and forget; failures reported). */
+function releaseHoldOf(meter: Meter, holdId: string | null): void {
+  if (holdId) void meter.tracker.releaseHold!(holdId).catch((err: unknown) => report(meter, err, undefined));
+}
+
+/**
+ * The pre-flight check of a call (the `authorize` option): the options to send, or a
+ * BudgetDeniedError. What is sent never costs more than what was reserved: the output limit the
+ * worst case assumed is sent when the request set none, and a downgrade reserved for
+ * (`cheaper_fits`) is sent as the advised model with the advised limit.
+ */
 async function authorizeCall(call: Call, out: Obj): Promise<Obj> {
   const meter = call.meter;
   const a = meter.authorize!;
+  const onDowngrade = a.onDowngrade ?? 'apply';
   const attr = call.attribution;
+  const own = maxOutputOf(call.body);
+  const model = requestedModel(call.body) ?? 'unknown';
   const request: AuthorizeRequest = {
     userId: attr.userId,
     provider: meter.provider,
-    model: requestedModel(call.body) ?? 'unknown',
+    model,
     taskType: attr.taskType,
     inputTokens: estimateTokens(promptChars(call.body)),
-    maxOutputTokens: maxOutputOf(call.body, a.defaultMaxOutputTokens ?? 4096),
+    maxOutputTokens: own ?? a.defaultMaxOutputTokens ?? 4096,
   };
   if (attr.team !== undefined) request.teamId = attr.team;
   if (attr.project !== undefined) request.projectId = attr.project;
   if (a.complexity !== undefined) request.complexity = a.complexity;
   if (a.ttlSeconds !== undefined) request.ttlSeconds = a.ttlSeconds;
+  if (onDowngrade !== 'apply') request.allowDowngrade = false;
   let result: AuthorizeResult;
   try {
     result = await meter.tracker.authorize!(request);
@@ -459,15 +577,49 @@ async function authorizeCall(call: Call, out: Obj): Promise<Obj> {
     call.releaseSignal?.();
     throw err;
   }
+  const refuse = (why?: string): never => {
+    releaseHoldOf(meter, result.holdId);
+    call.recorded = true;
+    call.releaseSignal?.();
+    throw deniedError(meter, result, why);
+  };
   if (result.decision === 'deny') {
-    if (result.holdId) void meter.tracker.releaseHold!(result.holdId).catch((err: unknown) => report(meter, err, undefined));
+    releaseHoldOf(meter, result.holdId);
     // A call the cache can answer costs nothing: it goes ahead without a hold (and is served as a
     // hit). Looked up only on a denial, so the common path pays nothing for it. Should the entry
     // expire in between, the call goes upstream unreserved (a window of one Redis round trip).
-    if (call.cacheHash && meter.cache && (await meter.cache.get(call.cacheHash).catch(() => null))) return out;
-    call.recorded = true;
-    call.releaseSignal?.();
-    throw new BudgetDeniedError(result);
+    // An allowed call would have been sent (and stored) with the assumed limit: its key is looked up too.
+    const keys = [call.cacheHash, own === undefined && isObj(call.body) ? cacheHashOf(call, { ...call.body, [limitField(call, call.body)]: request.maxOutputTokens }, out.headers) : undefined];
+    for (const key of keys) {
+      if (!key || !meter.cache || !(await meter.cache.get(key).catch(() => null))) continue;
+      if (key !== call.cacheHash) {
+        call.body = { ...(call.body as Obj), [limitField(call, call.body as Obj)]: request.maxOutputTokens };
+        out.body = call.body;
+        call.cacheHash = key;
+      }
+      return out;
+    }
+    refuse();
+  }
+  let body = call.body;
+  if (result.decision === 'downgrade' && onDowngrade === 'deny') {
+    refuse(`the check admitted only ${result.advice ? `${result.advice.provider}/${result.advice.model}` : 'a cheaper model'} and authorize.onDowngrade is 'deny'`);
+  }
+  // Reserved for the advised model, not the one asked for: send the advised one, or nothing.
+  if (result.decision === 'downgrade' && result.reason === 'cheaper_fits' && result.advice && isObj(body)) {
+    const advice = result.advice;
+    if (advice.provider.toLowerCase() !== meter.provider.toLowerCase()) {
+      refuse(`only ${advice.provider}/${advice.model} fits, which this ${meter.provider} client cannot call`);
+    }
+    body = { ...body, model: advice.model, [limitField(call, body)]: advice.maxOutputTokens };
+    call.downgradedFrom = model;
+  } else if (own === undefined && isObj(body)) {
+    body = { ...body, [limitField(call, body)]: request.maxOutputTokens };
+  }
+  if (body !== call.body) {
+    call.body = body;
+    out.body = body;
+    call.cacheHash = cacheHashOf(call, body, out.headers);
   }
   if (result.holdId) {
     call.holdId = result.holdId;
@@ -1240,6 +1392,7 @@ function recordHit(call: Call, entry: CacheEntry): void {
       cachedAt: new Date(entry.storedAtMs).toISOString(),
     };
     if (entry.providerRequestId !== undefined) metadata.providerRequestId = cleanText(entry.providerRequestId);
+    if (call.downgradedFrom !== undefined) metadata.downgradedFrom = cleanText(call.downgradedFrom);
     const a = call.attribution;
     event = { occurredAt: new Date(call.occurredAtMs), provider: meter.provider, model: entry.model, userId: a.userId, taskType: a.taskType, usage: entry.usage, metadata, estimated: false, cacheHit: true };
     if (a.tags !== undefined) event.tags = a.tags;
@@ -1254,6 +1407,7 @@ function recordHit(call: Call, entry: CacheEntry): void {
     } catch (err) {
       report(meter, err, recorded);
     }
+    call.context?.addCall({ provider: meter.provider, model: entry.model, usage: fullUsage({}), estimated: false, status: 'ok', occurredAtMs: call.occurredAtMs, cacheHit: true });
     send(meter, recorded);
   } catch (err) {
     report(meter, err, event);
@@ -1297,6 +1451,7 @@ function finish(call: Call, status: CallStatus, obs: Observation | undefined, de
     if (call.injectedStreamUsage) metadata.streamUsageRequested = true;
     if (call.guard !== undefined) metadata.promptGuard = call.guard;
     if (call.holdRenewals) metadata.holdRenewals = call.holdRenewals;
+    if (call.downgradedFrom !== undefined) metadata.downgradedFrom = cleanText(call.downgradedFrom);
     const a = call.attribution;
     event = {
       occurredAt: new Date(call.occurredAtMs),

@@ -71,7 +71,8 @@ function install(client: ClientInternals, meter: Meter): void {
  * the first wrapping's options.
  */
 export function wrapOpenAI<C extends OpenAI>(client: C, options: WrapperOptions): C {
-  const meter = createMeter('openai', options);
+  // The SDK's base error: a denial must pass its stream helpers unwrapped (see BudgetDeniedError).
+  const meter = createMeter('openai', options, (client?.constructor as { OpenAIError?: unknown } | undefined)?.OpenAIError);
   const internals = client as unknown as ClientInternals;
   if (typeof internals?.withOptions !== 'function' || typeof internals.request !== 'function') {
     throw new TypeError('wrapOpenAI(client, options): client must be an OpenAI client from the openai package');

@@ -3,6 +3,11 @@
  * request before it is sent, off unless configured, and never silent: what it changed goes into the
  * recorded event's metadata (`promptGuard: { maxTokensCappedFrom, maxTokensCappedTo, truncatedChars }`).
  *
+ * `promptGuard: true` is the original exactly (ORIGINAL_PROMPT_GUARD): a prompt over 8,000
+ * characters is cut to 8,000 and `...` is appended; then the output limit is capped at 1,000 when
+ * the (cut) prompt, lower-cased, contains "summarization", else at 2,000 when it contains
+ * "analysis". The object form configures each part, and adds caps by task type:
+ *
  *   - **Output caps per task type** (`maxTokensByTaskType`, e.g. ORIGINAL_MAX_TOKENS: summarization
  *     1,000, analysis 2,000; `defaultMaxTokens` for the others): the call's output limit
  *     (`max_completion_tokens`, or `max_tokens` when the caller used that, for Chat Completions;
@@ -25,7 +30,22 @@ export interface PromptGuardOptions {
   defaultMaxTokens?: number;
   /** Longest prompt, in characters (UTF-16 code units), before user text is cut. Default: none. */
   maxPromptChars?: number;
+  /** Appended to a text that was cut (the original: `...`). Default: nothing. */
+  truncationMarker?: string;
+  /**
+   * Output caps by a word in the prompt: the first keyword the lower-cased prompt (after any cut)
+   * contains gives the cap (the original: summarization 1,000, then analysis 2,000). The lower of
+   * this and the task type's cap applies.
+   */
+  maxTokensByKeyword?: ReadonlyArray<readonly [keyword: string, cap: number]>;
 }
+
+/** The original `optimize_token_usage`, exactly: what `promptGuard: true` means. */
+export const ORIGINAL_PROMPT_GUARD: Readonly<PromptGuardOptions> = Object.freeze({
+  maxPromptChars: 8000,
+  truncationMarker: '...',
+  maxTokensByKeyword: Object.freeze([Object.freeze(['summarization', 1000] as const), Object.freeze(['analysis', 2000] as const)]),
+});
 
 /** The original specification's caps. */
 export { ORIGINAL_MAX_TOKENS } from '../../domain/advice.js';
@@ -48,12 +68,24 @@ function positiveInteger(name: string, v: unknown): number | undefined {
   return v;
 }
 
-/** Checks the options once (the wrappers call it when they are created). */
-export function validatePromptGuard(opts: PromptGuardOptions | undefined): PromptGuardOptions | undefined {
-  if (opts === undefined) return undefined;
-  if (!isObj(opts)) throw new TypeError('promptGuard must be an object');
+/** Checks the options once (the wrappers call it when they are created); `true` is ORIGINAL_PROMPT_GUARD, `false` none. */
+export function validatePromptGuard(opts: PromptGuardOptions | boolean | undefined): PromptGuardOptions | undefined {
+  if (opts === undefined || opts === false) return undefined;
+  if (opts === true) return ORIGINAL_PROMPT_GUARD;
+  if (!isObj(opts)) throw new TypeError(`promptGuard must be true (the original's rules) or an object, got ${String(opts)}`);
   positiveInteger('defaultMaxTokens', opts.defaultMaxTokens);
   positiveInteger('maxPromptChars', opts.maxPromptChars);
+  if (opts.truncationMarker !== undefined && (typeof opts.truncationMarker !== 'string' || opts.truncationMarker.length > 100)) {
+    throw new TypeError(`promptGuard.truncationMarker must be a string of at most 100 characters, got ${String(opts.truncationMarker)}`);
+  }
+  if (opts.maxTokensByKeyword !== undefined) {
+    const list: unknown = opts.maxTokensByKeyword;
+    if (!Array.isArray(list)) throw new TypeError('promptGuard.maxTokensByKeyword must be a list of [keyword, cap] pairs');
+    for (const [i, pair] of list.entries()) {
+      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || pair[0] === '') throw new TypeError(`promptGuard.maxTokensByKeyword[${i}] must be [keyword, cap] with a non-empty keyword`);
+      positiveInteger(`maxTokensByKeyword[${i}] cap`, pair[1]);
+    }
+  }
   if (opts.maxTokensByTaskType !== undefined) {
     if (!isObj(opts.maxTokensByTaskType)) throw new TypeError('promptGuard.maxTokensByTaskType must be an object of task type -> cap');
     for (const [k, v] of Object.entries(opts.maxTokensByTaskType)) positiveInteger(`maxTokensByTaskType.${k}`, v);
@@ -80,8 +112,17 @@ export function applyPromptGuard(api: Api, body: unknown, taskType: string, opts
   if (!isObj(body)) return { body, change: undefined };
   let out: Obj = body;
   const change: PromptGuardChange = {};
-  const cap = capFor(opts, taskType);
-  if (cap !== undefined) {
+  // Cut first: the original looks for its keywords in the prompt it sends.
+  if (opts.maxPromptChars !== undefined) {
+    const cut = truncatePrompt(api, out, opts.maxPromptChars, opts.truncationMarker ?? '');
+    if (cut) {
+      out = cut.body;
+      change.truncatedChars = cut.truncatedChars;
+    }
+  }
+  const caps = [capFor(opts, taskType), keywordCap(api, out, opts.maxTokensByKeyword)].filter((c): c is number => c !== undefined);
+  if (caps.length > 0) {
+    const cap = Math.min(...caps);
     const field = maxTokensField(api, body);
     const current = body[field];
     if (typeof current !== 'number' || current > cap) {
@@ -90,14 +131,17 @@ export function applyPromptGuard(api: Api, body: unknown, taskType: string, opts
       change.maxTokensCappedTo = cap;
     }
   }
-  if (opts.maxPromptChars !== undefined) {
-    const cut = truncatePrompt(api, out, opts.maxPromptChars);
-    if (cut) {
-      out = cut.body;
-      change.truncatedChars = cut.truncatedChars;
-    }
-  }
   return out === body ? { body, change: undefined } : { body: out, change };
+}
+
+/** The cap of the first keyword the lower-cased prompt contains, if any. */
+function keywordCap(api: Api, body: Obj, pairs: PromptGuardOptions['maxTokensByKeyword']): number | undefined {
+  if (!pairs || pairs.length === 0) return undefined;
+  const prompt = promptSlots(api, body)
+    .map((s) => s.text)
+    .join('\n')
+    .toLowerCase();
+  return pairs.find(([keyword]) => prompt.includes(keyword.toLowerCase()))?.[1];
 }
 
 interface Slot {
@@ -144,8 +188,8 @@ export function promptSlots(api: Api, body: Obj): Slot[] {
   return slots;
 }
 
-/** Cuts the prompt to `max` characters as described above; undefined when it is not longer. */
-export function truncatePrompt(api: Api, body: Obj, max: number): { body: Obj; truncatedChars: number } | undefined {
+/** Cuts the prompt to `max` characters as described above, appending `marker` to each text cut; undefined when it is not longer. */
+export function truncatePrompt(api: Api, body: Obj, max: number, marker = ''): { body: Obj; truncatedChars: number } | undefined {
   const slots = promptSlots(api, body);
   let total = 0;
   for (const s of slots) total += s.text.length;
@@ -164,7 +208,7 @@ export function truncatePrompt(api: Api, body: Obj, max: number): { body: Obj; t
     if (c >= 0xd800 && c <= 0xdbff && keep > 1) keep--;
     if (keep >= s.text.length) continue;
     const removed = s.text.length - keep;
-    setPath(out, s.path, s.text.slice(0, keep), copied);
+    setPath(out, s.path, s.text.slice(0, keep) + marker, copied);
     truncated += removed;
     excess -= removed;
   }
