@@ -60,6 +60,8 @@ async function api(opts: { api?: Partial<ApiConfig>; logLines?: string[]; linger
     : pino({ level: 'silent' });
   const config: Config = { ...stack.config, api: { ...stack.config.api, ...opts.api } };
   const rateLimitRedis = opts.sharedLimits ? createRateLimitRedis(stack.redis) : undefined;
+  // Until it is connected, requests pass uncounted (by design): count from the first one here.
+  if (rateLimitRedis && rateLimitRedis.status !== 'ready') await new Promise((r) => rateLimitRedis.once('ready', r));
   const app = buildApi({ pool: stack.pool, apiKeys: KEYS, logger, temporal: stack.client, tracker, config, metrics: stack.metrics, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
   if (rateLimitRedis) app.addHook('onClose', async () => rateLimitRedis.disconnect());
   apps.push(app);
