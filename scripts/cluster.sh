@@ -17,7 +17,8 @@
 #
 # Environment (besides DATABASE_URL, REDIS_URL, ... of scripts/lib.sh; the app database defaults to
 # costguard_cluster and the Redis prefix to costguard-cluster:, so it never mixes with `npm start`'s):
-#   COSTGUARD_CLUSTER_DIR       certificates, server config, logs, pid (default $COSTGUARD_DATA_DIR/cluster)
+#   COSTGUARD_CLUSTER_DIR       certificates, server config, logs, pid (default $COSTGUARD_CACHE_DIR/cluster:
+#                               one cluster per machine, whichever checkout started it)
 #   COSTGUARD_CLUSTER_PORT      the frontend's gRPC port (default 17233; the other services use the
 #                               ports after it: history +1, matching +2, worker +6, membership -300,
 #                               HTTP +10, Prometheus +2000)
@@ -33,7 +34,7 @@ if [[ -z "${REDIS_KEY_PREFIX:-}" ]]; then export REDIS_KEY_PREFIX=costguard-clus
 # shellcheck source=scripts/temporal-server.sh
 . "$(dirname "${BASH_SOURCE[0]}")/temporal-server.sh"
 
-: "${COSTGUARD_CLUSTER_DIR:=$COSTGUARD_DATA_DIR/cluster}"
+: "${COSTGUARD_CLUSTER_DIR:=$COSTGUARD_CACHE_DIR/cluster}"
 : "${COSTGUARD_CLUSTER_PORT:=17233}"
 : "${COSTGUARD_CLUSTER_DB:=temporal_cluster}"
 : "${COSTGUARD_CLUSTER_WORKERS:=2}"
@@ -113,9 +114,9 @@ ensure_schemas() {
     [[ "$db" == *_visibility ]] && schema=postgresql/v12/visibility
     local args=(--plugin postgres12 --endpoint "$PG_HOST" --port "$PG_PORT" --user "$PG_USER" --database "$db" --quiet)
     [[ -n "$PG_PASSWORD" ]] && args+=(--password "$PG_PASSWORD")
-    "$tool" "${args[@]}" create-database >&2 || die "temporal-sql-tool could not create database $db on $PG_HOST:$PG_PORT"
-    "$tool" "${args[@]}" setup-schema -v 0.0 >&2 || die "temporal-sql-tool setup-schema failed on $db"
-    "$tool" "${args[@]}" update-schema --schema-name "$schema" >&2 || die "temporal-sql-tool update-schema failed on $db"
+    "$tool" "${args[@]}" create-database >>"$COSTGUARD_CLUSTER_DIR/schema.log" 2>&1 || die "temporal-sql-tool could not create database $db on $PG_HOST:$PG_PORT (see $COSTGUARD_CLUSTER_DIR/schema.log)"
+    "$tool" "${args[@]}" setup-schema -v 0.0 >>"$COSTGUARD_CLUSTER_DIR/schema.log" 2>&1 || die "temporal-sql-tool setup-schema failed on $db (see $COSTGUARD_CLUSTER_DIR/schema.log)"
+    "$tool" "${args[@]}" update-schema --schema-name "$schema" >>"$COSTGUARD_CLUSTER_DIR/schema.log" 2>&1 || die "temporal-sql-tool update-schema failed on $db (see $COSTGUARD_CLUSTER_DIR/schema.log)"
   done
 }
 
