@@ -325,11 +325,13 @@ up() {
   export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:8233}"
   log "running database migrations (costguard migrate)..."
   node dist/src/cli/main.js migrate >&2 || die "migrations failed; DATABASE_URL=$DATABASE_URL"
-  local logs="$COSTGUARD_CLUSTER_DIR/logs"
+  local logs="$COSTGUARD_CLUSTER_DIR/logs" processes="$COSTGUARD_CLUSTER_DIR/processes"
   mkdir -p "$logs"
+  : >"$processes" # name pid [url], for bench/cluster-check.ts
   for ((i = 1; i <= COSTGUARD_CLUSTER_WORKERS; i++)); do
     METRICS_PORT=$((19463 + i)) LOG_FORMAT=json node dist/src/cli/main.js start --no-api >>"$logs/worker-$i.log" 2>&1 &
     APP_PIDS+=($!)
+    echo "worker-$i $!" >>"$processes"
     log "worker $i: pid $!, metrics http://127.0.0.1:$((19463 + i))/metrics, log $logs/worker-$i.log"
   done
   for ((i = 1; i <= COSTGUARD_CLUSTER_APIS; i++)); do
@@ -342,6 +344,7 @@ up() {
       kill -0 "${APP_PIDS[-1]}" 2>/dev/null || { tail -n 20 "$logs/api-$i.log" >&2; die "API $i exited during startup (see $logs/api-$i.log)"; }
       sleep 1
     done
+    echo "api-$i ${APP_PIDS[-1]} http://127.0.0.1:$port" >>"$processes"
     log "API $i: pid ${APP_PIDS[-1]}, http://127.0.0.1:$port, log $logs/api-$i.log"
   done
   log "Cost Guard runs on the cluster: ${COSTGUARD_CLUSTER_WORKERS} workers, ${COSTGUARD_CLUSTER_APIS} APIs; API key in $COSTGUARD_DATA_DIR/api-key unless API_KEYS is set. Ctrl-C stops everything."

@@ -268,6 +268,8 @@ export function defaultTemporalUiUrl(address: string): string {
   return `http://${address.slice(0, i)}:${Number(address.slice(i + 1)) + 1000}`;
 }
 
+const unsetIfEmpty = <T extends string>(v: T | undefined): Exclude<T, ''> | undefined => (v === '' || v === undefined ? undefined : (v as Exclude<T, ''>));
+
 const port = z.coerce.number({ error: 'expected a port number' }).int('expected a whole port number').min(1).max(65535);
 
 export const envSchema = z.object({
@@ -277,14 +279,15 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default(DEFAULTS.temporalAddress),
   TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULTS.temporalNamespace),
   // Secure connections, under the names Temporal's own clients read (the CLI, the SDKs' env config).
+  // Empty means unset, so a deployment can pass them through whether or not it uses TLS.
   /** true/false; default on when any TLS file, a server name or an API key is given. */
-  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0'], { error: 'expected true or false' }).optional(),
-  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
-  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
-  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
-  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0', ''], { error: 'expected true or false' }).optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional().transform(unsetIfEmpty),
   /** A Temporal Cloud style API key, sent as `Authorization: Bearer` on every call (implies TLS). */
-  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().optional().transform(unsetIfEmpty),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
   /** Alert workflows and their deliveries; default `<TEMPORAL_TASK_QUEUE>-alerts`. */
   TEMPORAL_ALERT_TASK_QUEUE: z.string().min(1).optional(),

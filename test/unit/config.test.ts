@@ -192,9 +192,12 @@ describe('loadConfig: the Temporal connection (TLS, API key)', () => {
     expect(configError({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/c.pem' })).toContain('TEMPORAL_TLS_CLIENT_KEY_PATH = (missing): a client certificate and its key go together');
     expect(configError({ TEMPORAL_TLS_CLIENT_KEY_PATH: '/k.pem' })).toContain('TEMPORAL_TLS_CLIENT_CERT_PATH = (missing)');
     expect(configError({ TEMPORAL_TLS: 'false', TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/ca.pem' })).toContain('TEMPORAL_TLS = "false": TLS is turned off, yet a TLS setting is given');
-    const message = configError({ TEMPORAL_TLS: 'maybe', TEMPORAL_API_KEY: '' });
-    expect(message).toContain('TEMPORAL_TLS = "maybe": expected true or false');
-    expect(message).toContain('TEMPORAL_API_KEY = (redacted)');
+    expect(configError({ TEMPORAL_TLS: 'maybe' })).toContain('TEMPORAL_TLS = "maybe": expected true or false');
+    expect(configError({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/c.pem', TEMPORAL_API_KEY: 'secret-key-0123456789' })).not.toContain('secret-key-0123456789');
+  });
+
+  it('empty variables mean unset (a deployment passes them through with or without TLS)', () => {
+    expect(loadConfig({ TEMPORAL_TLS: '', TEMPORAL_TLS_SERVER_CA_CERT_PATH: '', TEMPORAL_TLS_CLIENT_CERT_PATH: '', TEMPORAL_TLS_CLIENT_KEY_PATH: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '' }).temporal).toMatchObject({ tls: null, apiKey: null });
   });
 });
 

@@ -59,7 +59,7 @@ export async function clusterNamespace(): Promise<ClusterNamespace> {
   const namespace = `costguard-test-${randomBytes(4).toString('hex')}`;
   const connectionEnv = { ...clusterConnectionEnv(), TEMPORAL_NAMESPACE: namespace };
   const temporal: Config['temporal'] = loadConfig(connectionEnv).temporal;
-  const admin = await connectTemporalClient(temporal, { connectTimeoutMs: 10_000 });
+  const admin = await connectTemporalClient(temporal, { connectTimeoutMs: 30_000 });
   await admin.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
   // Every frontend learns of a new namespace on its next cache refresh (2 s by default).
   await until(`namespace ${namespace} on the frontend`, () => new Client({ connection: admin, namespace }).workflow.count(''));
