@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const pending: Promise<void>[] = [];
   const total = rate * durationSec;
   const tickMs = 200;
-  const perTick = (rate * tickMs) / 1000;
+  const perTick = Math.round((rate * tickMs) / 1000);
   let sent = 0;
   let request = 0;
   let killed: string | undefined;
@@ -70,7 +70,9 @@ async function main(): Promise<void> {
   process.stderr.write(`cluster check ${tag}: ${fmt(users)} users, ${rate} events/s for ${durationSec} s over ${apis.length} APIs, ${workers.length} workers\n`);
   for (let tick = 0; sent < total; tick++) {
     const byUser = new Map<number, Record<string, unknown>[]>();
-    for (let k = 0; k < perTick && sent < total; k++, sent++) {
+    // What is due by now (a late tick catches up), in per-user batches as CostTracker would send them.
+    const due = Math.min(total, Math.max(sent + perTick, Math.floor(((Date.now() - t0) / 1000) * rate)));
+    for (; sent < due; sent++) {
       const user = (sent * 7919) % users;
       byUser.set(user, [...(byUser.get(user) ?? []), eventOf(tag, sent, user)]);
     }
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
   }
   await Promise.all(pending);
   const loadSec = (Date.now() - t0) / 1000;
-  const cpu = Object.fromEntries(measured.map((p) => [p.name, +(processCpuSec(p.pid) - cpuBefore.get(p.name)!).toFixed(1)]));
+  const cpu = Object.fromEntries(measured.map((p) => [p.name, p.name === killed ? 'killed' : +(processCpuSec(p.pid) - cpuBefore.get(p.name)!).toFixed(1)]));
   process.stderr.write(`  load done in ${loadSec.toFixed(1)} s; responses ${JSON.stringify(Object.fromEntries(statuses))}; waiting for the ledger\n`);
 
   const inLedger = async () => Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM usage_ledger WHERE request_id LIKE $1', [`${tag}-%`])).rows[0]!.n);

@@ -299,60 +299,98 @@ bring_up_server() {
   ensure_namespace
 }
 
-APP_PIDS=()
+# The app processes: name -> pid, and how to start each (its port settings).
+declare -A APP_PID=() APP_ENV=() APP_ARGS=() APP_STARTED=()
+APP_NAMES=()
+PROCESSES_FILE="$COSTGUARD_CLUSTER_DIR/processes" # name pid [url], for bench/cluster-check.ts
+
+write_processes() {
+  local name url
+  : >"$PROCESSES_FILE"
+  for name in "${APP_NAMES[@]}"; do
+    url=""
+    [[ "$name" == api-* ]] && url=" http://127.0.0.1:${APP_ENV[$name]#API_PORT=}"
+    echo "$name ${APP_PID[$name]}$url" >>"$PROCESSES_FILE"
+  done
+}
+
+# start_app NAME ENV ARGS: one `costguard start` process, logging JSON to logs/NAME.log.
+start_app() {
+  local name="$1"
+  APP_ENV[$name]="$2" APP_ARGS[$name]="$3"
+  # shellcheck disable=SC2086
+  env ${APP_ENV[$name]} LOG_FORMAT=json node dist/src/cli/main.js start ${APP_ARGS[$name]} >>"$COSTGUARD_CLUSTER_DIR/logs/$name.log" 2>&1 &
+  APP_PID[$name]=$!
+  APP_STARTED[$name]=$SECONDS
+  write_processes
+}
+
 stop_all() {
-  local pid i
+  local name i alive
   trap - INT TERM HUP
-  for pid in "${APP_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for name in "${APP_NAMES[@]}"; do kill -TERM "${APP_PID[$name]}" 2>/dev/null || true; done
   for ((i = 0; i < 30; i++)); do
-    local alive=0
-    for pid in "${APP_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    alive=0
+    for name in "${APP_NAMES[@]}"; do kill -0 "${APP_PID[$name]}" 2>/dev/null && alive=1; done
     ((alive)) || break
     sleep 1
   done
-  for pid in "${APP_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for name in "${APP_NAMES[@]}"; do kill -KILL "${APP_PID[$name]}" 2>/dev/null || true; done
   [[ -n "${SERVER_STARTED:-}" ]] && stop_server
-  exit 0
+  exit "${1:-0}"
 }
 
 up() {
-  local i port
+  local i j port name
   costguard_setup
   start_server
   trap stop_all INT TERM HUP
   ensure_namespace
   eval "$(cluster_env)"
+  # No Web UI is built here: see README "Deployment" for pointing one at the cluster.
   export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://127.0.0.1:8233}"
+  # A request log line per call costs CPU that two cores need for the load: warnings and errors only.
+  export LOG_LEVEL="${LOG_LEVEL:-warn}"
   log "running database migrations (costguard migrate)..."
   node dist/src/cli/main.js migrate >&2 || die "migrations failed; DATABASE_URL=$DATABASE_URL"
-  local logs="$COSTGUARD_CLUSTER_DIR/logs" processes="$COSTGUARD_CLUSTER_DIR/processes"
-  mkdir -p "$logs"
-  : >"$processes" # name pid [url], for bench/cluster-check.ts
+  mkdir -p "$COSTGUARD_CLUSTER_DIR/logs"
   for ((i = 1; i <= COSTGUARD_CLUSTER_WORKERS; i++)); do
-    METRICS_PORT=$((19463 + i)) LOG_FORMAT=json node dist/src/cli/main.js start --no-api >>"$logs/worker-$i.log" 2>&1 &
-    APP_PIDS+=($!)
-    echo "worker-$i $!" >>"$processes"
-    log "worker $i: pid $!, metrics http://127.0.0.1:$((19463 + i))/metrics, log $logs/worker-$i.log"
+    name="worker-$i"
+    APP_NAMES+=("$name")
+    start_app "$name" "METRICS_PORT=$((19463 + i))" "--no-api"
+    log "$name: pid ${APP_PID[$name]}, metrics http://127.0.0.1:$((19463 + i))/metrics, log $COSTGUARD_CLUSTER_DIR/logs/$name.log"
   done
   for ((i = 1; i <= COSTGUARD_CLUSTER_APIS; i++)); do
+    name="api-$i"
     port=$((COSTGUARD_CLUSTER_API_PORT + i - 1))
-    API_PORT=$port LOG_FORMAT=json node dist/src/cli/main.js start --no-worker >>"$logs/api-$i.log" 2>&1 &
-    APP_PIDS+=($!)
+    APP_NAMES+=("$name")
+    start_app "$name" "API_PORT=$port" "--no-worker"
     # One at a time: the first creates the API key file the others read.
-    for ((j = 0; j < 60; j++)); do
+    for ((j = 0; j < 120; j++)); do
       curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break
-      kill -0 "${APP_PIDS[-1]}" 2>/dev/null || { tail -n 20 "$logs/api-$i.log" >&2; die "API $i exited during startup (see $logs/api-$i.log)"; }
+      kill -0 "${APP_PID[$name]}" 2>/dev/null || { tail -n 20 "$COSTGUARD_CLUSTER_DIR/logs/$name.log" >&2; warn "$name exited during startup"; stop_all 1; }
       sleep 1
     done
-    echo "api-$i ${APP_PIDS[-1]} http://127.0.0.1:$port" >>"$processes"
-    log "API $i: pid ${APP_PIDS[-1]}, http://127.0.0.1:$port, log $logs/api-$i.log"
+    log "$name: pid ${APP_PID[$name]}, http://127.0.0.1:$port, log $COSTGUARD_CLUSTER_DIR/logs/$name.log"
   done
-  log "Cost Guard runs on the cluster: ${COSTGUARD_CLUSTER_WORKERS} workers, ${COSTGUARD_CLUSTER_APIS} APIs; API key in $COSTGUARD_DATA_DIR/api-key unless API_KEYS is set. Ctrl-C stops everything."
+  log "Cost Guard runs on the cluster: $COSTGUARD_CLUSTER_WORKERS workers, $COSTGUARD_CLUSTER_APIS APIs; API key in $COSTGUARD_DATA_DIR/api-key unless API_KEYS is set. Ctrl-C stops everything."
   log "to use the Temporal CLI against it: eval \"\$(bash scripts/cluster.sh env)\"; \"$TEMPORAL_CLI_PATH\" workflow list"
-  # Any app process exiting is the end of the run (as with npm start).
-  wait -n "${APP_PIDS[@]}" || true
-  warn "a Cost Guard process exited; stopping the rest"
-  stop_all
+  # Like an orchestrator: a process that dies (a crash, kill -9) is started again; one that dies
+  # within 10 s of its start is broken, not unlucky, and ends the run.
+  while true; do
+    wait -n || true
+    for name in "${APP_NAMES[@]}"; do
+      kill -0 "${APP_PID[$name]}" 2>/dev/null && continue
+      if ((SECONDS - APP_STARTED[$name] < 10)); then
+        tail -n 20 "$COSTGUARD_CLUSTER_DIR/logs/$name.log" >&2 || true
+        warn "$name exited within 10 s of starting; stopping everything"
+        stop_all 1
+      fi
+      warn "$name (pid ${APP_PID[$name]}) exited; starting it again"
+      start_app "$name" "${APP_ENV[$name]}" "${APP_ARGS[$name]}"
+      log "$name: pid ${APP_PID[$name]}"
+    done
+  done
 }
 
 # shellcheck source=scripts/setup.sh
