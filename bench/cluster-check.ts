@@ -1,7 +1,8 @@
 /**
  * The cluster check, against a running `npm run start:cluster` (scripts/cluster.sh up): USERS users
- * at RATE events/s for DURATION s, posted to every API replica in turn (per-user batches every
- * 200 ms, as CostTracker sends them); optionally SIGKILLs one worker part-way through. Then:
+ * at RATE events/s for DURATION s, posted to every API replica in turn (every 200 ms what is due,
+ * 100 events or more a request, at most 32 requests in flight); optionally SIGKILLs one worker
+ * part-way through. Then:
  *   - every request was accepted (202), and the ledger holds every event of this run exactly once
  *   - ledger = rollups (system hour rollups; every user's day rollups, calls and cost)
  *   - the system budget workflow's day spend = the ledger; each user's live status = its ledger
@@ -68,23 +69,35 @@ async function main(): Promise<void> {
   let killed: string | undefined;
   const t0 = Date.now();
   process.stderr.write(`cluster check ${tag}: ${fmt(users)} users, ${rate} events/s for ${durationSec} s over ${apis.length} APIs, ${workers.length} workers\n`);
+  // A gateway's client: what is due by now (a late tick catches up), in requests of at most
+  // BATCH_EVENTS events over any users, round-robin over the APIs, at most MAX_IN_FLIGHT at once
+  // (beyond that, events wait and go in larger requests: backpressure, never a burst).
+  const BATCH_EVENTS = 100;
+  const MAX_IN_FLIGHT = 32;
+  let inFlight = 0;
+  let events = 0;
+  const eventsPerStatus = new Map<number, number>();
   for (let tick = 0; sent < total; tick++) {
-    const byUser = new Map<number, Record<string, unknown>[]>();
-    // What is due by now (a late tick catches up), in per-user batches as CostTracker would send them.
     const due = Math.min(total, Math.max(sent + perTick, Math.floor(((Date.now() - t0) / 1000) * rate)));
-    for (; sent < due; sent++) {
-      const user = (sent * 7919) % users;
-      byUser.set(user, [...(byUser.get(user) ?? []), eventOf(tag, sent, user)]);
-    }
-    for (const batch of byUser.values()) {
+    while (sent < due && inFlight < MAX_IN_FLIGHT) {
+      const batch: Record<string, unknown>[] = [];
+      const size = Math.max(BATCH_EVENTS, Math.ceil((due - sent) / (MAX_IN_FLIGHT - inFlight)));
+      for (; sent < due && batch.length < size; sent++) batch.push(eventOf(tag, sent, (sent * 7919) % users));
       const api = apis[request++ % apis.length]!;
+      inFlight++;
+      events += batch.length;
+      const count = (status: number) => {
+        inFlight--;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        eventsPerStatus.set(status, (eventsPerStatus.get(status) ?? 0) + batch.length);
+      };
       pending.push(
         fetch(`${api.url}/v1/usage`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify(batch) }).then(
           async (res) => {
             await res.arrayBuffer();
-            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+            count(res.status);
           },
-          () => void statuses.set(0, (statuses.get(0) ?? 0) + 1),
+          () => count(0),
         ),
       );
     }
@@ -93,7 +106,7 @@ async function main(): Promise<void> {
       killed = workers[0].name;
       process.stderr.write(`  t=${((Date.now() - t0) / 1000).toFixed(1)} s: SIGKILL ${killed} (pid ${workers[0].pid})\n`);
     }
-    if (tick % 25 === 0) process.stderr.write(`  t=${((Date.now() - t0) / 1000).toFixed(0)} s: ${fmt(sent)} events sent\n`);
+    if (tick % 25 === 0) process.stderr.write(`  t=${((Date.now() - t0) / 1000).toFixed(0)} s: ${fmt(sent)} events sent, ${inFlight} requests in flight\n`);
     const next = t0 + (tick + 1) * tickMs;
     await sleep(Math.max(0, next - Date.now()));
   }
@@ -145,6 +158,8 @@ async function main(): Promise<void> {
     loadSec: +loadSec.toFixed(1),
     acceptedPerSec: +(total / loadSec).toFixed(1),
     responses: Object.fromEntries(statuses),
+    eventsByStatus: Object.fromEntries(eventsPerStatus),
+    events,
     killed: killed ?? null,
     ledgerRowsOfThisRun: ledgerRows,
     drainSec: +drainSec.toFixed(1),
