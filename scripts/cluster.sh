@@ -28,6 +28,15 @@
 #   COSTGUARD_CLUSTER_API_PORT  the first API's port (default 18080; the next ones count up)
 #   TEMPORAL_SERVER_BUILD=0     fail instead of building a missing temporal-server
 
+# `up` dies with its parent: npm killed alone does not pass the signal on, and the workers and APIs
+# must not outlive it (the same parent-death signal as scripts/run.sh; HUP runs the cleanup below).
+if [[ "${1:-up}" == up && -z "${COSTGUARD_CLUSTER_PDEATHSIG:-}" ]] && command -v setpriv >/dev/null 2>&1 &&
+  setpriv --pdeathsig HUP -- true >/dev/null 2>&1; then
+  export COSTGUARD_CLUSTER_PDEATHSIG=1
+  exec setpriv --pdeathsig HUP -- "$BASH" "${BASH_SOURCE[0]}" "$@"
+fi
+unset COSTGUARD_CLUSTER_PDEATHSIG
+
 if [[ -z "${DATABASE_URL:-}" ]]; then export DATABASE_URL=postgres://postgres@127.0.0.1:5432/costguard_cluster; fi
 if [[ -z "${REDIS_KEY_PREFIX:-}" ]]; then export REDIS_KEY_PREFIX=costguard-cluster:; fi
 
