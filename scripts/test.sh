@@ -34,4 +34,28 @@ step "import cycles" npx --no -- depcruise --config .dependency-cruiser.mjs src 
 step "typecheck" npx --no -- tsc --noEmit
 step "build" npm run build
 step "tests" npx --no -- vitest run "$@"
+
+# The cluster leg (whole-suite runs only): the budget integration file and the TLS refusal checks
+# against the production-shaped cluster (scripts/cluster.sh: 16 shards, PostgreSQL, mTLS), with the
+# temporal-server binary built once into the cache. A missing binary that cannot be built fails the
+# run; COSTGUARD_TEST_CLUSTER=0 turns the leg off (say so where you do it).
+cluster_leg() {
+  local envs rc=0 started=1 pid_file="${COSTGUARD_CLUSTER_DIR:-$COSTGUARD_CACHE_DIR/cluster}/temporal-server.pid"
+  if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then started=0; fi
+  envs="$(bash scripts/cluster.sh server)" || return 1
+  (
+    eval "$envs"
+    COSTGUARD_TEST_TEMPORAL=cluster npx --no -- vitest run --project integration test/integration/cluster-tls.test.ts test/integration/budget.test.ts
+  ) || rc=$?
+  # Leave a cluster someone else started running; stop the one we started.
+  if ((started)); then bash scripts/cluster.sh down || true; fi
+  return "$rc"
+}
+if (($# == 0)); then
+  if [[ "${COSTGUARD_TEST_CLUSTER:-1}" == 0 ]]; then
+    log "COSTGUARD_TEST_CLUSTER=0: the cluster leg is OFF (nothing was run against the mTLS cluster)"
+  else
+    step "cluster" cluster_leg
+  fi
+fi
 log "all checks passed"

@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import type { CostTracker } from '../client/cost-tracker.js';
 import type { Config } from '../config/index.js';
@@ -20,10 +21,12 @@ export interface ApiDeps {
   metrics: CostGuardMetrics;
   /** The Redis real-time view the ledger activity writes; summaries read their last hour from it (none: `recent` is null). */
   realtime?: RealtimeView;
+  /** Where rate-limit counters live, shared by every API replica (createRateLimitRedis); absent: in this process's memory. */
+  rateLimitRedis?: Redis;
   /** Injected for tests; default Date.now and randomUUID. */
   clock?: () => number;
   generateId?: () => string;
 }
 
 /** What each route plugin is given: the dependencies, with the clock and id generator resolved. */
-export type RouteDeps = Omit<ApiDeps, 'clock' | 'generateId' | 'apiKeys' | 'logger'> & { clock: () => number; generateId: () => string };
+export type RouteDeps = Omit<ApiDeps, 'clock' | 'generateId' | 'apiKeys' | 'logger' | 'rateLimitRedis'> & { clock: () => number; generateId: () => string };

@@ -22,6 +22,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { hasZodFastifySchemaValidationErrors, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ApiConfig } from '../config/index.js';
 import { CostGuardError, ValidationError } from '../domain/errors.js';
+import { rateLimitStoreOptions } from '../redis/rate-limit.js';
 import type { ApiDeps, RouteDeps } from './deps.js';
 import { ApiError, clientErrorBody, clip, codeOfStatus, sendApiError, sendError, writeClientError } from './errors.js';
 import { MAX_JSON_DEPTH, jsonNestingDepth } from './json-depth.js';
@@ -173,9 +174,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     });
   });
 
-  // @fastify/rate-limit's in-memory store, applied by hand after authentication (below), keyed by the
-  // key's id (a hash: never the key) with a budget by the key's scope.
-  void app.register(rateLimit, { global: false });
+  // @fastify/rate-limit, applied by hand after authentication (below), keyed by the key's id (a hash:
+  // never the key) with a budget by the key's scope; in Redis when given, so replicas share one count.
+  void app.register(rateLimit, { global: false, ...(deps.rateLimitRedis ? rateLimitStoreOptions(deps.rateLimitRedis, deps.config.redis.keyPrefix) : {}) });
   let checkRateLimit: ReturnType<FastifyInstance['createRateLimit']> | undefined;
   const warnedUntil = new Map<string, number>();
 

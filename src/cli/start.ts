@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type Config, ConfigError } from '../config/index.js';
@@ -10,6 +10,8 @@ import { startBanner } from './banner.js';
 import { createMetrics } from '../metrics/index.js';
 import { type MetricsServer, startMetricsServer } from '../metrics/server.js';
 import { createPricingEngine } from '../pricing/index.js';
+import { createRateLimitRedis } from '../redis/rate-limit.js';
+import { connectTemporalClient } from '../temporal/connection.js';
 import { ensureReportSchedules } from '../temporal/schedules.js';
 import { registerSearchAttributes } from '../temporal/search-attributes.js';
 import { BUDGET_WORKFLOW_TYPE, budgetWorkflowId } from '../messages.js';
@@ -45,7 +47,7 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
   redis.on('error', (err) => logger.warn({ err: err.message }, 'Redis connection error'));
   await redis.connect();
   const pricing = createPricingEngine(config);
-  const temporalConnection = await Connection.connect({ address: config.temporal.address });
+  const temporalConnection = await connectTemporalClient(config.temporal);
   const temporal = new Client({ connection: temporalConnection, namespace: config.temporal.namespace });
   const added = await registerSearchAttributes(temporal, config.temporal.namespace);
   if (added.length > 0) logger.info({ added }, 'registered search attributes');
@@ -82,13 +84,16 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
       preflight: { redis, pricing, keyPrefix: config.redis.keyPrefix, ...config.preflight, advice: config.advice, onDecision: (decision, reason) => metrics.recordPreflight(decision, reason ?? 'none') },
     });
     const realtime = createRealtimeView(redis, config.redis.keyPrefix);
-    const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics, realtime });
+    const rateLimitRedis = createRateLimitRedis(redis);
+    rateLimitRedis.on('error', () => undefined); // reported by the main connection's handler above
+    const api = buildApi({ pool, apiKeys: keys, logger, temporal, tracker, config, metrics, realtime, rateLimitRedis });
     let apiClosed: Promise<void> | undefined;
     /** Stops taking requests, then delivers every event already accepted (before the worker stops). */
     closeApi = () =>
       (apiClosed ??= (async () => {
         await api.close();
         await tracker.close();
+        rateLimitRedis.disconnect();
       })().catch((err: unknown) => logger.error({ err }, 'error while closing the API')));
     await api.listen({ host: config.api.host, port: config.api.port });
     apiBase = `http://${config.api.host}:${config.api.port}`;

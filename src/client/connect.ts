@@ -1,18 +1,15 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, type Connection } from '@temporalio/client';
 import type { Config } from '../config/index.js';
-import { UnavailableError } from '../domain/errors.js';
+import { connectTemporalClient } from '../temporal/connection.js';
 
-/** Connects a Temporal client for the CLI; an unreachable server is an UnavailableError (exit 5). */
+/**
+ * Connects a Temporal client for the CLI and for CostTracker users, with the TLS and API key of
+ * `config.temporal`; an unreachable or refusing server is an UnavailableError (exit 5) saying what to set.
+ */
 export async function connectTemporal(
   config: Pick<Config, 'temporal'>,
   opts: { connectTimeoutMs?: number } = {},
 ): Promise<{ client: Client; connection: Connection }> {
-  const { address, namespace } = config.temporal;
-  let connection: Connection;
-  try {
-    connection = await Connection.connect({ address, connectTimeout: opts.connectTimeoutMs ?? 5_000 });
-  } catch (err) {
-    throw new UnavailableError(`cannot reach Temporal at ${address}: ${(err as Error).message}`, { cause: err });
-  }
-  return { client: new Client({ connection, namespace }), connection };
+  const connection = await connectTemporalClient(config.temporal, { connectTimeoutMs: opts.connectTimeoutMs ?? 5_000 });
+  return { client: new Client({ connection, namespace: config.temporal.namespace }), connection };
 }

@@ -299,6 +299,8 @@ export function defaultTemporalUiUrl(address: string): string {
   return `http://${address.slice(0, i)}:${Number(address.slice(i + 1)) + 1000}`;
 }
 
+const unsetIfEmpty = <T extends string>(v: T | undefined): Exclude<T, ''> | undefined => (v === '' || v === undefined ? undefined : (v as Exclude<T, ''>));
+
 const port = z.coerce.number({ error: 'expected a port number' }).int('expected a whole port number').min(1).max(65535);
 
 export const envSchema = z.object({
@@ -307,6 +309,16 @@ export const envSchema = z.object({
   REDIS_KEY_PREFIX: z.string().min(1).default(DEFAULTS.redisKeyPrefix),
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default(DEFAULTS.temporalAddress),
   TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULTS.temporalNamespace),
+  // Secure connections, under the names Temporal's own clients read (the CLI, the SDKs' env config).
+  // Empty means unset, so a deployment can pass them through whether or not it uses TLS.
+  /** true/false; default on when any TLS file, a server name or an API key is given. */
+  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0', ''], { error: 'expected true or false' }).optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().optional().transform(unsetIfEmpty),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional().transform(unsetIfEmpty),
+  /** A Temporal Cloud style API key, sent as `Authorization: Bearer` on every call (implies TLS). */
+  TEMPORAL_API_KEY: z.string().optional().transform(unsetIfEmpty),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULTS.taskQueue),
   /** Alert workflows and their deliveries; default `<TEMPORAL_TASK_QUEUE>-alerts`. */
   TEMPORAL_ALERT_TASK_QUEUE: z.string().min(1).optional(),
@@ -344,7 +356,7 @@ export interface Config {
    * `taskQueue` runs the budget and report workflows; `alertTaskQueue` the alert workflows and their
    * deliveries, on a worker of their own, so ingestion load never holds a notification up.
    */
-  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string; uiUrl: string };
+  temporal: { address: string; namespace: string; taskQueue: string; alertTaskQueue: string; uiUrl: string } & TemporalSecurity;
   api: ApiConfig;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   logFormat: z.infer<typeof envSchema>['LOG_FORMAT'];
@@ -383,6 +395,13 @@ export interface CacheConfig {
   waitMs: number;
   /** Answers larger than this (bytes) are not stored. */
   maxEntryBytes: number;
+}
+
+/** How Cost Guard's processes authenticate to Temporal (TEMPORAL_TLS* and TEMPORAL_API_KEY). */
+export interface TemporalSecurity {
+  /** null: a plain connection. Paths are read when connecting. */
+  tls: { serverCaCertPath?: string; clientCertPath?: string; clientKeyPath?: string; serverName?: string } | null;
+  apiKey: string | null;
 }
 
 /** The HTTP API: where it listens, its keys and its abuse limits (`api:` in the file, API_* variables). */
@@ -531,6 +550,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       alertTaskQueue: e.TEMPORAL_ALERT_TASK_QUEUE ?? `${e.TEMPORAL_TASK_QUEUE}-alerts`,
       uiUrl: e.TEMPORAL_UI_URL ?? defaultTemporalUiUrl(e.TEMPORAL_ADDRESS),
+      ...temporalSecurity(e),
     },
     api: {
       host: e.API_HOST,
@@ -560,6 +580,31 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metrics: { host: e.METRICS_HOST, port: e.METRICS_PORT, ...file.metrics },
     otel: file.otel,
   };
+}
+
+/**
+ * TLS is on when asked for, or when anything only TLS uses is given (a Temporal Cloud API key travels
+ * over TLS only). A certificate needs its key and the other way round; TLS files with TEMPORAL_TLS=false
+ * contradict each other. Both are refused rather than guessed.
+ */
+function temporalSecurity(e: z.infer<typeof envSchema>): TemporalSecurity {
+  const files = {
+    ...(e.TEMPORAL_TLS_SERVER_CA_CERT_PATH ? { serverCaCertPath: e.TEMPORAL_TLS_SERVER_CA_CERT_PATH } : {}),
+    ...(e.TEMPORAL_TLS_CLIENT_CERT_PATH ? { clientCertPath: e.TEMPORAL_TLS_CLIENT_CERT_PATH } : {}),
+    ...(e.TEMPORAL_TLS_CLIENT_KEY_PATH ? { clientKeyPath: e.TEMPORAL_TLS_CLIENT_KEY_PATH } : {}),
+    ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverName: e.TEMPORAL_TLS_SERVER_NAME } : {}),
+  };
+  const problems: string[] = [];
+  if (!!files.clientCertPath !== !!files.clientKeyPath) {
+    problems.push(`  ${files.clientCertPath ? 'TEMPORAL_TLS_CLIENT_KEY_PATH' : 'TEMPORAL_TLS_CLIENT_CERT_PATH'} = (missing): a client certificate and its key go together (mTLS needs both)`);
+  }
+  const explicit = e.TEMPORAL_TLS === undefined ? undefined : e.TEMPORAL_TLS === 'true' || e.TEMPORAL_TLS === '1';
+  if (explicit === false && Object.keys(files).length > 0) {
+    problems.push(`  TEMPORAL_TLS = "${e.TEMPORAL_TLS}": TLS is turned off, yet ${Object.keys(files).length === 1 ? 'a TLS setting is' : 'TLS settings are'} given (unset TEMPORAL_TLS or the TEMPORAL_TLS_* variables)`);
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration in the environment:\n${problems.join('\n')}`);
+  const on = explicit ?? (Object.keys(files).length > 0 || e.TEMPORAL_API_KEY !== undefined);
+  return { tls: on ? files : null, apiKey: e.TEMPORAL_API_KEY ?? null };
 }
 
 /** API_KEYS first, then the file's `api.keys` (already checked one by one); a key in both is refused. */

@@ -7,12 +7,14 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, type State, Worker, type WorkflowBundleWithSourceMap, bundleWorkflowCode } from '@temporalio/worker';
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { createActivities } from '../../activities/index.js';
 import type { Config } from '../config/index.js';
+import { UnavailableError } from '../domain/errors.js';
+import { connectTemporalClient, explainConnectFailure, temporalConnectionOptions } from '../temporal/connection.js';
 import type { PricingEngine } from '../domain/pricing.js';
 import type { Logger } from '../lib/logger.js';
 import type { CostGuardMetrics } from '../metrics/index.js';
@@ -33,6 +35,15 @@ export interface WorkerDeps {
   client?: Client;
 }
 
+/** The worker's NativeConnection, TLS and API key included; a failure says what to set. */
+export async function connectNative(temporal: Config['temporal']): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect(temporalConnectionOptions(temporal));
+  } catch (err) {
+    throw new UnavailableError(await explainConnectFailure(temporal, err), { cause: err });
+  }
+}
+
 /** workflows/index.js next to the compiled code, or workflows/index.ts when running from source. */
 export function workflowsPath(): string {
   const js = fileURLToPath(new URL('../../workflows/index.js', import.meta.url));
@@ -40,8 +51,8 @@ export function workflowsPath(): string {
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: CostGuardWorker; connection: NativeConnection; close(): Promise<void> }> {
-  const connection = deps.connection ?? (await NativeConnection.connect({ address: deps.config.temporal.address }));
-  const clientConnection = deps.client ? null : await Connection.connect({ address: deps.config.temporal.address });
+  const connection = deps.connection ?? (await connectNative(deps.config.temporal));
+  const clientConnection = deps.client ? null : await connectTemporalClient(deps.config.temporal);
   const client = deps.client ?? new Client({ connection: clientConnection!, namespace: deps.config.temporal.namespace });
   const activities = createActivities({
     pool: deps.pool,

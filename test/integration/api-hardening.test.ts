@@ -8,6 +8,7 @@
 import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATUS_OF_CODE } from '../../src/api/errors.js';
@@ -16,6 +17,7 @@ import { buildApi } from '../../src/api/server.js';
 import { CostTracker } from '../../src/client/index.js';
 import type { ApiConfig, Config } from '../../src/config/index.js';
 import { REDACT_PATHS } from '../../src/lib/logger.js';
+import { createRateLimitRedis } from '../../src/redis/rate-limit.js';
 import { seededRandom } from '../../src/lib/random.js';
 import { eventually, type Stack, startStack } from './helpers/stack.js';
 
@@ -41,7 +43,7 @@ afterAll(async () => {
 });
 
 /** An API over the stack, as `costguard start` builds it, with the scoped keys and `api` settings changed as given. */
-async function api(opts: { api?: Partial<ApiConfig>; logLines?: string[]; lingerMs?: number } = {}): Promise<FastifyInstance> {
+async function api(opts: { api?: Partial<ApiConfig>; logLines?: string[]; lingerMs?: number; sharedLimits?: boolean } = {}): Promise<FastifyInstance> {
   const tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue, lingerMs: opts.lingerMs ?? 20 });
   trackers.push(tracker);
   const lines = opts.logLines;
@@ -57,7 +59,11 @@ async function api(opts: { api?: Partial<ApiConfig>; logLines?: string[]; linger
       )
     : pino({ level: 'silent' });
   const config: Config = { ...stack.config, api: { ...stack.config.api, ...opts.api } };
-  const app = buildApi({ pool: stack.pool, apiKeys: KEYS, logger, temporal: stack.client, tracker, config, metrics: stack.metrics });
+  const rateLimitRedis = opts.sharedLimits ? createRateLimitRedis(stack.redis) : undefined;
+  // Until it is connected, requests pass uncounted (by design): count from the first one here.
+  if (rateLimitRedis && rateLimitRedis.status !== 'ready') await new Promise((r) => rateLimitRedis.once('ready', r));
+  const app = buildApi({ pool: stack.pool, apiKeys: KEYS, logger, temporal: stack.client, tracker, config, metrics: stack.metrics, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
+  if (rateLimitRedis) app.addHook('onClose', async () => rateLimitRedis.disconnect());
   apps.push(app);
   await app.ready();
   return app;
@@ -456,6 +462,35 @@ describe('rate limits per API key', () => {
     for (const key of [READ, INGEST, ADMIN]) expect(logs).not.toContain(key); // ...never by the key
     // warned once per key and window, not once per refused request
     expect(logLines.filter((l) => l.includes('API key over its rate limit') && l.includes(apiKeyId(READ)))).toHaveLength(1);
+  });
+
+  it('counts a key once across API replicas sharing Redis (two replicas do not double its budget)', async () => {
+    const limits = { rateLimit: { windowMs: 600_000, ingest: 4, read: 3, admin: 0 } };
+    const [a, b] = [await api({ api: limits, sharedLimits: true }), await api({ api: limits, sharedLimits: true })];
+    const read = (app: FastifyInstance) => app.inject({ method: 'GET', url: '/v1/openapi.json', headers: { 'x-api-key': READ } });
+    expect([(await read(a)).statusCode, (await read(b)).statusCode, (await read(a)).statusCode]).toEqual([200, 200, 200]);
+    const limited = await read(b);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers['x-ratelimit-limit']).toBe('3');
+    // the counter lives under the stack's prefix, named by the key's hash, never the key
+    const counters = await stack.redis.keys(`${stack.redisPrefix}ratelimit:*`);
+    expect(counters.some((k) => k.includes(apiKeyId(READ)))).toBe(true);
+    expect(counters.some((k) => k.includes(READ))).toBe(false);
+    // another key (ingest) has its own budget on both replicas
+    const ingest = (app: FastifyInstance) => app.inject({ method: 'POST', url: '/v1/usage', headers: { 'x-api-key': INGEST }, payload: [] });
+    expect([(await ingest(a)).statusCode, (await ingest(b)).statusCode, (await ingest(a)).statusCode, (await ingest(b)).statusCode, (await ingest(a)).statusCode]).toEqual([400, 400, 400, 400, 429]);
+  });
+
+  it('lets requests through uncounted when the shared counters cannot be reached (Redis down is no API outage)', async () => {
+    const unreachable = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    unreachable.on('error', () => undefined);
+    const tracker = new CostTracker({ client: stack.client, taskQueue: stack.taskQueue });
+    trackers.push(tracker);
+    const app = buildApi({ pool: stack.pool, apiKeys: KEYS, logger: pino({ level: 'silent' }), temporal: stack.client, tracker, config: { ...stack.config, api: { ...stack.config.api, rateLimit: { windowMs: 600_000, ingest: 1, read: 1, admin: 0 } } }, metrics: stack.metrics, rateLimitRedis: unreachable });
+    apps.push(app);
+    await app.ready();
+    for (let i = 0; i < 3; i++) expect((await app.inject({ method: 'GET', url: '/v1/openapi.json', headers: { 'x-api-key': READ } })).statusCode).toBe(200);
+    unreachable.disconnect();
   });
 
   it('never throttles ingestion at the rate of `costguard simulate --users 1000 --rate 500` (default limits)', async () => {

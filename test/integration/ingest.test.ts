@@ -22,6 +22,7 @@ import {
 import type { BudgetStatus } from '../../src/domain/budget-status.js';
 import { recordHistory } from './helpers/histories.js';
 import { rollupMismatches } from './helpers/worker-process.js';
+import { temporalTarget } from './helpers/cluster.js';
 import { eventually, type Stack, type StackApi, startApi, startStack } from './helpers/stack.js';
 
 const KEY = 'cg_ingest_test_key_0123456789ab';
@@ -154,7 +155,8 @@ describe('the ingest tier', () => {
     expect(dead.rows[0].stage).toBe('validation');
   });
 
-  it('shards continue as new under load without losing or repeating an event; totals stay exact', async () => {
+  // Needs the dev server's suggestContinueAsNew=60 (temporalArgs), which the cluster's own dynamic config does not set.
+  it.skipIf(temporalTarget() === 'cluster')('shards continue as new under load without losing or repeating an event; totals stay exact', async () => {
     const users = Array.from({ length: 40 }, (_, i) => `can-${i}`);
     const firstRuns = await Promise.all([0, 1].map(async (n) => (await stack.client.workflow.getHandle(ingestWorkflowId(n)).describe()).runId));
     const receipts = [];

@@ -166,6 +166,41 @@ describe('loadConfig: the environment', () => {
   });
 });
 
+describe('loadConfig: the Temporal connection (TLS, API key)', () => {
+  it('is plain by default', () => {
+    expect(loadConfig({}).temporal).toMatchObject({ tls: null, apiKey: null });
+  });
+
+  it('turns TLS on with a CA, a client certificate and key and a server name (mTLS)', () => {
+    const t = loadConfig({
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/certs/ca.pem',
+      TEMPORAL_TLS_CLIENT_CERT_PATH: '/certs/client.pem',
+      TEMPORAL_TLS_CLIENT_KEY_PATH: '/certs/client-key.pem',
+      TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+    }).temporal;
+    expect(t.tls).toEqual({ serverCaCertPath: '/certs/ca.pem', clientCertPath: '/certs/client.pem', clientKeyPath: '/certs/client-key.pem', serverName: 'temporal.internal' });
+    expect(t.apiKey).toBeNull();
+  });
+
+  it('an API key (Temporal Cloud) turns TLS on with the system CAs; TEMPORAL_TLS=true alone does too', () => {
+    expect(loadConfig({ TEMPORAL_API_KEY: 'tc-key-0123456789' }).temporal).toMatchObject({ tls: {}, apiKey: 'tc-key-0123456789' });
+    expect(loadConfig({ TEMPORAL_TLS: 'true' }).temporal.tls).toEqual({});
+    expect(loadConfig({ TEMPORAL_API_KEY: 'k', TEMPORAL_TLS: 'false' }).temporal.tls).toBeNull();
+  });
+
+  it('refuses a certificate without its key, TLS files with TEMPORAL_TLS=false, and never echoes the API key', () => {
+    expect(configError({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/c.pem' })).toContain('TEMPORAL_TLS_CLIENT_KEY_PATH = (missing): a client certificate and its key go together');
+    expect(configError({ TEMPORAL_TLS_CLIENT_KEY_PATH: '/k.pem' })).toContain('TEMPORAL_TLS_CLIENT_CERT_PATH = (missing)');
+    expect(configError({ TEMPORAL_TLS: 'false', TEMPORAL_TLS_SERVER_CA_CERT_PATH: '/ca.pem' })).toContain('TEMPORAL_TLS = "false": TLS is turned off, yet a TLS setting is given');
+    expect(configError({ TEMPORAL_TLS: 'maybe' })).toContain('TEMPORAL_TLS = "maybe": expected true or false');
+    expect(configError({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/c.pem', TEMPORAL_API_KEY: 'secret-key-0123456789' })).not.toContain('secret-key-0123456789');
+  });
+
+  it('empty variables mean unset (a deployment passes them through with or without TLS)', () => {
+    expect(loadConfig({ TEMPORAL_TLS: '', TEMPORAL_TLS_SERVER_CA_CERT_PATH: '', TEMPORAL_TLS_CLIENT_CERT_PATH: '', TEMPORAL_TLS_CLIENT_KEY_PATH: '', TEMPORAL_TLS_SERVER_NAME: '', TEMPORAL_API_KEY: '' }).temporal).toMatchObject({ tls: null, apiKey: null });
+  });
+});
+
 describe('loadConfig: the config file', () => {
   it('refuses the removed display currency, saying amounts are shown in USD', () => {
     const path = configFile('currency: EUR\n');

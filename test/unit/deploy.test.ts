@@ -193,8 +193,8 @@ describe('docker-compose.yml', () => {
     );
     expect(config.services.worker!.command).toEqual(['start', '--no-api']);
     expect(config.services.api!.command).toEqual(['start', '--no-worker']);
-    // Images are pinned: no floating "latest".
-    for (const [name, s] of Object.entries(config.services)) if (s.image) expect(s.image, name).toMatch(/:[0-9v][\w.-]*$/);
+    // Images are pinned to exact versions: no "latest", no bare major ("postgres:16"); PostgreSQL's own are major.minor.
+    for (const [name, s] of Object.entries(config.services)) if (s.image) expect(s.image, name).toMatch(/^postgres:\d+\.\d+$|:v?\d+\.\d+\.\d+$/);
   });
 
   it('refuses to run without an API key', (ctx) => {
@@ -207,6 +207,31 @@ describe('docker-compose.yml', () => {
 
 describe('the Prometheus configuration', () => {
   const prometheusYml = read('deploy/prometheus/prometheus.yml');
+
+  /** What compose's Prometheus entrypoint writes as the scrape key for API_KEYS (its script up to the exec). */
+  function scrapeKeyFor(apiKeys: string): { status: number | null; key: string; stderr: string } {
+    const compose = parseYaml(read('docker-compose.yml')) as { services: { prometheus: { command: string[] } } };
+    const dir = mkdtempSync(join(tmpdir(), 'cg-prom-key-'));
+    const file = join(dir, 'api-key');
+    const script = compose.services.prometheus.command[0]!.replaceAll('$$', '$').replace(/exec \/bin\/prometheus[\s\S]*$/, 'true').replaceAll('/prometheus/api-key', file);
+    const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { PATH: process.env.PATH, API_KEYS: apiKeys } });
+    let key = '';
+    try {
+      key = readFileSync(file, 'utf8');
+    } catch {
+      // not written
+    }
+    return { status: r.status, key, stderr: r.stderr };
+  }
+
+  it('scrapes the API with the bare key of the first read or admin key (a "<scope>:" prefix is not part of the bearer token)', () => {
+    expect(scrapeKeyFor('ingest:cg_ingest_key_0123456789, read:cg_read_key_0123456789,admin:cg_admin_key_0123456789')).toMatchObject({ status: 0, key: 'cg_read_key_0123456789' });
+    expect(scrapeKeyFor('admin:cg_admin_key_0123456789')).toMatchObject({ status: 0, key: 'cg_admin_key_0123456789' });
+    expect(scrapeKeyFor('cg_plain_admin_key_0123456789,read:cg_read_key_0123456789')).toMatchObject({ status: 0, key: 'cg_plain_admin_key_0123456789' });
+    const none = scrapeKeyFor('ingest:cg_ingest_key_0123456789');
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toContain('no read or admin key for /metrics');
+  });
 
   it('loads the recording rules that keep the original name of the cost counter, and compose mounts them', () => {
     expect((parseYaml(prometheusYml) as { rule_files: string[] }).rule_files).toEqual(['rules.yml']);

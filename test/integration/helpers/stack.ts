@@ -1,6 +1,7 @@
 /**
- * The real stack for integration tests: a Temporal dev server, a migrated PostgreSQL database of its
- * own, a Redis key prefix of its own, and a worker running the real budget workflow and activities.
+ * The real stack for integration tests: a Temporal dev server (or, with COSTGUARD_TEST_TEMPORAL=cluster,
+ * a namespace of its own on the mTLS cluster of scripts/cluster.sh), a migrated PostgreSQL database of
+ * its own, a Redis key prefix of its own, and a worker running the real budget workflow and activities.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { createPricingEngine } from '../../../src/pricing/index.js';
 import { registerSearchAttributes } from '../../../src/temporal/search-attributes.js';
 import { type CostGuardWorker, createWorker, workflowsPath } from '../../../src/worker/index.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
+import { type ClusterNamespace, clusterNamespace, temporalTarget } from './cluster.js';
 import { startTemporal } from './temporal.js';
 
 let runtimeInstalled = false;
@@ -53,6 +55,10 @@ const redisRetry = (times: number) => Math.min(times * 50, 500);
 export interface Stack {
   env: TestWorkflowEnvironment;
   client: Client;
+  /** The dev server of this file, or a namespace of its own on the cluster. */
+  target: 'dev' | 'cluster';
+  /** False on the cluster: its dynamic config is a file of the server's, not per test. */
+  temporalArgsApplied: boolean;
   taskQueue: string;
   db: TestDatabase;
   pool: pg.Pool;
@@ -71,7 +77,7 @@ export interface Stack {
 export interface StackOptions {
   /** YAML config file content (budgets, budgetWorkflow, pricing...). */
   configYaml?: string;
-  /** Extra arguments for `temporal server start-dev` (e.g. dynamic config). */
+  /** Extra arguments for `temporal server start-dev` (e.g. dynamic config); not applied on the cluster (see `temporalArgsApplied`). */
   temporalArgs?: string[];
   /** Start without a worker (tests that run the worker in another process). */
   noWorker?: boolean;
@@ -84,7 +90,14 @@ export interface StackOptions {
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   quietTemporalRuntime();
-  const [env, db, workflowBundleBuilt] = await Promise.all([opts.temporalAddress ? TestWorkflowEnvironment.createFromExistingServer({ address: opts.temporalAddress }) : startTemporal(opts.temporalArgs), createTestDatabase(), workflowBundle()]);
+  const onCluster = !opts.temporalAddress && temporalTarget() === 'cluster';
+  const [temporal, db, workflowBundleBuilt] = await Promise.all([
+    opts.temporalAddress ? TestWorkflowEnvironment.createFromExistingServer({ address: opts.temporalAddress }) : onCluster ? clusterNamespace() : startTemporal(opts.temporalArgs),
+    createTestDatabase(),
+    workflowBundle(),
+  ]);
+  const cluster = onCluster ? (temporal as ClusterNamespace) : undefined;
+  const env = cluster ? cluster.env : (temporal as TestWorkflowEnvironment);
   const redisPrefix = `costguard-test:${randomBytes(4).toString('hex')}:`;
   const taskQueue = `costguard-test-${randomBytes(4).toString('hex')}`;
   let configPath: string | undefined;
@@ -98,6 +111,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     REDIS_URL: opts.rewriteRedisUrl ? opts.rewriteRedisUrl(redisUrl) : redisUrl,
     REDIS_KEY_PREFIX: redisPrefix,
     TEMPORAL_ADDRESS: env.address,
+    ...cluster?.connectionEnv,
     TEMPORAL_TASK_QUEUE: taskQueue,
     LOG_LEVEL: 'silent',
     ...(configPath ? { COSTGUARD_CONFIG: configPath } : {}),
@@ -109,6 +123,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const workerPool = opts.rewriteDatabaseUrl ? new pgPool({ connectionString: config.databaseUrl, max: 10 }) : db.pool;
   workerPool.on('error', () => undefined);
   await registerSearchAttributes(env.client, config.temporal.namespace);
+  if (cluster) await clusterSearchAttributesVisible(env.client, config.temporal.namespace);
   const logger = createLogger('silent');
   const pricing = createPricingEngine(config);
   const metrics = createMetrics({ config, pool: db.pool, logger });
@@ -141,6 +156,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   return {
     env,
     client: env.client,
+    target: cluster ? 'cluster' : 'dev',
+    temporalArgsApplied: !cluster,
     taskQueue,
     db,
     pool: db.pool,
@@ -153,7 +170,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     stopWorker,
     async stop() {
       await stopWorker().catch(() => undefined);
-      await env.teardown().catch(() => undefined);
+      await (cluster ? cluster.teardown() : env.teardown()).catch(() => undefined);
       const keys = await redis.keys(`${redisPrefix}*`);
       if (keys.length > 0) await redis.del(...keys);
       redis.disconnect();
@@ -161,6 +178,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await db.drop();
     },
   };
+}
+
+/** The cluster's SQL visibility maps new search attributes onto its columns: wait until they are listed. */
+async function clusterSearchAttributesVisible(client: Client, namespace: string): Promise<void> {
+  await eventually(
+    async () => Object.keys((await client.connection.operatorService.listSearchAttributes({ namespace })).customAttributes ?? {}),
+    (names) => names.includes('CostScopeKind'),
+    30_000,
+    'search attributes on the cluster',
+  );
 }
 
 /** Signals a usage batch to a scope's budget workflow, starting it if needed (as CostTracker does). */

@@ -14,6 +14,7 @@ export function stackProcessEnv(stack: Stack, env: Record<string, string> = {}):
     REDIS_URL: stack.config.redis.url,
     REDIS_KEY_PREFIX: stack.config.redis.keyPrefix,
     TEMPORAL_ADDRESS: stack.config.temporal.address,
+    TEMPORAL_NAMESPACE: stack.config.temporal.namespace,
     TEMPORAL_TASK_QUEUE: stack.taskQueue,
     LOG_LEVEL: 'silent',
     ...env,
