@@ -81,6 +81,8 @@ export async function startAll(config: Config, roles: StartRoles = { worker: tru
       taskQueue: config.temporal.taskQueue,
       ingestShards: config.ingest.shards,
       logger,
+      // This process stops the API, then closes the tracker (which flushes), on SIGINT/SIGTERM itself.
+      flushOnExit: false,
       preflight: { redis, pricing, keyPrefix: config.redis.keyPrefix, ...config.preflight, advice: config.advice, onDecision: (decision, reason) => metrics.recordPreflight(decision, reason ?? 'none') },
     });
     const realtime = createRealtimeView(redis, config.redis.keyPrefix);

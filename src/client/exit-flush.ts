@@ -52,8 +52,9 @@ function onSignal(signal: Signal): void {
   void Promise.race([flushAll(), waited]).then(() => {
     clearTimeout(timer);
     stopping = false;
-    // The default action, now that nothing is held (unless the application handles the signal).
-    if (process.listenerCount(signal) === 1) reraise(signal);
+    // The default action, now that nothing is held, unless the application handled the signal
+    // (counted when it arrived: a `process.once` handler has removed itself by now).
+    if (onlyOurs) reraise(signal);
   });
 }
 

@@ -256,7 +256,8 @@ export class Authorizer {
       const cheaper = Math.max(MIN_RESERVATION_MICRO, microUp(advice.expectedCostUsd));
       if (cheaper < amount) {
         try {
-          const second = await this.store.authorize({ scopes, amountMicro: cheaper, holdId: id, ttlMs, final: true, unpriced: false });
+          // With lease refills like the first try: the lease may hold less than the budget leaves.
+          const second = await this.reserve(scopes, cheaper, id, ttlMs, false);
           if (second.kind === 'ok') {
             return this.decided(
               { ...base, decision: 'downgrade', reason: 'cheaper_fits', holdId: id, reservedUsd: usdOf(cheaper), expiresAt: new Date(second.expiresAtMs).toISOString(), advice, scopes: second.buckets.map(remainingOf) },

@@ -313,6 +313,7 @@ describe('GET /v1/openapi.json', () => {
       '/v1/reports/{kind}/{period}',
       '/v1/reports/{kind}/{period}.html',
       '/v1/summary/{scope}',
+      '/v1/traces',
       '/v1/usage',
     ]);
     expect(Object.keys(doc.paths['/v1/budgets/{scope}']!)).toEqual(expect.arrayContaining(['get', 'put']));
